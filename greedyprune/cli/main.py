@@ -1,0 +1,80 @@
+"""``greedyprune`` console script: one sub-command per registered module.
+
+Every sub-command module exposes ``Options`` (a dataclass), ``HELP`` (one line) and ``run(options)``.
+Bad input raises :class:`greedyprune.errors.UserError`, printed here as one line with exit code 2
+(``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..errors import UserError
+from .options import add_arguments, from_namespace
+
+# name -> module (imported lazily so `greedyprune --help` stays fast)
+registered_commands = {
+    "prune": "greedyprune.cli.prune",
+    "eval": "greedyprune.cli.evaluate",
+    "info": "greedyprune.cli.info",
+    "train": "greedyprune.cli.train",
+    "analyze": "greedyprune.cli.analyze",
+    "baseline": "greedyprune.cli.baseline",
+    "demo": "greedyprune.cli.demo",
+}
+
+
+def _available() -> dict[str, object]:
+    modules = {}
+    for name, path in registered_commands.items():
+        try:
+            modules[name] = importlib.import_module(path)
+        except ModuleNotFoundError as err:
+            if err.name != path:  # a real missing dependency inside the module: surface it
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="greedyprune", description="Provable pruning by greedy forward selection.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in _available().items():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        add_arguments(command, module.Options)
+        command.set_defaults(_module=module)
+    return parser
+
+
+def _set_threads() -> None:
+    import torch
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _set_threads()
+    options = from_namespace(args._module.Options, args)
+    try:
+        args._module.run(options)
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"greedyprune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"greedyprune {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

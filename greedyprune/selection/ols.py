@@ -1,0 +1,130 @@
+"""Orthogonal least squares: greedy forward selection with all kept coefficients re-optimised.
+
+Objective (damped by a ridge ``lambda``, reported in :class:`Selection.damping`)::
+
+    Loss_lambda(g) = E - 2 b.g + g.(G + lambda I).g,   g supported on the kept set S.
+
+Step ``t`` adds the candidate ``j`` whose inclusion, after re-solving for every coefficient on
+``S + {j}``, gives the smallest loss. With ``r_S = T - P_S T`` (residual) and ``q_j = c_j - P_S c_j``
+(``c_j`` orthogonalised against the kept set), the exact decrease of the re-optimised loss is::
+
+    Delta_j = <q_j, T>^2 / ||q_j||^2 = rho_j^2 / d_j,
+    rho_j = b_j - G_jS (G_SS)^-1 b_S,     d_j = G_jj - G_jS (G_SS)^-1 G_Sj,
+
+so the greedy step is ``argmax_j rho_j^2 / d_j`` -- no per-candidate solve. After picking ``p``,
+``u = R[:, p]`` (the residual Gram column, ``R = G - V V^T``) gives ``v = u / sqrt(d_p)`` and the
+updates ``rho -= v z``, ``d -= v^2`` with ``z = rho_p / sqrt(d_p)``; ``V`` is a pivoted Cholesky
+factor (``V[S] V[S]^T = G_SS + lambda I``). This is O(N k^2) in total. The blocked variant keeps
+``R`` explicitly and refreshes it with one rank-``block`` matrix product every ``block`` picks, so
+the bulk of the work runs as GEMM (O(N^2 k) flops at GEMM speed, O(N k block) at GEMV speed).
+
+Coefficients after ``t`` picks are ``g_t = L_t^-T z_{1..t}`` with ``L = V[S]`` lower triangular;
+all prefixes come from one triangular inverse, and the *undamped* loss of each is reported:
+``Loss(g_t) = E - sum_{s<=t} z_s^2 - lambda ||g_t||^2``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Selection, relative
+
+# A candidate is redundant when its orthogonalised energy is below this fraction of its own energy.
+REDUNDANT_RTOL = 1e-10
+# Stop when no candidate can lower the loss by more than this fraction of the target energy.
+STALL_RTOL = 1e-14
+
+
+def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
+                             method: str, damping: float = 0.0, order: torch.Tensor | None = None,
+                             block: int = 64) -> Selection:
+    """Greedy OLS (``order is None``) or least-squares refit along a fixed ``order`` of candidates.
+
+    Args:
+        gram, cross, energy: float64 statistics (validated by the caller).
+        k: number of picks requested.
+        method: name recorded in the result.
+        damping: absolute ridge ``lambda`` (>= 0) added to the diagonal.
+        order: fixed candidate order (magnitude / random baselines); redundant candidates in it are
+            kept with coefficient 0 so the pick count stays ``k``.
+        block: picks between refreshes of the residual Gram (1 = unblocked, O(N k^2) GEMV path).
+    Returns:
+        :class:`Selection` with picks, coefficients ``g`` and relative errors per prefix.
+    """
+    n, device = gram.shape[0], gram.device
+    diag = gram.diagonal().clone()
+    available = diag > 0
+    residual_gram = gram.clone()
+    if damping > 0:
+        residual_gram.diagonal().add_(damping)
+    rho = cross.clone()
+    d = residual_gram.diagonal().clone()
+    factor = torch.zeros(n, k, dtype=gram.dtype, device=device)  # V, one column per informative pick
+    z = torch.zeros(k, dtype=gram.dtype, device=device)
+    picks: list[int] = []
+    informative: list[int] = []  # positions in `picks` that own a column of V
+    block_start = 0  # first column of V not yet folded into residual_gram
+    stopped = None
+    e = float(energy)
+
+    for t in range(k):
+        if order is not None:
+            p = int(order[t])
+            if not (available[p] and float(d[p] - damping) > REDUNDANT_RTOL * float(diag[p])):
+                picks.append(p)  # redundant: kept for the budget, contributes nothing
+                available[p] = False
+                continue
+        else:
+            usable = available & ((d - damping) > REDUNDANT_RTOL * diag)
+            if not bool(usable.any()):
+                stopped = f"stopped after {len(picks)} picks: every remaining candidate is redundant or zero"
+                break
+            score = torch.where(usable, rho * rho / d.clamp_min(torch.finfo(d.dtype).tiny), -1.0)
+            p = int(torch.argmax(score))
+            if float(score[p]) <= STALL_RTOL * e:
+                stopped = f"stopped after {len(picks)} picks: no remaining candidate lowers the loss (residual reached zero)"
+                break
+        col = len(informative)
+        u = residual_gram[:, p]
+        if col > block_start:
+            u = u - factor[:, block_start:col] @ factor[p, block_start:col]
+        v = u / torch.sqrt(d[p])
+        factor[:, col] = v
+        z[col] = rho[p] / torch.sqrt(d[p])
+        rho -= v * z[col]
+        d -= v * v
+        available[p] = False
+        informative.append(len(picks))
+        picks.append(p)
+        if col + 1 - block_start >= block:
+            vb = factor[:, block_start:col + 1]
+            residual_gram.addmm_(vb, vb.T, alpha=-1.0)
+            block_start = col + 1
+
+    return _finish(gram, cross, energy, picks, informative, factor, z, damping, method, stopped)
+
+
+def _finish(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, picks: list[int],
+            informative: list[int], factor: torch.Tensor, z: torch.Tensor, damping: float, method: str,
+            stopped: str | None) -> Selection:
+    """Coefficients of every prefix from one triangular inverse; exact undamped errors per prefix."""
+    device, m, r = gram.device, len(picks), len(informative)
+    indices = torch.tensor(picks, dtype=torch.long, device=device)
+    coefficients = torch.zeros(m, dtype=gram.dtype, device=device)
+    errors = torch.ones(m, dtype=gram.dtype, device=device)
+    if r:
+        info_idx = torch.tensor(informative, dtype=torch.long, device=device)
+        lower = factor[indices[info_idx], :r]  # L, lower triangular, L L^T = G_SS + lambda I
+        eye = torch.eye(r, dtype=gram.dtype, device=device)
+        upper_inv = torch.linalg.solve_triangular(lower.T, eye, upper=True)  # L^-T
+        prefix_coeffs = torch.cumsum(upper_inv * z[:r], dim=1)  # column t-1 = g after t informative picks
+        damped_loss = energy - torch.cumsum(z[:r] ** 2, dim=0)
+        loss = damped_loss - damping * (prefix_coeffs ** 2).sum(0)
+        coefficients[info_idx] = prefix_coeffs[:, -1]
+        # a redundant pick leaves the loss where the previous informative pick left it
+        which = torch.cumsum(torch.zeros(m, dtype=torch.long, device=device).index_fill_(0, info_idx, 1), 0) - 1
+        seen = which >= 0
+        errors[seen] = relative(loss, energy)[which[seen]]
+    if float(energy) == 0.0:
+        errors.zero_()
+    return Selection(indices, coefficients, errors, method, damping=damping, stopped_early=stopped)
