@@ -11,7 +11,7 @@ from .ols import orthogonal_least_squares
 
 @register("reoptimized")
 def reoptimized(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, damping: float = 0.0,
-                block: int = 64, **_: object) -> Selection:
+                block: int = 128, **_: object) -> Selection:
     """Greedy forward selection with all kept coefficients re-optimised by least squares (NeurIPS 2020)."""
     return orthogonal_least_squares(gram, cross, energy, k, method="reoptimized", damping=damping, block=block)
 

@@ -25,6 +25,8 @@ all prefixes come from one triangular inverse, and the *undamped* loss of each i
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import Selection, relative
@@ -37,7 +39,7 @@ STALL_RTOL = 1e-14
 
 def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
                              method: str, damping: float = 0.0, order: torch.Tensor | None = None,
-                             block: int = 64) -> Selection:
+                             block: int = 128) -> Selection:
     """Greedy OLS (``order is None``) or least-squares refit along a fixed ``order`` of candidates.
 
     Args:
@@ -53,52 +55,63 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
     """
     n, device = gram.shape[0], gram.device
     diag = gram.diagonal().clone()
-    available = diag > 0
     residual_gram = gram.clone()
     if damping > 0:
         residual_gram.diagonal().add_(damping)
     rho = cross.clone()
     d = residual_gram.diagonal().clone()
-    factor = torch.zeros(n, k, dtype=gram.dtype, device=device)  # V, one column per informative pick
+    # d with +inf where a candidate is picked, zero or found redundant: scores there are 0.
+    d_open = torch.where(diag > 0, d, torch.inf)
+    factor = torch.zeros(k, n, dtype=gram.dtype, device=device)  # V^T, one row per informative pick
     z = torch.zeros(k, dtype=gram.dtype, device=device)
     picks: list[int] = []
-    informative: list[int] = []  # positions in `picks` that own a column of V
-    block_start = 0  # first column of V not yet folded into residual_gram
+    informative: list[int] = []  # positions in `picks` that own a row of V^T
+    block_start = 0  # first row of V^T not yet folded into residual_gram
     stopped = None
-    e = float(energy)
+    stall = STALL_RTOL * float(energy)
 
-    for t in range(k):
+    def redundant(j: int) -> bool:
+        return not float(d[j]) - damping > REDUNDANT_RTOL * float(diag[j])
+
+    t = 0
+    while t < k:
         if order is not None:
             p = int(order[t])
-            if not (available[p] and float(d[p] - damping) > REDUNDANT_RTOL * float(diag[p])):
+            if math.isinf(float(d_open[p])) or redundant(p):
                 picks.append(p)  # redundant: kept for the budget, contributes nothing
-                available[p] = False
+                d_open[p] = torch.inf
+                t += 1
                 continue
         else:
-            usable = available & ((d - damping) > REDUNDANT_RTOL * diag)
-            if not bool(usable.any()):
-                stopped = f"stopped after {len(picks)} picks: every remaining candidate is redundant or zero"
-                break
-            score = torch.where(usable, rho * rho / d.clamp_min(torch.finfo(d.dtype).tiny), -1.0)
+            score = rho.square().div_(d_open)
             p = int(torch.argmax(score))
-            if float(score[p]) <= STALL_RTOL * e:
-                stopped = f"stopped after {len(picks)} picks: no remaining candidate lowers the loss (residual reached zero)"
+            if not float(score[p]) > stall or math.isinf(float(d_open[p])):
+                stopped = (f"stopped after {len(picks)} picks: no remaining candidate lowers the loss "
+                           "(residual reached zero, or the rest are redundant or zero)")
                 break
+            if redundant(p):  # checked lazily: only the winner can matter
+                d_open[p] = torch.inf
+                continue
         col = len(informative)
-        u = residual_gram[:, p]
+        root = float(d[p]) ** 0.5
+        v = factor[col]
+        # u = R[p] - (in-block part of V V^T)[p]; R is symmetric, and its row is contiguous
         if col > block_start:
-            u = u - factor[:, block_start:col] @ factor[p, block_start:col]
-        v = u / torch.sqrt(d[p])
-        factor[:, col] = v
-        z[col] = rho[p] / torch.sqrt(d[p])
-        rho -= v * z[col]
-        d -= v * v
-        available[p] = False
+            torch.addmv(residual_gram[p], factor[block_start:col].T, factor[block_start:col, p], alpha=-1.0, out=v)
+        else:
+            v.copy_(residual_gram[p])
+        v.div_(root)
+        z[col] = zc = float(rho[p]) / root
+        rho.sub_(v, alpha=zc)
+        d.addcmul_(v, v, value=-1.0)
+        d_open.addcmul_(v, v, value=-1.0)
+        d_open[p] = torch.inf
         informative.append(len(picks))
         picks.append(p)
+        t += 1
         if col + 1 - block_start >= block:
-            vb = factor[:, block_start:col + 1]
-            residual_gram.addmm_(vb, vb.T, alpha=-1.0)
+            vb = factor[block_start:col + 1]
+            residual_gram.addmm_(vb.T, vb, alpha=-1.0)
             block_start = col + 1
 
     return _finish(gram, cross, energy, picks, informative, factor, z, damping, method, stopped)
@@ -114,7 +127,7 @@ def _finish(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, picks
     errors = torch.ones(m, dtype=gram.dtype, device=device)
     if r:
         info_idx = torch.tensor(informative, dtype=torch.long, device=device)
-        lower = factor[indices[info_idx], :r]  # L, lower triangular, L L^T = G_SS + lambda I
+        lower = factor[:r, indices[info_idx]].T  # L, lower triangular, L L^T = G_SS + lambda I
         eye = torch.eye(r, dtype=gram.dtype, device=device)
         upper_inv = torch.linalg.solve_triangular(lower.T, eye, upper=True)  # L^-T
         prefix_coeffs = torch.cumsum(upper_inv * z[:r], dim=1)  # column t-1 = g after t informative picks
