@@ -1,7 +1,11 @@
 """greedyprune: provable network pruning by greedy forward selection that reconstructs layer outputs."""
 
-from .errors import UserError
-from .selection import Selection, greedy_select, greedy_select_gram, registered_methods
-
-__all__ = ["Selection", "UserError", "greedy_select", "greedy_select_gram", "registered_methods"]
 __version__ = "0.1.0"
+
+from .errors import UserError  # noqa: E402
+from .io import load, save  # noqa: E402
+from .prune import Pruner, prune  # noqa: E402
+from .selection import Selection, greedy_select, greedy_select_gram, registered_methods  # noqa: E402
+
+__all__ = ["Pruner", "Selection", "UserError", "greedy_select", "greedy_select_gram", "load", "prune",
+           "registered_methods", "save"]

@@ -91,3 +91,58 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         raise UserError(f"{path} is not a readable PyTorch checkpoint (truncated or another format: {reason})") from None
+
+
+# --------------------------------------------------------------------------- pruned models
+PRUNED_FORMAT = "greedyprune-model/1"
+
+
+def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) -> None:
+    """Save a (pruned) model as plain tensors + its spec + report; JSON report written beside it.
+
+    The file holds ``{"format", "spec", "state_dict", "report"}``: no pickled modules, so it loads
+    with ``weights_only=True``. ``spec`` (``model.greedyprune_spec``, e.g. ``{"name": "resnet50",
+    "num_classes": 1000}``) tells :func:`load` which architecture to rebuild before adopting shapes.
+    """
+    from .paths import report_path
+    report_dict = report.to_dict() if hasattr(report, "to_dict") else report
+    spec = getattr(model, "greedyprune_spec", None)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report": report_dict}, path)
+    if report_dict is not None:
+        save_json(report_dict, report_path(path))
+
+
+def load(path: str | os.PathLike, model: torch.nn.Module | None = None, map_location: str = "cpu") -> torch.nn.Module:
+    """Rebuild a model saved by :func:`save` (or a ``{"spec", "state_dict"}`` training checkpoint).
+
+    The architecture comes from the saved spec through :func:`greedyprune.models.build_model`, or
+    from ``model`` (an unpruned instance) for architectures without a spec; its layers are resized
+    to the saved shapes, then the weights are loaded strictly. Returns the model in eval mode.
+    """
+    from .surgery import adopt_shapes
+    data = load_checkpoint(path, map_location)
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise UserError(f"{path} is not a greedyprune model file (no state_dict); use greedyprune.models.load_weights "
+                        "for plain weight files")
+    if model is None:
+        spec = data.get("spec")
+        if not spec:
+            raise UserError(f"{path} records no architecture spec; pass model= (an unpruned instance) to load it")
+        from .models import build_model
+        model = build_model(spec["name"], num_classes=spec.get("num_classes"))
+    adopt_shapes(model, data["state_dict"])
+    try:
+        model.load_state_dict(data["state_dict"], strict=True)
+    except RuntimeError as err:
+        first = [line.strip() for line in str(err).splitlines() if line.strip()][1:2] or [str(err)[:150]]
+        raise UserError(f"{path} does not match the architecture: {first[0][:200]}") from None
+    if data.get("spec"):
+        model.greedyprune_spec = data["spec"]
+    return model.eval()
+
+
+def load_report(path: str | os.PathLike) -> dict | None:
+    """The report stored inside a model file (or None)."""
+    data = load_checkpoint(path)
+    return data.get("report") if isinstance(data, dict) else None

@@ -1,0 +1,241 @@
+"""The whole-network pipeline: channel groups in forward order, each pruned by the selection engine.
+
+Data flow for group ``g`` spanning stages ``a..b`` (see :mod:`greedyprune.adapters`):
+
+1. Two activation caches hold, for every calibration batch, the input of stage ``a`` in the pruned
+   network and in the original network (stages before ``a`` are never re-run: block-input caching).
+2. Per batch: the original stages run up to the consumer's output (the target ``T``, minus bias);
+   the pruned stages run up to the consumer's input ``X``; both passes stop right there.
+   :class:`ConsumerStatistics` accumulates ``H``, ``M``, means and energy in float64.
+3. The engine picks the kept channels and coefficients; :func:`apply_selection` folds the
+   coefficients into the consumer, corrects its bias, and removes the channels everywhere.
+
+Inputs come from the already-pruned network and targets from the original one (sequential error
+correction), so each group also repairs what earlier groups disturbed. Calibration costs roughly
+one pass of each network plus, per group, the part of its stage before the consumer.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .adapters import ChannelGroup, find_adapter
+from .budget import allocate_by_error, allocate_uniform, check_fraction, cost_model, keep_widths
+from .errors import UserError
+from .metrics import count_flops, count_parameters
+from .report import GroupReport, PruneReport
+from .selection import greedy_select_gram, registered_methods
+from .stats import ChannelMean, ConsumerStatistics, capture_input, capture_output, run_stages
+from .stats.consumer import output_columns as _output_cols
+from .surgery import apply_selection
+
+
+def calibration_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
+    """A DataLoader / iterable of image batches (or ``(images, labels)`` pairs) as a list on ``device``."""
+    batches = []
+    for item in calibration:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, torch.Tensor):
+            raise UserError(f"calibration batches must be tensors or (tensor, label) pairs, got {type(x).__name__}")
+        batches.append(x.to(device))
+    if not batches:
+        raise UserError("the calibration set is empty; give at least one batch of images")
+    return batches
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("CUDA requested but not available on this machine; use --device cpu")
+    return device
+
+
+class Pruner:
+    """Greedy forward-selection pruner. ``step()`` prunes the next channel group; ``run()`` does all.
+
+    Args:
+        model: a model some adapter supports (left untouched; ``pruner.model`` is the pruned copy).
+        calibration: DataLoader or iterable of image batches (or ``(images, labels)``).
+        method: a selection method name (``reoptimized`` default, ``uniform``, ``uniform-noreplace``,
+            ``magnitude``, ``magnitude-norefit``, ``random``, ``reoptimized-simplex``).
+        keep / flops / params: exactly one budget: kept fraction per group, or a global fraction of
+            the original FLOPs / parameters (widths allocated from greedy error curves, see budget.py).
+        allocation: ``error`` (default) or ``uniform`` for the flops/params budgets.
+        widths: explicit {group name: width} instead of a budget (used to match widths across methods).
+        precision: ``float64`` products (exact) or ``float32`` products accumulated in float64 (faster).
+        materialize: False keeps full width and zeroes removed channels instead (a test reference).
+    """
+
+    def __init__(self, model: nn.Module, calibration: Iterable, method: str = "reoptimized", *,
+                 keep: float | None = None, flops: float | None = None, params: float | None = None,
+                 allocation: str = "error", widths: dict[str, int] | None = None, device: str | None = None,
+                 seed: int = 0, damping: float = 1e-6, precision: str = "float64", materialize: bool = True,
+                 progress: bool = True) -> None:
+        if method not in registered_methods:
+            raise UserError(f"unknown method {method!r}; choose one of {', '.join(sorted(registered_methods))}")
+        budgets = [b for b in (keep, flops, params, widths) if b is not None]
+        if len(budgets) != 1:
+            raise UserError("give exactly one budget: keep=, flops=, params= or widths=")
+        for name, value in (("keep", keep), ("flops", flops), ("params", params)):
+            check_fraction(name, value)
+        if allocation not in ("error", "uniform"):
+            raise UserError(f"allocation must be 'error' or 'uniform', got {allocation!r}")
+        if precision not in ("float64", "float32"):
+            raise UserError(f"precision must be 'float64' or 'float32', got {precision!r}")
+        self.started = time.perf_counter()
+        self.device = resolve_device(device)
+        self.adapter = find_adapter(model)
+        self.original = copy.deepcopy(model).to(self.device).eval()
+        self.model = copy.deepcopy(model).to(self.device).eval()
+        self.method, self.seed, self.damping, self.materialize = method, seed, damping, materialize
+        self.product_dtype = torch.float64 if precision == "float64" else torch.float32
+        self.progress = progress
+        self.batches = calibration_batches(calibration, self.device)
+        self.orig_stages, self.stages = self.adapter.stages(self.original), self.adapter.stages(self.model)
+        self.orig_groups, self.groups = self.adapter.groups(self.original), self.adapter.groups(self.model)
+        if not self.groups:
+            raise UserError(f"{type(model).__name__} has no prunable channel groups")
+        self._check_finite()
+        example = self.batches[0][:1]
+        self.budget = {"keep": keep, "flops": flops, "params": params, "allocation": allocation,
+                       "widths": widths}
+        self.report = PruneReport(method=method, budget={k: v for k, v in self.budget.items() if v is not None},
+                                  groups=[], params_before=count_parameters(self.original),
+                                  flops_before=count_flops(self.original, example),
+                                  calibration_images=sum(b.shape[0] for b in self.batches),
+                                  input_shape=list(example.shape[1:]), device=str(self.device), seed=seed,
+                                  options={"damping": damping, "precision": precision, "materialize": materialize})
+        self.widths = self._widths(keep, flops, params, allocation, widths, example)
+        self.x_pruned = list(self.batches)
+        self.x_orig = list(self.batches)
+        self.cached_stage = 0
+        self.next_group = 0
+
+    # ----------------------------------------------------------------------------------------- budget
+    def _widths(self, keep, flops, params, allocation, widths, example) -> list[int]:
+        if keep is not None:
+            return keep_widths(self.groups, keep)
+        if widths is not None:
+            unknown = sorted(set(widths) - {g.name for g in self.groups})
+            if unknown:
+                raise UserError(f"widths name unknown groups {unknown[:3]}; the groups are "
+                                f"{', '.join(g.name for g in self.groups[:4])}, ...")
+            out = [int(widths.get(g.name, g.width)) for g in self.groups]
+            bad = [g.name for g, w in zip(self.groups, out) if not 1 <= w <= g.width]
+            if bad:
+                raise UserError(f"widths for {bad[:3]} are outside 1..channels; a group cannot be emptied")
+            return out
+        kind, target = ("flops", flops) if flops is not None else ("params", params)
+        costs = cost_model(self.original, self.orig_groups, example, kind)
+        if allocation == "uniform":
+            return allocate_uniform(costs, target)
+        return allocate_by_error(costs, self.error_curves(), target)
+
+    def error_curves(self) -> list[torch.Tensor]:
+        """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass)."""
+        curves, x = [], list(self.batches)
+        cached = 0
+        for group in tqdm(self.orig_groups, desc="error curves", disable=not self.progress, leave=False):
+            a, b = group.stages
+            x = [run_stages(self.orig_stages[cached:a], xb) for xb in x] if a > cached else x
+            cached = max(cached, a)
+            stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype)
+            with torch.no_grad():
+                for xb in x:
+                    inp = capture_input(self.orig_stages[a:b + 1], group.consumer, xb)
+                    out = group.consumer(inp)
+                    stats.add_batch(inp, _output_cols(group.consumer, out))
+            s = stats.statistics()
+            stats.free()
+            curves.append(greedy_select_gram(s.gram, s.cross, s.energy, group.width, damping=self.damping).errors)
+        return curves
+
+    # ----------------------------------------------------------------------------------------- steps
+    def _check_finite(self) -> None:
+        with torch.no_grad():
+            out = self.original(self.batches[0])
+        if not bool(torch.isfinite(out).all()):
+            raise UserError("the model produces NaN/Inf on the calibration images; check the weights and inputs")
+
+    def _advance(self, stage: int) -> None:
+        """Move both activation caches forward to the input of ``stage``."""
+        if stage <= self.cached_stage:
+            return
+        with torch.no_grad():
+            self.x_pruned = [run_stages(self.stages[self.cached_stage:stage], x) for x in self.x_pruned]
+            self.x_orig = [run_stages(self.orig_stages[self.cached_stage:stage], x) for x in self.x_orig]
+        self.cached_stage = stage
+
+    def step(self) -> GroupReport | None:
+        """Prune the next channel group; returns its report, or None when every group is done."""
+        if self.next_group >= len(self.groups):
+            return None
+        index = self.next_group
+        group, orig_group, width = self.groups[index], self.orig_groups[index], self.widths[index]
+        start = time.perf_counter()
+        a, b = group.stages
+        self._advance(a)
+        before = group.width
+        stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype)
+        side = {id(m): ChannelMean(m) for m in group.side_inputs}
+        try:
+            with torch.no_grad():
+                for xp, xo in zip(self.x_pruned, self.x_orig):
+                    target = _output_cols(orig_group.consumer,
+                                          capture_output(self.orig_stages[a:b + 1], orig_group.consumer, xo))
+                    stats.add_batch(capture_input(self.stages[a:b + 1], group.consumer, xp), target)
+        finally:
+            for mean in side.values():
+                mean.remove()
+        s = stats.statistics()
+        scores = group.score_module.weight.detach().abs().reshape(before, -1).sum(1)
+        sel = greedy_select_gram(s.gram, s.cross, s.energy, min(width, before), method=self.method,
+                                 damping=self.damping, scores=scores, seed=self.seed + index)
+        kept, coefficients = sel.kept_channels()
+        nonzero = coefficients != 0
+        if bool(nonzero.any()) and not bool(nonzero.all()):  # channels a refit gave weight 0 do nothing
+            kept, coefficients = kept[nonzero], coefficients[nonzero]
+        offset = stats.bias_correction(kept, coefficients)
+        stats.free()
+        apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
+                        materialize=self.materialize)
+        note = sel.stopped_early
+        if note is None and kept.numel() < min(width, before):
+            note = f"{min(width, before) - kept.numel()} picks had zero weight and were dropped"
+        report = GroupReport(group.name, before, int(kept.numel()), sel.final_error,
+                             time.perf_counter() - start, [float(e) for e in sel.errors], note)
+        self.report.groups.append(report)
+        self.next_group += 1
+        return report
+
+    def run(self) -> tuple[nn.Module, PruneReport]:
+        """Prune every remaining group; returns the pruned model (eval mode) and the report."""
+        bar = tqdm(total=len(self.groups), initial=self.next_group, desc=f"pruning ({self.method})",
+                   disable=not self.progress)
+        while (report := self.step()) is not None:
+            bar.set_postfix_str(f"{report.name} {report.channels_before}->{report.channels_after} "
+                                f"err {report.error:.2e}")
+            bar.update(1)
+        bar.close()
+        self.x_pruned = self.x_orig = []
+        example = self.batches[0][:1]
+        self.report.params_after = count_parameters(self.model)
+        self.report.flops_after = count_flops(self.model, example)
+        self.report.seconds = time.perf_counter() - self.started
+        return self.model, self.report
+
+
+def prune(model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> tuple[nn.Module, PruneReport]:
+    """Prune ``model`` with greedy forward selection; see :class:`Pruner` for the options.
+
+    Returns ``(pruned_model, report)``; the pruned model is physically smaller.
+    """
+    return Pruner(model, calibration, method, **options).run()

@@ -1,0 +1,72 @@
+"""What a pruning run reports: per group and in total; JSON beside the model and a terminal table."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+@dataclass
+class GroupReport:
+    name: str
+    channels_before: int
+    channels_after: int
+    error: float           # relative reconstruction error of the consumer's output (after bias correction)
+    seconds: float
+    errors: list[float] = field(default_factory=list)  # the selection's error after 1..k picks
+    note: str | None = None
+
+
+@dataclass
+class PruneReport:
+    method: str
+    budget: dict
+    groups: list[GroupReport]
+    params_before: int = 0
+    params_after: int = 0
+    flops_before: int = 0
+    flops_after: int = 0
+    calibration_images: int = 0
+    input_shape: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=lambda: versions())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PruneReport":
+        data = dict(data)
+        data["groups"] = [GroupReport(**g) for g in data.get("groups", [])]
+        return cls(**data)
+
+    def widths(self) -> dict[str, int]:
+        return {g.name: g.channels_after for g in self.groups}
+
+    def table(self) -> str:
+        """Readable summary: one line per group, then totals."""
+        width = max([len(g.name) for g in self.groups] + [5])
+        lines = [f"{'group':<{width}}  {'channels':>13}  {'rel. error':>10}  {'seconds':>7}"]
+        for g in self.groups:
+            lines.append(f"{g.name:<{width}}  {g.channels_before:>6} -> {g.channels_after:<4}  {g.error:>10.3e}  "
+                         f"{g.seconds:>7.2f}" + (f"  ({g.note})" if g.note else ""))
+        pr = self.params_after / max(self.params_before, 1)
+        fr = self.flops_after / max(self.flops_before, 1)
+        lines.append(f"params {self.params_before:,} -> {self.params_after:,} ({pr:.1%});  "
+                     f"FLOPs {self.flops_before:,} -> {self.flops_after:,} ({fr:.1%})")
+        lines.append(f"method {self.method}, {self.calibration_images} calibration images, "
+                     f"{self.seconds:.1f} s on {self.device}")
+        return "\n".join(lines)
+
+
+def versions() -> dict:
+    import torchvision
+
+    from . import __version__
+    return {"greedyprune": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}

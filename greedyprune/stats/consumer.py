@@ -1,0 +1,145 @@
+"""Sufficient statistics of a consumer layer, accumulated batch by batch (SparseGPT/OBC style).
+
+The consumer is a ``Conv2d`` (``groups=1``) or ``Linear`` whose input channels are the candidates.
+Unfolding the input (``nn.Unfold`` for convs; a Linear after ``Flatten`` has ``block`` features per
+channel) gives columns ``x_p`` of length ``C*K`` in channel-major blocks, and ``y_p = W x_p (+ bias)``
+with ``W (C_out, C*K)``. Candidate ``i`` contributes ``c_i,p = W_i x_i,p`` (``W_i`` = its ``K`` columns).
+
+Accumulated (float64 running sums; each batch's products in ``product_dtype``):
+
+* ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions)
+* ``M = sum_p x_p t_p^T``        (cross-covariance with the target ``t_p``, ``C*K x C_out``)
+* ``sum_p x_p``, ``sum_p t_p``, ``sum_p ||t_p||^2`` and the count ``n``.
+
+:meth:`statistics` turns them into the engine's ``(G, b, E)``. With ``center=True`` (the default,
+what the pipeline uses) every term is centred, because a bias correction absorbs any constant
+offset: ``G_ij = <W_i^T W_j, Hc_ij>`` summed over the ``K x K`` block, ``b_i = sum(W_i^T (.) Mc_i)``,
+``E = sum ||t_p - mean t||^2``. The loss of a selection is then the residual energy *after* the
+optimal bias correction ``delta = mean(t) - sum_i g_i W_i mean(x_i)`` (see :meth:`bias_correction`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+
+@dataclass
+class GroupStatistics:
+    """What the engine needs for one channel group (float64)."""
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    energy: torch.Tensor
+    samples: int
+
+
+def unfold_columns(module: nn.Module, inp: torch.Tensor, block: int) -> torch.Tensor:
+    """The consumer's input as columns ``(C*K, P)``, channel-major (candidate i = rows i*K..(i+1)*K)."""
+    if isinstance(module, nn.Conv2d):
+        if module.kernel_size == (1, 1) and module.stride == (1, 1) and module.padding in ((0, 0), "valid"):
+            return inp.transpose(0, 1).reshape(inp.shape[1], -1)
+        unfold = nn.Unfold(module.kernel_size, dilation=module.dilation, padding=module.padding,
+                           stride=module.stride)
+        cols = unfold(inp)  # (B, C*K, L)
+        return cols.transpose(0, 1).reshape(cols.shape[1], -1)
+    flat = inp.reshape(-1, inp.shape[-1])  # Linear: (B, C*block)
+    return flat.T
+
+
+def output_columns(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """The consumer's output (minus its bias) as columns ``(C_out, P)`` aligned with :func:`unfold_columns`."""
+    if module.bias is not None:
+        shape = (1, -1, 1, 1) if isinstance(module, nn.Conv2d) else (1, -1)
+        out = out - module.bias.detach().reshape(shape)
+    if isinstance(module, nn.Conv2d):
+        return out.transpose(0, 1).reshape(out.shape[1], -1)
+    return out.reshape(-1, out.shape[-1]).T
+
+
+def weight_matrix(module: nn.Module) -> torch.Tensor:
+    """``W (C_out, C*K)`` in the column order of :func:`unfold_columns`."""
+    return module.weight.detach().reshape(module.weight.shape[0], -1)
+
+
+class ConsumerStatistics:
+    """``add_batch(inp, target)`` -> ``statistics(weight)`` -> ``free()`` for one consumer layer."""
+
+    def __init__(self, module: nn.Module, block: int = 1, product_dtype: torch.dtype = torch.float64,
+                 center: bool = True) -> None:
+        if isinstance(module, nn.Conv2d):
+            if module.groups != 1:
+                raise UserError(f"consumer conv has groups={module.groups}; only groups=1 consumers can be pruned safely")
+            if module.padding_mode != "zeros":
+                raise UserError(f"consumer conv uses padding_mode={module.padding_mode!r}; only 'zeros' is supported")
+            self.block = module.kernel_size[0] * module.kernel_size[1]
+        elif isinstance(module, nn.Linear):
+            self.block = block
+        else:
+            raise UserError(f"consumer must be Conv2d or Linear, got {type(module).__name__}")
+        self.module, self.product_dtype, self.center = module, product_dtype, center
+        self.rows = module.weight.shape[1] * (self.block if isinstance(module, nn.Conv2d) else 1)
+        self.channels = self.rows // self.block
+        self.h = self.m = self.sum_x = self.sum_t = None
+        self.energy = torch.zeros((), dtype=torch.float64)
+        self.samples = 0
+
+    def add_batch(self, inp: torch.Tensor, target: torch.Tensor) -> None:
+        """Accumulate one batch: ``inp`` is the consumer's input, ``target`` the desired output minus bias."""
+        x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
+        t = target.detach().to(self.product_dtype)
+        if x.shape[1] != t.shape[1]:
+            raise UserError(f"calibration target has {t.shape[1]} positions but the input {x.shape[1]}")
+        if not bool(torch.isfinite(x).all()):
+            raise UserError("non-finite activations reach the consumer layer; check the model weights and inputs")
+        if self.h is None:
+            dev = x.device
+            self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
+            self.m = torch.zeros(self.rows, t.shape[0], dtype=torch.float64, device=dev)
+            self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
+            self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
+            self.energy = self.energy.to(dev)
+        self.h += (x @ x.T).to(torch.float64)
+        self.m += (x @ t.T).to(torch.float64)
+        self.sum_x += x.sum(1, dtype=torch.float64)
+        self.sum_t += t.sum(1, dtype=torch.float64)
+        self.energy += t.to(torch.float64).pow(2).sum()
+        self.samples += x.shape[1]
+
+    def statistics(self, weight: torch.Tensor | None = None) -> GroupStatistics:
+        """``(G, b, E)`` for the candidates, against the consumer weight (default: its current weight)."""
+        if self.h is None or self.samples == 0:
+            raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
+        w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
+        h, m, energy = self.h, self.m, self.energy
+        if self.center:
+            mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
+            h = h - self.samples * torch.outer(mean_x, mean_x)
+            m = m - self.samples * torch.outer(mean_x, mean_t)
+            energy = energy - self.samples * mean_t.pow(2).sum()
+        c, k = self.channels, self.block
+        gram = ((w.T @ w) * h).reshape(c, k, c, k).sum((1, 3))
+        cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
+        gram = 0.5 * (gram + gram.T)
+        return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
+
+    def bias_correction(self, kept: torch.Tensor, coefficients: torch.Tensor,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-output offset ``delta = mean(t) - sum_{i in kept} g_i W_i mean(x_i)`` to add to the output."""
+        w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
+        mean_x = (self.sum_x / self.samples).reshape(self.channels, self.block)
+        mean_t = self.sum_t / self.samples
+        w_blocks = w.reshape(w.shape[0], self.channels, self.block)[:, kept]  # (C_out, |S|, K)
+        recon = torch.einsum("osk,sk,s->o", w_blocks, mean_x[kept], coefficients.to(torch.float64))
+        return mean_t - recon
+
+    def channel_means(self) -> torch.Tensor:
+        """Mean input of each candidate channel over all positions (for bias corrections elsewhere)."""
+        return (self.sum_x / self.samples).reshape(self.channels, self.block).mean(1)
+
+    def free(self) -> None:
+        self.h = self.m = self.sum_x = self.sum_t = None
