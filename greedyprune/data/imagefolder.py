@@ -1,0 +1,125 @@
+"""ImageNet-style folders (``DIR/<class>/<image>``) through torchvision's :class:`ImageFolder`.
+
+``imagefolder:DIR`` with split ``train`` reads ``DIR/train`` when it exists, else ``DIR``; ``val`` reads
+``DIR/val`` (else ``DIR``); ``test`` reads ``DIR/test``, else ``DIR/val``, else ``DIR``.
+Preprocessing is ImageNet's evaluation transform: resize the short side to 256, center-crop 224,
+scale to [0, 1], normalise with the ImageNet mean/std (``image_size`` scales 256/224 together).
+
+Unreadable images: by default the first one stops the run with a one-line error naming the file.
+With ``skip_bad_images=True`` an unreadable image is replaced by the next readable one (in index
+order) and its path is added to ``dataset.skipped``; :meth:`ImageFolderDataset.verify` checks every
+file up front and drops the bad ones instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from ..errors import UserError
+from .registry import register
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_SPLIT_FOLDERS = {"train": ("train",), "val": ("val",), "test": ("test", "val")}
+_READ_ERRORS = (OSError, SyntaxError, ValueError)  # PIL's UnidentifiedImageError is an OSError
+
+
+def imagenet_transform(image_size: int = 224) -> transforms.Compose:
+    resize = round(image_size * 256 / 224)
+    return transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(image_size), transforms.ToTensor(),
+                               transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+
+
+class ImageFolderDataset(ImageFolder):
+    """torchvision :class:`ImageFolder` that reports (or skips and counts) unreadable images."""
+
+    def __init__(self, root: str | os.PathLike, image_size: int = 224, skip_bad_images: bool = False):
+        super().__init__(str(root), transform=imagenet_transform(image_size), allow_empty=True)
+        self.skip_bad_images = skip_bad_images
+        self.skipped: set[str] = set()
+
+    def _read(self, index: int):
+        path, target = self.samples[index]
+        image = self.loader(path)
+        return self.transform(image), target
+
+    def __getitem__(self, index: int):
+        n = len(self.samples)
+        for step in range(n):
+            i = (index + step) % n
+            try:
+                return self._read(i)
+            except _READ_ERRORS as err:
+                path = self.samples[i][0]
+                if not self.skip_bad_images:
+                    raise UserError(f"cannot read image {path} ({_first_line(err)}); delete or replace it, "
+                                    "or pass skip_bad_images=True to skip unreadable images") from None
+                self.skipped.add(path)
+        raise UserError(f"no image under {self.root} could be read ({len(self.skipped)} unreadable); check the folder")
+
+    def verify(self) -> list[str]:
+        """Open every image, drop the unreadable ones (or raise, without ``skip_bad_images``); return their paths."""
+        bad = []
+        for path, _ in self.samples:
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except _READ_ERRORS as err:
+                if not self.skip_bad_images:
+                    raise UserError(f"cannot read image {path} ({_first_line(err)}); delete or replace it, "
+                                    "or pass skip_bad_images=True to skip unreadable images") from None
+                bad.append(path)
+        if bad:
+            drop = set(bad)
+            self.samples = [s for s in self.samples if s[0] not in drop]
+            self.imgs = self.samples
+            self.targets = [t for _, t in self.samples]
+            self.skipped.update(bad)
+        if not self.samples:
+            raise UserError(f"no readable image under {self.root}; check the folder")
+        return bad
+
+
+def split_folder(directory: str | os.PathLike, split: str) -> Path:
+    """The folder that holds ``split`` of an ImageFolder dataset rooted at ``directory``."""
+    base = Path(directory).expanduser()
+    if not base.is_dir():
+        raise UserError(f"image folder {base} does not exist; give imagefolder:DIR with DIR/<class>/<image> (or DIR/train, DIR/val)")
+    if split not in _SPLIT_FOLDERS:
+        raise UserError(f"unknown image-folder split {split!r}; choose one of: {', '.join(_SPLIT_FOLDERS)}")
+    for name in _SPLIT_FOLDERS[split]:
+        if (base / name).is_dir():
+            return base / name
+    return base
+
+
+def _check_layout(folder: Path) -> None:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise UserError(f"image folder {folder} has no class sub-folders; expected {folder}/<class>/<image>.jpg")
+    for cls in classes:
+        for _, _, files in os.walk(cls, followlinks=True):
+            if any(f.lower().endswith(IMG_EXTENSIONS) for f in files):
+                return
+    raise UserError(f"image folder {folder} has {len(classes)} class folders but no images "
+                    f"({', '.join(IMG_EXTENSIONS)}); check the path")
+
+
+@register("imagefolder")
+def imagefolder(argument: str | None, split: str = "train", root: str | None = None, image_size: int = 224,
+                skip_bad_images: bool = False) -> ImageFolderDataset:
+    if not argument:
+        raise UserError("imagefolder needs a folder: use the spec imagefolder:DIR")
+    folder = split_folder(argument, split)
+    _check_layout(folder)
+    return ImageFolderDataset(folder, image_size=image_size, skip_bad_images=skip_bad_images)

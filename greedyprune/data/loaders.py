@@ -1,0 +1,53 @@
+"""Subsets, data loaders and calibration batches -- all deterministic given a seed."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..errors import UserError
+from .registry import get_dataset
+from .tensor import TensorImageDataset
+
+
+def subset(dataset: Dataset, n: int, seed: int = 0) -> Dataset:
+    """``n`` items of ``dataset`` drawn without replacement with ``seed`` (the whole set if ``n >= len``).
+
+    The same ``(len(dataset), n, seed)`` always gives the same items, in the same order.
+    """
+    total = len(dataset)
+    if n is None or n >= total:
+        return dataset
+    if n < 1:
+        raise UserError(f"subset size must be at least 1, got {n}")
+    indices = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    if isinstance(dataset, TensorImageDataset):
+        return dataset.select(indices, name=f"{dataset.name}[{n}]")
+    return Subset(dataset, indices.tolist())
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0,
+                drop_last: bool = False) -> DataLoader:
+    """A ``DataLoader`` whose shuffling order is fixed by ``seed`` (and advances each time it is iterated)."""
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers, drop_last=drop_last)
+
+
+def calibration_batches(spec_or_dataset: str | Dataset, n_images: int, batch_size: int = 64, seed: int = 0,
+                        split: str = "train", **options) -> list[torch.Tensor]:
+    """``n_images`` images (no labels) from a dataset or spec, as a list of ``(B, C, H, W)`` tensors.
+
+    The images are a seeded random subset, so two calls with the same arguments give the same batches.
+    """
+    if n_images < 1:
+        raise UserError(f"number of calibration images must be at least 1, got {n_images}")
+    dataset = get_dataset(spec_or_dataset, split, **options) if isinstance(spec_or_dataset, str) else spec_or_dataset
+    if len(dataset) < n_images:
+        raise UserError(f"asked for {n_images} calibration images but the dataset has only {len(dataset)}")
+    chosen = subset(dataset, n_images, seed)
+    if isinstance(chosen, TensorImageDataset):
+        return [b.clone() for b in chosen.images.split(batch_size)]
+    return [images for images, _ in make_loader(chosen, batch_size, shuffle=False)]
