@@ -28,7 +28,7 @@ def class_balanced_batch(dataset, per_class: int, seed: int = 0, num_classes: in
     """``per_class`` samples of every class from ``dataset`` (items ``(x, y)``), in a seeded random order."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(dataset), generator=generator).tolist()
-    labels = getattr(dataset, "targets", None)
+    labels = getattr(dataset, "labels", getattr(dataset, "targets", None))
     taken: dict[int, list[int]] = {}
     for index in order:
         label = int(labels[index]) if labels is not None else int(dataset[index][1])

@@ -1,0 +1,97 @@
+"""Pruning at initialisation: SNIP, GraSP and their random controls, then static sparse training.
+
+* ``snip``: keep the ``(1 - s) N`` largest ``|g (.) theta|`` over all layers together;
+* ``grasp``: remove the highest ``-theta (.) Hg`` (keep the ``(1 - s) N`` lowest), over all layers;
+* ``random``: a uniformly random mask with the same density in every layer;
+* ``random-ratios``: a random mask with the per-layer counts the criterion named by ``ratios_from``
+  (``snip`` or ``grasp``) chose -- separates *which* weights a criterion keeps from *how many per layer*.
+
+Scores use a class-balanced batch of ``samples_per_class`` training images per class
+(:func:`greedyprune.baselines.saliency.class_balanced_batch`), on the network at its initialisation.
+The mask is fixed during training (weights in the mask train normally).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..cli.options import opt
+from ..errors import UserError
+from ..io import load_checkpoint, save_torch
+from ..models import build_model
+from ..sparse import apply_masks, weight_shapes
+from ..sparse.density import sparsity_counts
+from ..sparse.select import global_topk, mask_counts, random_masks
+from ..train import TrainConfig
+from .common import Splits, run_training
+from .saliency import class_balanced_batch, grasp_scores, snip_scores
+
+METHODS = ("snip", "grasp", "random", "random-ratios")
+
+
+@dataclass
+class InitOptions:
+    sparsity: float = opt(0.9, "fraction of Linear/Conv weights removed at initialisation")
+    samples_per_class: int = opt(10, "images per class in the scoring batch (GraSP: ~10)")
+    temperature: float = opt(200.0, "GraSP: logits are divided by this temperature")
+    ratios_from: str = opt("grasp", "random-ratios: copy the per-layer counts of this criterion",
+                           choices=["grasp", "snip"])
+
+
+def criterion_masks(method: str, model: torch.nn.Module, splits: Splits, options: InitOptions, seed: int
+                    ) -> dict[str, torch.Tensor]:
+    """The mask ``snip`` / ``grasp`` / ``random`` choose for ``model`` at its current (initial) weights."""
+    shapes = weight_shapes(model)
+    keep = int(round((1 - options.sparsity) * sum(math.prod(s) for s in shapes.values())))
+    if method == "random":
+        counts = sparsity_counts(shapes, options.sparsity, "uniform")
+        return random_masks(shapes, counts, torch.Generator().manual_seed(20_000 + seed))
+    inputs, targets = class_balanced_batch(splits.train, options.samples_per_class, seed=seed)
+    param = next(model.parameters())
+    inputs, targets = inputs.to(param.device), targets.to(param.device)
+    if method == "snip":
+        return global_topk(snip_scores(model, inputs, targets), keep)
+    if method == "grasp":
+        scores = grasp_scores(model, inputs, targets, options.temperature)
+        return global_topk({n: -s for n, s in scores.items()}, keep)
+    raise UserError(f"unknown criterion {method!r}; choose snip, grasp or random")
+
+
+def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfig, options: InitOptions,
+                out: str | Path, *, resume: bool = True, progress: bool = True) -> dict:
+    """Prune ``model_name`` at initialisation with ``method`` (see :data:`METHODS`), train, return the record.
+
+    The mask is saved as ``out/mask.pt`` before training; ``random-ratios`` reads (or makes) the mask
+    of ``ratios_from`` for the same seed in ``out/../<ratios_from>/mask.pt`` so the counts match.
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not 0 <= options.sparsity < 1:
+        raise UserError(f"sparsity must be in [0, 1), got {options.sparsity}")
+    out = Path(out)
+    torch.manual_seed(config.seed)
+    model = build_model(model_name)
+    path = out / "mask.pt"
+    if path.exists():
+        masks = load_checkpoint(path)
+    elif method == "random-ratios":
+        source = out.parent / options.ratios_from / "mask.pt"
+        if source.exists():
+            reference = load_checkpoint(source)
+        else:
+            torch.manual_seed(config.seed)
+            reference = criterion_masks(options.ratios_from, build_model(model_name), splits, options, config.seed)
+        masks = random_masks(weight_shapes(model), mask_counts(reference),
+                             torch.Generator().manual_seed(30_000 + config.seed))
+    else:
+        masks = criterion_masks(method, model, splits, options, config.seed)
+    if not path.exists():
+        save_torch(masks, path)
+    apply_masks(model, masks)
+    record = run_training(model, splits, config, out, resume=resume, progress=progress, label=method)
+    record["method"] = method
+    return record

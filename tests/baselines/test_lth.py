@@ -1,0 +1,89 @@
+"""IMP: exact rewinding, the LeNet-300-100 sparsity schedule, controls, and resume after a kill."""
+
+import json
+
+import pytest
+import torch
+
+from greedyprune.baselines import common
+from greedyprune.baselines.common import load_splits, trained_state
+from greedyprune.baselines.lth import LTHOptions, _model, closest_round, run_lth, sparsity_schedule
+from greedyprune.io import load_checkpoint
+from greedyprune.models import build_model
+from greedyprune.sparse import get_masks, mask_counts, prunable_weights, weight_shapes
+from greedyprune.train import TrainConfig, train
+
+CONFIG = TrainConfig(max_steps=12, batch_size=32, optimizer="adam", lr=1e-3, schedule="constant", weight_decay=0,
+                     eval_every=4, checkpoint_every=3)
+OPTIONS = LTHOptions(rounds=2, rewind_step=3, controls="reinit,random,oneshot")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits("random:1x28x28")
+
+
+def test_lenet_schedule_hits_frankle_pm_values():
+    shapes = weight_shapes(build_model("lenet300-100"))
+    schedule = sparsity_schedule(shapes, LTHOptions())
+    assert closest_round(schedule, 0.789) == 7 and 1 - schedule[7] == pytest.approx(0.211, abs=0.001)
+    assert closest_round(schedule, 0.964) == 15 and 1 - schedule[15] == pytest.approx(0.036, abs=0.001)
+
+
+def test_rewinding_restores_exactly_the_saved_weights(splits, tmp_path):
+    summary = run_lth("lenet300-100", splits, CONFIG, OPTIONS, tmp_path, progress=False)
+    theta_k = load_checkpoint(tmp_path / "rewind.pt")
+    # theta_k is the dense run's state after k = 3 steps: an independent 3-step run gives the same tensors
+    torch.manual_seed(CONFIG.seed)
+    model = build_model("lenet300-100")
+    model.load_state_dict(load_checkpoint(tmp_path / "init.pt"))
+    train(model, splits.train, CONFIG.replace(max_steps=3, eval_every=0, checkpoint_every=0), progress=False)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, theta_k[key]), key
+    # the round-2 ticket starts from exactly theta_k on its mask (and theta_k where unmasked: biases)
+    masks = load_checkpoint(tmp_path / "round_02" / "mask.pt")
+    ticket = _model("lenet300-100", theta_k, masks)
+    for name, module in prunable_weights(ticket).items():
+        assert torch.equal(module.weight.detach(), theta_k[name] * masks[name])
+    for key in ("1.bias", "3.bias", "5.bias"):
+        assert torch.equal(ticket.state_dict()[key], theta_k[key])
+    # the pruning is iterative: round 2's mask is inside round 1's, and per-layer rates are 20% / 10% (output)
+    first = load_checkpoint(tmp_path / "round_01" / "mask.pt")
+    assert all(bool((masks[n] <= first[n]).all()) for n in masks)
+    counts = mask_counts(first)
+    assert counts == {"1.weight": 235200 - 47040, "3.weight": 30000 - 6000, "5.weight": 1000 - 100}
+    # every control has the ticket's per-layer counts; the retraining budget is T - k
+    assert len(summary["controls"]) == 3
+    for entry in summary["controls"] + summary["rounds"][1:]:
+        assert entry["steps"] == CONFIG.max_steps - OPTIONS.rewind_step
+    for control in ("random", "oneshot"):
+        assert mask_counts(load_checkpoint(tmp_path / "controls" / f"{control}_r02" / "mask.pt")) == mask_counts(masks)
+    assert summary["controls"][0]["nonzero"] <= sum(mask_counts(masks).values())
+
+
+def test_killed_lth_run_resumes_at_round_and_step(splits, tmp_path, monkeypatch):
+    reference = run_lth("lenet300-100", splits, CONFIG, OPTIONS, tmp_path / "ref", progress=False)
+    calls = {"n": 0}
+    original = common.TestTracker.after_step
+
+    def dying(self, state):
+        calls["n"] += 1
+        if calls["n"] == 20:  # inside round 1 (dense took 12 steps), after its checkpoint at step 6
+            raise KeyboardInterrupt
+        original(self, state)
+
+    monkeypatch.setattr(common.TestTracker, "after_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_lth("lenet300-100", splits, CONFIG, OPTIONS, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "round_00" / "result.json").exists()
+    assert not (tmp_path / "run" / "round_01" / "result.json").exists()
+    assert load_checkpoint(tmp_path / "run" / "round_01" / "checkpoint.pt")["step"] == 6
+    monkeypatch.setattr(common.TestTracker, "after_step", original)
+    resumed = run_lth("lenet300-100", splits, CONFIG, OPTIONS, tmp_path / "run", progress=False)
+    for a, b in zip(reference["rounds"] + reference["controls"], resumed["rounds"] + resumed["controls"]):
+        assert a["test_acc"] == b["test_acc"] and a["early_stop_step"] == b["early_stop_step"]
+    for run in ("round_02", "controls/oneshot_r02"):
+        ref, res = trained_state(tmp_path / "ref" / run), trained_state(tmp_path / "run" / run)
+        assert all(torch.equal(ref[k], res[k]) for k in ref)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
