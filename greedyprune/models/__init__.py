@@ -1,0 +1,13 @@
+"""Model constructors (torchvision archs adapted to 28x28 grey, LeNet-300-100, a small CNN, torchvision
+ImageNet archs), weight loading, and the cache of models trained once on this machine.
+
+``build_model(name, num_classes)`` is the entry point; ``registered_models`` maps names to entries.
+"""
+
+from . import fmnist, imagenet  # noqa: F401  (register the models)
+from .cache import Recipe, TrainedModel, cached_model_path, default_recipe, trained_model
+from .registry import build_model, input_shape, model_entry, model_spec, register, registered_models
+from .weights import load_weights
+
+__all__ = ["Recipe", "TrainedModel", "build_model", "cached_model_path", "default_recipe", "input_shape", "load_weights",
+           "model_entry", "model_spec", "register", "registered_models", "trained_model"]
