@@ -1,0 +1,75 @@
+"""``greedyprune train``: train a registered model on a dataset, resumably, and save DIR/model.pt."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..data import get_dataset, num_classes, subset
+from ..errors import UserError
+from ..io import save_json, save_torch
+from ..paths import final_model_path, report_path
+from .options import opt
+
+HELP = "train a model (resumable); saves OUT/model.pt and prints the test accuracy"
+
+
+@dataclass
+class Options:
+    model: str | None = opt(None, "model name, e.g. small-cnn, resnet18-fmnist, resnet50 (required)")
+    data: str = opt("fashion-mnist", "dataset spec: fashion-mnist, imagefolder:DIR, random:CxHxW")
+    epochs: float = opt(1.0, "passes over the training data (fractions allowed)")
+    out: str | None = opt(None, "output folder: checkpoint.pt while training, model.pt at the end (required)")
+    resume: bool = opt(True, "continue from OUT/checkpoint.pt when it exists")
+    device: str = opt("cpu", "cpu or cuda")
+    batch_size: int | None = opt(None, "images per step (default: the model's recipe)")
+    lr: float | None = opt(None, "peak learning rate (default: the model's recipe)")
+    optimizer: str | None = opt(None, "sgd or adam (default: the model's recipe)", choices=["sgd", "adam"])
+    weight_decay: float | None = opt(None, "weight decay (default: the model's recipe)")
+    label_smoothing: float | None = opt(None, "label smoothing (default: the model's recipe)")
+    train_images: int = opt(0, "train on a seeded subset of this many images (0: all)")
+    seed: int = opt(0, "seed of the initial weights, the data order and the subset")
+    checkpoint_every: int = opt(0, "checkpoint every this many steps (0: every epoch)")
+    num_workers: int = opt(0, "data-loading worker processes")
+
+
+def _config(options: Options):
+    from ..models.cache import DEFAULT_RECIPES
+    from ..train import TrainConfig
+    base = DEFAULT_RECIPES[options.model].train if options.model in DEFAULT_RECIPES else TrainConfig()
+    changes = {k: getattr(options, k) for k in ("batch_size", "lr", "optimizer", "weight_decay", "label_smoothing")
+               if getattr(options, k) is not None}
+    return dataclasses.replace(base, epochs=options.epochs, max_steps=0, seed=options.seed, device=options.device,
+                               checkpoint_every=options.checkpoint_every, eval_every=0,
+                               num_workers=options.num_workers, **changes).validate()
+
+
+def run(options: Options) -> None:
+    import torch
+
+    from ..models import build_model, model_entry
+    from ..train import evaluate, resolve_device, train
+
+    if not options.out:
+        raise UserError("--out is required: the folder for checkpoint.pt and model.pt")
+    if not options.model:
+        raise UserError("--model is required, e.g. --model small-cnn")
+    resolve_device(options.device)
+    model_entry(options.model)
+    config = _config(options)
+    train_set = get_dataset(options.data, "train")
+    if options.train_images:
+        train_set = subset(train_set, options.train_images, options.seed)
+    test_set = get_dataset(options.data, "test")
+    torch.manual_seed(options.seed)
+    model = build_model(options.model, num_classes(test_set))
+    result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
+    metrics = evaluate(model, test_set, 256, options.device, options.num_workers)
+    spec = model.greedyprune_spec
+    path = final_model_path(options.out)
+    save_torch({"spec": spec, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+    save_json({"spec": spec, "data": options.data, "config": dataclasses.asdict(config), "steps": result.steps,
+               "test_acc": metrics["top1"], "test_loss": metrics["loss"], "history": result.history},
+              report_path(path))
+    print(f"{options.model} on {options.data}: test accuracy {100 * metrics['top1']:.2f}% "
+          f"(loss {metrics['loss']:.4f}, {result.steps} steps); saved {path}")

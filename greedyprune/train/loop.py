@@ -1,0 +1,218 @@
+"""The one training loop: pretraining, fine-tuning after pruning, lottery tickets, RigL, bilevel.
+
+Exact resumption. The examples of epoch ``e`` are visited in the order :func:`data_order` draws from
+``(seed, e)`` alone, and a checkpoint holds model, optimizer, scheduler, step, RNG states, callback
+states and history. A resumed run rebuilds the epoch's order, skips the batches already done and so
+ends with bit-identical weights to an uninterrupted run (same device and thread count).
+
+Callbacks are plain objects with any of ``on_train_begin(state)``, ``after_backward(state)``
+(gradients present, before ``optimizer.step``), ``after_step(state)``, ``on_train_end(state)`` and
+``state_dict()`` / ``load_state_dict(d)`` (checkpointed with the run). A callback may set
+``state.should_stop = True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..io import load_checkpoint, save_torch
+from ..paths import checkpoint_path
+from .checkpoint import resolve_device, rng_state, set_rng_state
+from .config import TrainConfig, result_fields
+from .distributed import data_order, world, writes_checkpoints
+from .evaluate import evaluate
+from .schedule import make_optimizer, make_scheduler
+
+FORMAT = "greedyprune-train/1"
+
+
+@dataclass
+class TrainState:
+    """What callbacks see. ``batch`` is ``(inputs, labels)`` on the device; ``loss`` the batch loss (detached)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    config: TrainConfig
+    device: torch.device
+    total_steps: int
+    steps_per_epoch: int
+    step: int = 0
+    epoch: int = 0
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    loss: torch.Tensor | None = None
+    history: list[dict] = field(default_factory=list)
+    run_dir: Path | None = None
+    resumed: bool = False
+    should_stop: bool = False
+    loss_sum: float = 0.0
+    loss_count: int = 0
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+@dataclass
+class TrainResult:
+    """``history``: one dict per evaluation (step, epoch, lr, train_loss, val_loss, val_acc).
+
+    ``early_stop_step``: the step with the lowest validation loss (None without a validation set).
+    """
+
+    history: list[dict]
+    steps: int
+    early_stop_step: int | None
+    seconds: float
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def _call(callbacks: Iterable, hook: str, state: TrainState) -> None:
+    for callback in callbacks:
+        fn = getattr(callback, hook, None)
+        if fn is not None:
+            fn(state)
+
+
+def _due(every: int, step: int, steps_per_epoch: int) -> bool:
+    return step % (every if every > 0 else steps_per_epoch) == 0
+
+
+def _save(state: TrainState, callbacks: list, n_train: int) -> None:
+    if state.run_dir is None or not writes_checkpoints():
+        return
+    save_torch({
+        "format": FORMAT, "config": dataclasses.asdict(state.config), "n_train": n_train,
+        "step": state.step, "total_steps": state.total_steps, "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(), "rng": rng_state(),
+        "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+        "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
+    }, checkpoint_path(state.run_dir))
+
+
+def _restore(state: TrainState, callbacks: list, n_train: int) -> None:
+    path = checkpoint_path(state.run_dir)
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
+    old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)
+    changed = [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
+    if ckpt["n_train"] != n_train:
+        changed.append(f"{ckpt['n_train']} training examples there, {n_train} now")
+    if changed:
+        raise UserError(f"{path} is from a different run ({'; '.join(changed[:3])}); "
+                        "pass resume=False (--no-resume) to start over, or use another folder")
+    if len(ckpt["callbacks"]) != len(callbacks):
+        raise UserError(f"{path} was written with {len(ckpt['callbacks'])} callbacks but {len(callbacks)} are given now")
+    try:
+        state.model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise UserError(f"{path} does not fit this model ({str(err).splitlines()[0][:150]}); pass resume=False") from None
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    for callback, saved in zip(callbacks, ckpt["callbacks"]):
+        if saved is not None and hasattr(callback, "load_state_dict"):
+            callback.load_state_dict(saved)
+    set_rng_state(ckpt["rng"])
+    state.step, state.history = ckpt["step"], list(ckpt["history"])
+    state.loss_sum, state.loss_count = ckpt["loss_sum"], ckpt["loss_count"]
+    state.resumed = True
+
+
+def _record(state: TrainState, val_set: Dataset | None) -> None:
+    entry = {"step": state.step, "epoch": state.step / state.steps_per_epoch, "lr": state.lr,
+             "train_loss": state.loss_sum / state.loss_count if state.loss_count else None,
+             "val_loss": None, "val_acc": None}
+    if val_set is not None:
+        metrics = evaluate(state.model, val_set, max(state.config.batch_size, 256), state.device, state.config.num_workers)
+        entry["val_loss"], entry["val_acc"] = metrics["loss"], metrics["top1"]
+    state.history.append(entry)
+    state.loss_sum, state.loss_count = 0.0, 0
+
+
+def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir: str | Path | None = None,
+          val_set: Dataset | None = None, callbacks: Iterable = (), resume: bool = True,
+          progress: bool = True) -> TrainResult:
+    """Train ``model`` in place on ``train_set`` with ``config``; checkpoint to ``run_dir/checkpoint.pt``.
+
+    Steps per epoch: ``len(train_set) // batch_size`` (the incomplete last batch is dropped; at least 1).
+    Total steps: ``max_steps`` if > 0, else ``ceil(epochs * steps_per_epoch)``. Loss: cross-entropy with
+    ``label_smoothing``. On a fresh start torch's global RNG is seeded with ``config.seed``; with
+    ``resume=True`` an existing checkpoint is continued (a finished one returns at once).
+    """
+    config.validate()
+    callbacks = list(callbacks)
+    device = resolve_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    rank, world_size = world()
+    n_local = len(data_order(len(train_set), config.seed, 0, rank, world_size))
+    if n_local == 0:
+        raise UserError("the training set is empty")
+    steps_per_epoch = max(1, n_local // config.batch_size)
+    total = config.max_steps if config.max_steps > 0 else max(1, math.ceil(config.epochs * steps_per_epoch))
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    state = TrainState(model, optimizer, make_scheduler(optimizer, config, total), config, device, total,
+                       steps_per_epoch, run_dir=Path(run_dir) if run_dir is not None else None)
+    if state.run_dir is not None and resume and checkpoint_path(state.run_dir).exists():
+        _restore(state, callbacks, len(train_set))
+    else:
+        torch.manual_seed(config.seed)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    started = time.perf_counter()
+    _call(callbacks, "on_train_begin", state)
+    bar = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    while state.step < total and not state.should_stop:
+        state.epoch = state.step // steps_per_epoch
+        first = (state.step % steps_per_epoch) * config.batch_size
+        order = data_order(len(train_set), config.seed, state.epoch, rank, world_size)[: steps_per_epoch * config.batch_size]
+        order = order[first: first + (total - state.step) * config.batch_size]
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order.tolist(),
+                            num_workers=config.num_workers)
+        for inputs, labels in loader:
+            model.train()
+            state.batch = (inputs.to(device), torch.as_tensor(labels).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(state.batch[0]), state.batch[1])
+            if not torch.isfinite(loss):
+                raise UserError(f"training loss became {float(loss)} at step {state.step}; lower the learning rate")
+            loss.backward()
+            state.loss = loss.detach()
+            _call(callbacks, "after_backward", state)
+            optimizer.step()
+            state.scheduler.step()
+            state.step += 1
+            state.loss_sum += float(state.loss)
+            state.loss_count += 1
+            _call(callbacks, "after_step", state)
+            bar.update(1)
+            last = state.step >= total or state.should_stop
+            if last or _due(config.eval_every, state.step, steps_per_epoch):
+                _record(state, val_set)
+                bar.set_postfix({k: round(v, 4) for k, v in state.history[-1].items()
+                                 if k in ("train_loss", "val_acc") and v is not None})
+            if last or _due(config.checkpoint_every, state.step, steps_per_epoch):
+                _save(state, callbacks, len(train_set))
+            if last:
+                break
+    bar.close()
+    _call(callbacks, "on_train_end", state)
+    model.train()
+    scored = [h for h in state.history if h["val_loss"] is not None]
+    best = min(scored, key=lambda h: h["val_loss"])["step"] if scored else None
+    return TrainResult(state.history, state.step, best, time.perf_counter() - started)
