@@ -28,10 +28,15 @@ def subset(dataset: Dataset, n: int, seed: int = 0) -> Dataset:
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0, num_workers: int = 0,
                 drop_last: bool = False) -> DataLoader:
-    """A ``DataLoader`` whose shuffling order is fixed by ``seed`` (and advances each time it is iterated)."""
+    """A ``DataLoader`` whose shuffling order is fixed by ``seed`` (and advances each time it is iterated).
+
+    It draws from its own generator, never from torch's global RNG, so evaluating a model in the middle
+    of training does not change the training run.
+    """
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    # always an own generator: iterating a loader must not consume torch's global RNG
+    generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=num_workers, drop_last=drop_last)
 

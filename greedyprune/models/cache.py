@@ -128,7 +128,7 @@ def _build(name: str, recipe: Recipe, folder: Path, progress: bool) -> None:
     metrics = evaluate(model, test_set, 256, recipe.train.device)
     info = {"spec": model.greedyprune_spec, "recipe": dataclasses.asdict(recipe), "test_acc": metrics["top1"],
             "test_loss": metrics["loss"], "train_seconds": timer.seconds, "steps": result.steps,
-            "train_images": len(train_set), "torch_version": torch.__version__}
+            "train_images": len(train_set), "torch_version": str(torch.__version__)}
     save_torch({**info, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, final_model_path(folder))
     save_json(info, report_path(final_model_path(folder)))
     with contextlib.suppress(FileNotFoundError):

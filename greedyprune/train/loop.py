@@ -7,7 +7,8 @@ ends with bit-identical weights to an uninterrupted run (same device and thread 
 
 Callbacks are plain objects with any of ``on_train_begin(state)``, ``after_backward(state)``
 (gradients present, before ``optimizer.step``), ``after_step(state)``, ``on_train_end(state)`` and
-``state_dict()`` / ``load_state_dict(d)`` (checkpointed with the run). A callback may set
+``state_dict()`` / ``load_state_dict(d)`` (checkpointed with the run; on resume each stateful callback
+gets the next saved state of its class). A callback may set
 ``state.should_stop = True``.
 """
 
@@ -99,7 +100,8 @@ def _save(state: TrainState, callbacks: list, n_train: int) -> None:
         "format": FORMAT, "config": dataclasses.asdict(state.config), "n_train": n_train,
         "step": state.step, "total_steps": state.total_steps, "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(), "rng": rng_state(),
-        "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks],
+        "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks
+                      if hasattr(cb, "state_dict")],
         "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
     }, checkpoint_path(state.run_dir))
 
@@ -116,17 +118,18 @@ def _restore(state: TrainState, callbacks: list, n_train: int) -> None:
     if changed:
         raise UserError(f"{path} is from a different run ({'; '.join(changed[:3])}); "
                         "pass resume=False (--no-resume) to start over, or use another folder")
-    if len(ckpt["callbacks"]) != len(callbacks):
-        raise UserError(f"{path} was written with {len(ckpt['callbacks'])} callbacks but {len(callbacks)} are given now")
     try:
         state.model.load_state_dict(ckpt["model"])
     except RuntimeError as err:
         raise UserError(f"{path} does not fit this model ({str(err).splitlines()[0][:150]}); pass resume=False") from None
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
-    for callback, saved in zip(callbacks, ckpt["callbacks"]):
-        if saved is not None and hasattr(callback, "load_state_dict"):
-            callback.load_state_dict(saved)
+    saved = list(ckpt["callbacks"])
+    for callback in callbacks:  # each stateful callback takes the next saved state of its class, if any
+        match = next((s for s in saved if s["type"] == type(callback).__name__), None)
+        if match is not None and hasattr(callback, "load_state_dict"):
+            saved.remove(match)
+            callback.load_state_dict(match["state"])
     set_rng_state(ckpt["rng"])
     state.step, state.history = ckpt["step"], list(ckpt["history"])
     state.loss_sum, state.loss_count = ckpt["loss_sum"], ckpt["loss_count"]
@@ -182,8 +185,10 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
         first = (state.step % steps_per_epoch) * config.batch_size
         order = data_order(len(train_set), config.seed, state.epoch, rank, world_size)[: steps_per_epoch * config.batch_size]
         order = order[first: first + (total - state.step) * config.batch_size]
+        # an own generator: creating a loader iterator must not draw from torch's global RNG (dropout's)
         loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order.tolist(),
-                            num_workers=config.num_workers)
+                            num_workers=config.num_workers,
+                            generator=torch.Generator().manual_seed(config.seed * 1_000_003 + state.step))
         for inputs, labels in loader:
             model.train()
             state.batch = (inputs.to(device), torch.as_tensor(labels).to(device))
