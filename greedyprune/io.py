@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -83,9 +84,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
+        found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", str(err))
+        detail = f" ({found.group(1)})" if found else ""
         raise UserError(
-            f"refusing to load {path}: it holds objects other than tensors ({first[:120]}); "
+            f"refusing to load {path}: it holds pickled objects other than tensors{detail}, which could run code; "
             "only plain state-dict checkpoints are accepted"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
@@ -108,7 +110,8 @@ def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) ->
     report_dict = report.to_dict() if hasattr(report, "to_dict") else report
     spec = getattr(model, "greedyprune_spec", None)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report": report_dict}, path)
+    report_text = json.dumps(report_dict, default=_json_default) if report_dict is not None else None
+    save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report_json": report_text}, path)
     if report_dict is not None:
         save_json(report_dict, report_path(path))
 
@@ -145,4 +148,5 @@ def load(path: str | os.PathLike, model: torch.nn.Module | None = None, map_loca
 def load_report(path: str | os.PathLike) -> dict | None:
     """The report stored inside a model file (or None)."""
     data = load_checkpoint(path)
-    return data.get("report") if isinstance(data, dict) else None
+    text = data.get("report_json") if isinstance(data, dict) else None
+    return json.loads(text) if text else None

@@ -182,8 +182,14 @@ class Pruner:
         group, orig_group, width = self.groups[index], self.orig_groups[index], self.widths[index]
         start = time.perf_counter()
         a, b = group.stages
-        self._advance(a)
         before = group.width
+        if width >= before:  # nothing to prune: leave the group exactly as it is
+            report = GroupReport(group.name, before, before, 0.0, time.perf_counter() - start, [],
+                                 "kept all channels (no selection)")
+            self.report.groups.append(report)
+            self.next_group += 1
+            return report
+        self._advance(a)
         stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype)
         side = {id(m): ChannelMean(m) for m in group.side_inputs}
         try:
@@ -208,6 +214,8 @@ class Pruner:
         apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
                         materialize=self.materialize)
         note = sel.stopped_early
+        if note is not None:
+            note += "; the calibration data cannot tell the remaining channels apart: use more calibration images"
         if note is None and kept.numel() < min(width, before):
             note = f"{min(width, before) - kept.numel()} picks had zero weight and were dropped"
         report = GroupReport(group.name, before, int(kept.numel()), sel.final_error,

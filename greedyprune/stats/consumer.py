@@ -118,11 +118,11 @@ class ConsumerStatistics:
         h, m, energy = self.h, self.m, self.energy
         if self.center:
             mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
-            h = h - self.samples * torch.outer(mean_x, mean_x)
-            m = m - self.samples * torch.outer(mean_x, mean_t)
+            h = torch.addr(h, mean_x, mean_x, alpha=-self.samples)
+            m = torch.addr(m, mean_x, mean_t, alpha=-self.samples)
             energy = energy - self.samples * mean_t.pow(2).sum()
         c, k = self.channels, self.block
-        gram = ((w.T @ w) * h).reshape(c, k, c, k).sum((1, 3))
+        gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
         cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
         gram = 0.5 * (gram + gram.T)
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
