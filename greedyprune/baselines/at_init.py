@@ -21,13 +21,12 @@ import torch
 
 from ..cli.options import opt
 from ..errors import UserError
-from ..io import load_checkpoint, save_torch
-from ..models import build_model
+from ..io import load_checkpoint, save_json, save_torch
 from ..sparse import apply_masks, weight_shapes
 from ..sparse.density import sparsity_counts
 from ..sparse.select import global_topk, mask_counts, random_masks
 from ..train import TrainConfig
-from .common import Splits, run_training
+from .common import Splits, new_model, run_training
 from .saliency import class_balanced_batch, grasp_scores, snip_scores
 
 METHODS = ("snip", "grasp", "random", "random-ratios")
@@ -74,7 +73,7 @@ def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfi
         raise UserError(f"sparsity must be in [0, 1), got {options.sparsity}")
     out = Path(out)
     torch.manual_seed(config.seed)
-    model = build_model(model_name)
+    model = new_model(model_name, splits)
     path = out / "mask.pt"
     if path.exists():
         masks = load_checkpoint(path)
@@ -84,7 +83,7 @@ def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfi
             reference = load_checkpoint(source)
         else:
             torch.manual_seed(config.seed)
-            reference = criterion_masks(options.ratios_from, build_model(model_name), splits, options, config.seed)
+            reference = criterion_masks(options.ratios_from, new_model(model_name, splits), splits, options, config.seed)
         masks = random_masks(weight_shapes(model), mask_counts(reference),
                              torch.Generator().manual_seed(30_000 + config.seed))
     else:
@@ -94,4 +93,5 @@ def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfi
     apply_masks(model, masks)
     record = run_training(model, splits, config, out, resume=resume, progress=progress, label=method)
     record["method"] = method
+    save_json(record, out / "result.json")
     return record

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data import get_dataset
+from ..data import get_dataset, num_classes
 from ..io import load_checkpoint, save_json
+from ..models import build_model
 from ..paths import checkpoint_path
 from ..sparse.report import sparsity_report
 from ..train import TrainConfig, evaluate, train
@@ -32,6 +33,19 @@ class Splits:
     train: Dataset
     val: Dataset
     test: Dataset
+
+    @property
+    def num_classes(self) -> int:
+        return num_classes(self.test)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.test[0][0].shape)
+
+
+def new_model(model_name: str, splits: Splits) -> nn.Module:
+    """A freshly initialised ``model_name`` (torch's global RNG decides the weights) for ``splits``' classes."""
+    return build_model(model_name, splits.num_classes)
 
 
 def load_splits(spec: str, train_size: int | None = None) -> Splits:
@@ -86,7 +100,7 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
     final = evaluate(model, splits.test, 1000, config.device)
     scored = [h for h in result.history if h["val_loss"] is not None]
     early = tracker.at(result.early_stop_step)
-    report = sparsity_report(model)
+    report = sparsity_report(model, input_shape=splits.input_shape)
     history = [{**h, **({"test_acc": p["test_acc"]} if (p := tracker.at(h["step"])) else {})} for h in result.history]
     record = {
         "label": label, "steps": result.steps, "seconds": result.seconds,
@@ -97,6 +111,7 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
         "val_acc": result.history[-1]["val_acc"] if result.history else None,
         "nonzero": report["prunable"]["nonzero"], "weights": report["prunable"]["weights"],
         "sparsity": report["prunable"]["sparsity"],
+        "macs": {"dense": report["macs"]["dense"], "nonzero": report["macs"]["nonzero"]},
         "layer_density": {layer["name"]: layer["density"] for layer in report["layers"]},
         "config": dataclasses.asdict(config), "history": history,
     }

@@ -35,7 +35,7 @@ from ..models import build_model
 from ..sparse import apply_masks, load_masked_state_dict, prunable_weights, weight_shapes
 from ..sparse.select import global_topk, layerwise_topk, mask_counts, prune_surviving, random_masks
 from ..train import TrainConfig
-from .common import Splits, run_training, trained_state
+from .common import Splits, new_model, run_training, trained_state
 
 CONTROLS = ("reinit", "random", "oneshot")
 
@@ -110,16 +110,17 @@ class RewindSaver:
             save_torch({k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}, self.path)
 
 
-def _model(model_name: str, dense_state: dict, masks: dict | None) -> torch.nn.Module:
-    model = build_model(model_name)
+def _model(model_name: str, dense_state: dict, masks: dict | None, classes: int | None = None) -> torch.nn.Module:
+    """``model_name`` holding exactly ``dense_state`` (rewound weights), then ``masks`` applied."""
+    model = build_model(model_name, classes)
     load_masked_state_dict(model, dense_state)
     if masks is not None:
         apply_masks(model, masks)
     return model
 
 
-def _magnitudes(model_name: str, state: dict) -> dict[str, torch.Tensor]:
-    model = build_model(model_name)
+def _magnitudes(model_name: str, state: dict, classes: int | None = None) -> dict[str, torch.Tensor]:
+    model = build_model(model_name, classes)
     load_masked_state_dict(model, state)
     return {n: m.weight.detach().abs() for n, m in prunable_weights(model).items()}
 
@@ -134,7 +135,7 @@ def _load_or_make_mask(path: Path, make) -> dict[str, torch.Tensor]:
 
 def _brief(record: dict) -> dict:
     keys = ("label", "test_acc", "test_acc_at_early_stop", "early_stop_step", "val_loss_min", "steps", "seconds",
-            "nonzero", "weights", "sparsity", "layer_density")
+            "nonzero", "weights", "sparsity", "layer_density", "macs")
     return {k: record[k] for k in keys}
 
 
@@ -151,10 +152,11 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
     T, k = total_steps(config, len(splits.train)), options.rewind_step
     if not 0 <= k < T:
         raise UserError(f"rewind_step must be in [0, {T}) for a {T}-step run, got {k}")
+    C = splits.num_classes
     torch.manual_seed(config.seed)
     init_path = out / "init.pt"
-    theta0 = _load_or_make_mask(init_path, lambda: build_model(model_name).state_dict())
-    shapes = weight_shapes(_model(model_name, theta0, None))
+    theta0 = _load_or_make_mask(init_path, lambda: new_model(model_name, splits).state_dict())
+    shapes = weight_shapes(_model(model_name, theta0, None, C))
     names = list(shapes)
     schedule = sparsity_schedule(shapes, options)
     rounds = options.rounds or closest_round(schedule, options.sparsity)
@@ -164,7 +166,7 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
     # round 0: dense, saving theta_k
     rewind_path = out / "rewind.pt" if k > 0 else init_path
     callbacks = [RewindSaver(k, rewind_path)] if k > 0 else []
-    dense = run_training(_model(model_name, theta0, None), splits, config, out / "round_00", callbacks=callbacks,
+    dense = run_training(_model(model_name, theta0, None, C), splits, config, out / "round_00", callbacks=callbacks,
                          resume=resume, progress=progress, label="dense")
     if not rewind_path.exists():
         raise UserError(f"{rewind_path} is missing; delete {out} and start again")
@@ -181,12 +183,12 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
         run_dir = out / f"round_{r:02d}"
 
         def make(prev_masks=masks, prev_dir=previous):
-            scores = _magnitudes(model_name, trained_state(prev_dir))
+            scores = _magnitudes(model_name, trained_state(prev_dir), C)
             fractions = options.prune_rate if options.scope == "global" else rates
             return prune_surviving(scores, prev_masks, fractions, options.scope)
 
         masks = _load_or_make_mask(run_dir / "mask.pt", make)
-        record = run_training(_model(model_name, theta_k, masks), splits, retrain, run_dir, resume=resume,
+        record = run_training(_model(model_name, theta_k, masks, C), splits, retrain, run_dir, resume=resume,
                               progress=progress, label=f"ticket r{r}")
         summary["rounds"].append({"round": r, **_brief(record)})
         ticket_masks[r] = masks
@@ -200,19 +202,19 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
             run_dir = out / "controls" / f"{control}_r{r:02d}"
             if control == "reinit":
                 torch.manual_seed(config.seed + 1_000_003)
-                start, masks = build_model(model_name).state_dict(), ticket_masks[r]
+                start, masks = new_model(model_name, splits).state_dict(), ticket_masks[r]
             elif control == "random":
                 g = torch.Generator().manual_seed(config.seed * 1000 + r)
                 start = theta_k
                 masks = _load_or_make_mask(run_dir / "mask.pt", lambda: random_masks(shapes, counts, g))
             else:
                 if dense_magnitudes is None:
-                    dense_magnitudes = _magnitudes(model_name, trained_state(out / "round_00"))
+                    dense_magnitudes = _magnitudes(model_name, trained_state(out / "round_00"), C)
                 start = theta_k
                 masks = _load_or_make_mask(run_dir / "mask.pt", lambda: (
                     global_topk(dense_magnitudes, sum(counts.values())) if options.scope == "global"
                     else layerwise_topk(dense_magnitudes, counts)))
-            record = run_training(_model(model_name, start, masks), splits, retrain, run_dir, resume=resume,
+            record = run_training(_model(model_name, start, masks, C), splits, retrain, run_dir, resume=resume,
                                   progress=progress, label=f"{control} r{r}")
             summary["controls"].append({"control": control, "round": r, **_brief(record)})
             save_json(summary, out / "summary.json")

@@ -18,13 +18,13 @@ import torch
 
 from ..cli.options import opt
 from ..errors import UserError
-from ..models import build_model
+from ..io import save_json
 from ..sparse import apply_masks, mask_module, prunable_weights, raw_weight, zero_optimizer_state
 from ..sparse.density import sparsity_counts
 from ..sparse.select import mask_counts, random_masks
 from ..sparse.masks import get_masks, weight_shapes
 from ..train import TrainConfig
-from .common import Splits, run_training
+from .common import Splits, new_model, run_training
 from .dynamic import drop_fraction, is_update_step, update_mask
 
 
@@ -117,17 +117,19 @@ def initial_masks(model, options: DynamicOptions, seed: int) -> dict[str, torch.
 
 def run_dynamic(method: str, model_name: str, splits: Splits, config: TrainConfig, options: DynamicOptions,
                 out: str | Path, *, resume: bool = True, progress: bool = True) -> dict:
-    """Train ``model_name`` sparse from scratch with ``method`` in ``rigl``, ``set``, ``static``; its record."""
-    growth = {"rigl": "gradient", "set": "random", "static": None}
+    """Train ``model_name`` sparse from scratch with ``method`` in ``rigl``, ``set``, ``static`` (or ``dense``); its record."""
+    growth = {"rigl": "gradient", "set": "random", "static": None, "dense": None}
     if method not in growth:
-        raise UserError(f"unknown dynamic sparse method {method!r}; choose rigl, set or static")
+        raise UserError(f"unknown dynamic sparse method {method!r}; choose rigl, set, static or dense")
     torch.manual_seed(config.seed)
-    model = build_model(model_name)
-    apply_masks(model, initial_masks(model, options, config.seed))
+    model = new_model(model_name, splits)
+    if method != "dense":
+        apply_masks(model, initial_masks(model, options, config.seed))
     callbacks = [] if growth[method] is None else [
         DynamicSparsity(growth[method], options.update_interval, options.alpha, options.end_fraction, config.seed)]
     record = run_training(model, splits, config, out, callbacks=callbacks, resume=resume, progress=progress,
-                          label=f"{method}-{options.distribution}")
+                          label=method if method == "dense" else f"{method}-{options.distribution}")
     record["method"] = method
     record["updates"] = callbacks[0].log if callbacks else []
+    save_json(record, Path(out) / "result.json")
     return record

@@ -1,0 +1,113 @@
+"""``greedyprune baseline``: run one unstructured-sparsity baseline (resumable) and print its result table."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import UserError
+from .options import opt
+
+HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense); resumable"
+
+METHODS = ["lth", "rigl", "set", "static", "snip", "grasp", "random", "random-ratios", "dense"]
+
+
+@dataclass
+class Options:
+    method: str | None = opt(None, "baseline to run (required)", choices=METHODS)
+    model: str = opt("lenet300-100", "model name (Linear/Conv weights are sparsified)")
+    data: str = opt("fashion-mnist", "dataset spec with train-minus-val/val/test splits")
+    sparsity: float = opt(0.9, "fraction of Linear/Conv weights that are zero (lth: target; the closest round is used)")
+    out: str | None = opt(None, "output folder (one sub-folder per training run; required)")
+    resume: bool = opt(True, "continue finished/interrupted runs found in OUT")
+    seed: int = opt(0, "seed of the initial weights, masks and data order")
+    device: str = opt("cpu", "cpu or cuda")
+    # training (default: the method's recipe, see greedyprune/baselines/recipes.py)
+    epochs: float | None = opt(None, "passes over the training data (default: recipe)")
+    max_steps: int | None = opt(None, "optimizer steps (overrides --epochs; default: recipe)")
+    batch_size: int | None = opt(None, "images per step (default: recipe)")
+    optimizer: str | None = opt(None, "sgd or adam (default: recipe)", choices=["sgd", "adam"])
+    lr: float | None = opt(None, "peak learning rate (default: recipe)")
+    weight_decay: float | None = opt(None, "weight decay (default: recipe)")
+    schedule: str | None = opt(None, "cosine or constant (default: recipe)", choices=["cosine", "constant"])
+    eval_every: int | None = opt(None, "validation/test evaluation every this many steps (default: recipe)")
+    train_images: int = opt(0, "train on a seeded subset of this many images (0: all)")
+    progress: bool = opt(True, "show progress bars")
+    # rigl / set / static
+    distribution: str = opt("erk", "rigl/set/static: per-layer densities", choices=["erk", "er", "uniform"])
+    dense_first: bool = opt(False, "rigl/set/static: keep the first layer dense")
+    update_interval: int = opt(100, "rigl/set: steps between mask updates (dT)")
+    alpha: float = opt(0.3, "rigl/set: initial drop fraction (cosine-annealed)")
+    end_fraction: float = opt(0.75, "rigl/set: last update at this fraction of training (T_end)")
+    # lth
+    rounds: int = opt(0, "lth: pruning rounds (0: closest to --sparsity)")
+    prune_rate: float = opt(0.2, "lth: fraction of surviving weights pruned per round")
+    output_rate: float = opt(-1.0, "lth: output layer rate (-1: half of --prune-rate)")
+    scope: str = opt("layer", "lth: prune per layer or globally", choices=["layer", "global"])
+    rewind_step: int = opt(0, "lth: rewind to this iteration (0: original LTH; >0: late rewinding)")
+    controls: str = opt("reinit,random,oneshot", "lth: controls to run (comma list, '' for none)")
+    control_sparsities: str = opt("", "lth: run controls at the rounds closest to these sparsities (default: last)")
+    # snip / grasp / random
+    samples_per_class: int = opt(10, "snip/grasp: scoring images per class")
+    temperature: float = opt(200.0, "grasp: logit temperature")
+    ratios_from: str = opt("grasp", "random-ratios: copy per-layer counts of", choices=["grasp", "snip"])
+
+
+def train_config(options: Options):
+    from ..baselines.recipes import recipe_for
+    base = recipe_for(options.method)
+    changes = {k: getattr(options, k) for k in ("epochs", "max_steps", "batch_size", "optimizer", "lr", "weight_decay",
+                                                "schedule", "eval_every") if getattr(options, k) is not None}
+    if "epochs" in changes and "max_steps" not in changes:
+        changes["max_steps"] = 0
+    return dataclasses.replace(base, seed=options.seed, device=options.device, **changes).validate()
+
+
+def method_options(options: Options):
+    from ..baselines import registered_baselines
+    from ..baselines.rigl import DynamicOptions
+    cls = registered_baselines[options.method][1] if options.method in registered_baselines else DynamicOptions
+    return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if hasattr(options, f.name)})
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'run':<18} {'sparsity%':>9} {'non-zero':>9} {'test%':>7} {'early-stop':>10} {'test%@ES':>8} {'time s':>7}"]
+    for r in rows:
+        lines.append(f"{r['label']:<18} {100 * r['sparsity']:>9.2f} {r['nonzero']:>9} {_pct(r['test_acc']):>7} "
+                     f"{str(r['early_stop_step']):>10} {_pct(r['test_acc_at_early_stop']):>8} {r['seconds']:>7.1f}")
+    return "\n".join(lines)
+
+
+def run(options: Options) -> None:
+    from ..baselines import load_splits, registered_baselines
+    from ..baselines.rigl import run_dynamic
+    from ..models import model_entry
+    from ..sparse.report import NOTE
+    from ..train import resolve_device
+
+    if not options.method:
+        raise UserError(f"--method is required; choose one of {', '.join(METHODS)}")
+    if not options.out:
+        raise UserError("--out is required: the folder for the runs' checkpoints and results")
+    if not 0 <= options.sparsity < 1:
+        raise UserError(f"--sparsity must be in [0, 1), got {options.sparsity}")
+    resolve_device(options.device)
+    model_entry(options.model)
+    config = train_config(options)
+    splits = load_splits(options.data, options.train_images or None)
+    runner = run_dynamic if options.method == "dense" else registered_baselines[options.method][0]
+    result = runner(options.method, options.model, splits, config, method_options(options), options.out,
+                    resume=options.resume, progress=options.progress)
+    rows = result["rounds"] + [{**c, "label": f"{c['control']} r{c['round']}"} for c in result["controls"]] \
+        if options.method == "lth" else [result]
+    print(format_table(rows))
+    last = rows[-1]
+    if "macs" in last:
+        print(f"MACs/image: {last['macs']['nonzero']:,} non-zero of {last['macs']['dense']:,} dense")
+    print(f"note: {NOTE}")
+    print(f"results in {options.out}")
