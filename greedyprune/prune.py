@@ -34,6 +34,7 @@ from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, capture_output, run_stages
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
+from .train.checkpoint import resolve_device
 
 
 def calibration_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
@@ -47,15 +48,6 @@ def calibration_batches(calibration: Iterable, device: torch.device) -> list[tor
     if not batches:
         raise UserError("the calibration set is empty; give at least one batch of images")
     return batches
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("CUDA requested but not available on this machine; use --device cpu")
-    return device
 
 
 class Pruner:
@@ -91,7 +83,7 @@ class Pruner:
         if precision not in ("float64", "float32"):
             raise UserError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.started = time.perf_counter()
-        self.device = resolve_device(device)
+        self.device = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.adapter = find_adapter(model)
         self.original = copy.deepcopy(model).to(self.device).eval()
         self.model = copy.deepcopy(model).to(self.device).eval()

@@ -1,0 +1,44 @@
+"""``greedyprune eval``: top-1, parameters, FLOPs and measured latency of a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .options import opt
+
+HELP = "evaluate a model: top-1 on held-out data, parameters, FLOPs, CPU/GPU latency"
+
+
+@dataclass
+class Options:
+    model: str | None = opt(None, "model file (pruned or trained) or a registered name")
+    weights: str | None = opt(None, "weights file for a registered name")
+    data: str = opt("fashion-mnist", "dataset spec; its test split (val for imagefolder) is used")
+    limit: int = opt(0, "evaluate on a seeded subset of this many images (0: all)")
+    batch_size: int = opt(256, "evaluation batch size")
+    latency_batch: int = opt(8, "batch size for the latency measurement")
+    device: str = opt("cpu", "cpu or cuda")
+
+
+def run(options: Options) -> None:
+    import json
+
+    from ..data import get_dataset, subset
+    from ..metrics import count_flops, count_parameters, measure_latency
+    from ..train import evaluate, resolve_device
+    from .common import eval_split, load_model
+
+    device = resolve_device(options.device)
+    model = load_model(options.model, options.weights).to(device)
+    dataset = get_dataset(options.data, eval_split(options.data))
+    if options.limit:
+        dataset = subset(dataset, options.limit, 0)
+    metrics = evaluate(model, dataset, options.batch_size, device)
+    example = dataset[0][0].unsqueeze(0).to(device)
+    result = {"model": options.model, "data": options.data, "images": metrics["n"], "top1": metrics["top1"],
+              "loss": metrics["loss"], "params": count_parameters(model), "flops": count_flops(model, example),
+              "latency_s": measure_latency(model, example, options.latency_batch), "latency_batch": options.latency_batch,
+              "device": str(device)}
+    print(f"top-1 {100 * result['top1']:.2f}% on {result['images']} images; params {result['params']:,}; "
+          f"FLOPs {result['flops']:,}; latency {1e3 * result['latency_s']:.1f} ms / batch of {options.latency_batch}")
+    print(json.dumps(result))

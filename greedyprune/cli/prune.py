@@ -1,0 +1,55 @@
+"""``greedyprune prune``: greedy forward selection on a whole model, saved physically smaller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+from .options import opt
+
+HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
+
+
+@dataclass
+class Options:
+    model: str | None = opt(None, "registered model name (resnet50, mobilenet_v2, resnet18-fmnist, ...) or a model file")
+    weights: str | None = opt(None, "weights file for a registered name (torchvision .pth or a state-dict checkpoint)")
+    data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
+    calib: int = opt(512, "number of calibration images (a seeded subset of the training split)")
+    batch_size: int = opt(64, "calibration batch size")
+    method: str = opt("reoptimized", "selection method", choices=["reoptimized", "uniform", "uniform-noreplace",
+                                                                  "magnitude", "magnitude-norefit", "random",
+                                                                  "reoptimized-simplex"])
+    keep: float | None = opt(None, "keep this fraction of the channels of every group")
+    flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
+    params: float | None = opt(None, "keep this fraction of the model's parameters")
+    allocation: str = opt("error", "how a --flops/--params target is spread over groups", choices=["error", "uniform"])
+    precision: str = opt("float32", "products of the statistics: float32 (fast, accumulated in float64) or float64",
+                         choices=["float32", "float64"])
+    out: str | None = opt(None, "output model file, e.g. pruned.pt (required)")
+    device: str | None = opt(None, "cpu or cuda (default: cuda when available)")
+    seed: int = opt(0, "seed of the calibration subset and of random selection")
+    progress: bool = opt(True, "show progress bars")
+
+
+def run(options: Options) -> None:
+    from ..data import calibration_batches
+    from ..io import save
+    from ..prune import Pruner
+    from .common import load_model
+
+    if not options.out:
+        raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
+    if options.keep is None and options.flops is None and options.params is None:
+        raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
+    model = load_model(options.model, options.weights)
+    batches = calibration_batches(options.data, options.calib, options.batch_size, options.seed)
+    pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
+                    allocation=options.allocation, device=options.device, seed=options.seed,
+                    precision=options.precision, progress=options.progress)
+    pruned, report = pruner.run()
+    if hasattr(model, "greedyprune_spec"):
+        pruned.greedyprune_spec = model.greedyprune_spec
+    save(options.out, pruned.cpu(), report)
+    print(report.table())
+    print(f"saved {options.out}")
