@@ -19,8 +19,9 @@ def test_verdict_fails_on_budget_and_weak_dense():
     v = winning_ticket_verdict([0.89], [0.90], [0.80], dense_steps=100, ticket_steps=200)
     assert not v.matches_dense and "more than the dense" in v.reasons[0]
     v = winning_ticket_verdict([0.85], [0.86], [0.80], dense_steps=100, ticket_steps=100,
-                               well_trained_reference=0.90)
-    assert not v.matches_dense and "not well trained" in v.reasons[0]
+                               well_trained_reference=0.90)  # beats a weak dense, not the well-trained one
+    assert not v.matches_dense and "well-trained reference 90.00%" in v.reasons[0]
+    assert v.numbers["best_dense"] == 0.90
     v = winning_ticket_verdict([0.90], [0.88], [0.80], dense_steps=100, ticket_steps=100)
     assert not v.matches_dense and v.beats_reinit
     with pytest.raises(UserError):

@@ -1,0 +1,61 @@
+"""Helpers shared by the baselines_* experiment scripts: argument parsing, mean/std, figure saving."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results"
+RUNS = ROOT / "runs" / "baselines"
+
+
+def parse(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", default="0,1", help="comma list of seeds")
+    parser.add_argument("--runs", default=None, help="folder for the training runs (resumable)")
+    parser.add_argument("--quick", action="store_true", help="tiny budget smoke run (results not meaningful)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+        torch.set_num_threads(1)
+    return args
+
+
+def mean_std(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values), "values": values}
+
+
+def pm(stats: dict, scale: float = 100.0, digits: int = 2) -> str:
+    if stats["mean"] is None:
+        return "-"
+    text = f"{scale * stats['mean']:.{digits}f}"
+    if stats["std"] is not None:
+        text += f" ± {scale * stats['std']:.{digits}f}"
+    return text
+
+
+def save_figure(fig, path: Path) -> None:
+    from greedyprune.io import atomic_write
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+class Clock:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
