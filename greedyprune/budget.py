@@ -86,9 +86,11 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
         model.train(was)
         counts = counter.get_flop_counts()
         total = float(sum(counts["Global"].values()))
+        root = type(model).__name__  # the counter names modules "<RootClass>.<path>"
         for name, module in names.items():
-            if isinstance(module, (nn.Conv2d, nn.Linear)) and name in counts:
-                flops = float(sum(counts[name].values()))
+            key = f"{root}.{name}" if name else root
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and key in counts:
+                flops = float(sum(counts[key].values()))
                 d = deps.get(id(module), [-1, -1])
                 base.append(flops)
                 dep_in.append(d[0])

@@ -32,6 +32,7 @@ from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, capture_output, run_stages
+from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
 from .train.checkpoint import resolve_device
@@ -133,22 +134,9 @@ class Pruner:
 
     def error_curves(self) -> list[torch.Tensor]:
         """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass)."""
-        curves, x = [], list(self.batches)
-        cached = 0
-        for group in tqdm(self.orig_groups, desc="error curves", disable=not self.progress, leave=False):
-            a, b = group.stages
-            x = [run_stages(self.orig_stages[cached:a], xb) for xb in x] if a > cached else x
-            cached = max(cached, a)
-            stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype)
-            with torch.no_grad():
-                for xb in x:
-                    inp = capture_input(self.orig_stages[a:b + 1], group.consumer, xb)
-                    out = group.consumer(inp)
-                    stats.add_batch(inp, _output_cols(group.consumer, out))
-            s = stats.statistics()
-            stats.free()
-            curves.append(greedy_select_gram(s.gram, s.cross, s.energy, group.width, damping=self.damping).errors)
-        return curves
+        return [greedy_select_gram(s.gram, s.cross, s.energy, group.width, damping=self.damping).errors
+                for group, s in iter_group_statistics(self.original, self.batches, self.product_dtype,
+                                                      progress=self.progress)]
 
     # ----------------------------------------------------------------------------------------- steps
     def _check_finite(self) -> None:
@@ -194,7 +182,7 @@ class Pruner:
             for mean in side.values():
                 mean.remove()
         s = stats.statistics()
-        scores = group.score_module.weight.detach().abs().reshape(before, -1).sum(1)
+        scores = magnitude_scores(group)
         sel = greedy_select_gram(s.gram, s.cross, s.energy, min(width, before), method=self.method,
                                  damping=self.damping, scores=scores, seed=self.seed + index)
         kept, coefficients = sel.kept_channels()

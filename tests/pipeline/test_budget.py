@@ -1,0 +1,61 @@
+"""Budgets: the cost model is exact, FLOPs/params targets are met, every method gets the same widths."""
+
+import numpy as np
+import pytest
+import torch
+
+import greedyprune
+from greedyprune.adapters import find_adapter
+from greedyprune.budget import cost_model
+
+from .conftest import mlp, tv_model
+
+
+def test_cost_model_predicts_the_materialised_flops_and_params(images):
+    model = tv_model("resnet50")
+    x = images(4, size=32)
+    pruned, report = greedyprune.prune(model, [x], keep=0.4, progress=False)
+    groups = find_adapter(model).groups(model)
+    widths = np.array([g.channels_after for g in report.groups])
+    assert cost_model(model, groups, x, "flops").cost(widths) == pytest.approx(report.flops_after, rel=1e-9)
+    assert cost_model(model, groups, x, "params").cost(widths) == pytest.approx(report.params_after, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["flops", "params"])
+@pytest.mark.parametrize("allocation", ["error", "uniform"])
+def test_global_targets_are_met(kind, allocation, images):
+    model = tv_model("resnet18")
+    x = images(8, size=64)
+    _, report = greedyprune.prune(model, [x], **{kind: 0.6}, allocation=allocation, progress=False)
+    before, after = (report.flops_before, report.flops_after) if kind == "flops" else \
+        (report.params_before, report.params_after)
+    assert 0.5 < after / before <= 0.6
+    assert all(g.channels_after >= 1 and g.note is None for g in report.groups)
+    if allocation == "error":  # widths follow the error curves: not all groups get the same fraction
+        fractions = {round(g.channels_after / g.channels_before, 2) for g in report.groups}
+        assert len(fractions) > 1
+
+
+def test_methods_share_widths_when_given_them():
+    model = mlp()
+    x = torch.randn(64, 1, 8, 8)
+    _, ref = greedyprune.prune(model, [x], flops=0.5, progress=False)
+    for method in ["magnitude", "random", "uniform"]:
+        _, rep = greedyprune.prune(model, [x], method, widths=ref.widths(), progress=False)
+        assert [g.channels_after for g in rep.groups] <= [g.channels_after for g in ref.groups]
+
+
+@pytest.mark.parametrize("bad", [dict(keep=0.0), dict(keep=1.5), dict(flops=-1), dict(params=2.0),
+                                 dict(keep=0.5, flops=0.5), dict(), dict(widths={"nope": 3})])
+def test_bad_budgets_are_refused_in_one_line(bad):
+    with pytest.raises(ValueError) as info:
+        greedyprune.Pruner(mlp(), [torch.randn(4, 1, 8, 8)], **bad, progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_unsupported_architectures_and_grouped_convs_are_refused():
+    import torchvision
+    with pytest.raises(ValueError, match="no pruning adapter for Module; supported: chain.*resnet"):
+        greedyprune.prune(torch.nn.Module(), [torch.randn(1, 3)], keep=0.5)
+    with pytest.raises(ValueError, match="grouped conv"):
+        greedyprune.prune(torchvision.models.resnext50_32x4d(), [torch.randn(1, 3, 32, 32)], keep=0.5)
