@@ -31,7 +31,7 @@ from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram, registered_methods
-from .stats import ChannelMean, ConsumerStatistics, capture_input, capture_output, run_stages
+from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
@@ -110,6 +110,8 @@ class Pruner:
         self.x_pruned = list(self.batches)
         self.x_orig = list(self.batches)
         self.cached_stage = 0
+        self._orig_ahead: tuple[int, list[torch.Tensor]] | None = None
+        self._target_cache: dict[int, list[torch.Tensor]] = {}
         self.next_group = 0
 
     # ----------------------------------------------------------------------------------------- budget
@@ -151,15 +153,41 @@ class Pruner:
             return
         with torch.no_grad():
             self.x_pruned = [run_stages(self.stages[self.cached_stage:stage], x) for x in self.x_pruned]
-            self.x_orig = [run_stages(self.orig_stages[self.cached_stage:stage], x) for x in self.x_orig]
+            start, xs = self.cached_stage, self.x_orig
+            if self._orig_ahead is not None and self.cached_stage < self._orig_ahead[0] <= stage:
+                start, xs = self._orig_ahead  # the original stages already ran while collecting targets
+            self.x_orig = [run_stages(self.orig_stages[start:stage], x) for x in xs]
+        self._orig_ahead = None
         self.cached_stage = stage
+
+    def _targets(self, index: int) -> list[torch.Tensor]:
+        """Original consumer outputs (minus bias) of group ``index``, one ``(C_out, P)`` tensor per batch.
+
+        One pass of the original stages ``a..b`` collects the targets of every group spanning the same
+        stages (a Bottleneck's two groups) and keeps the stages' output for :meth:`_advance`.
+        """
+        if index not in self._target_cache:
+            a, b = self.groups[index].stages
+            same = [i for i in range(index, len(self.groups))
+                    if self.groups[i].stages == (a, b) and self.widths[i] < self.groups[i].width]
+            outputs: dict[int, list[torch.Tensor]] = {i: [] for i in same}
+            handles = [self.orig_groups[i].consumer.register_forward_hook(
+                lambda mod, _args, out, i=i: outputs[i].append(_output_cols(mod, out))) for i in same]
+            try:
+                with torch.no_grad():
+                    ahead = [run_stages(self.orig_stages[a:b + 1], x) for x in self.x_orig]
+            finally:
+                for handle in handles:
+                    handle.remove()
+            self._target_cache, self._orig_ahead = outputs, (b + 1, ahead)
+        return self._target_cache.pop(index)
 
     def step(self) -> GroupReport | None:
         """Prune the next channel group; returns its report, or None when every group is done."""
         if self.next_group >= len(self.groups):
             return None
         index = self.next_group
-        group, orig_group, width = self.groups[index], self.orig_groups[index], self.widths[index]
+        group, width = self.groups[index], self.widths[index]
         start = time.perf_counter()
         a, b = group.stages
         before = group.width
@@ -174,9 +202,7 @@ class Pruner:
         side = {id(m): ChannelMean(m) for m in group.side_inputs}
         try:
             with torch.no_grad():
-                for xp, xo in zip(self.x_pruned, self.x_orig):
-                    target = _output_cols(orig_group.consumer,
-                                          capture_output(self.orig_stages[a:b + 1], orig_group.consumer, xo))
+                for xp, target in zip(self.x_pruned, self._targets(index)):
                     stats.add_batch(capture_input(self.stages[a:b + 1], group.consumer, xp), target)
         finally:
             for mean in side.values():
@@ -214,6 +240,7 @@ class Pruner:
             bar.update(1)
         bar.close()
         self.x_pruned = self.x_orig = []
+        self._orig_ahead, self._target_cache = None, {}
         example = self.batches[0][:1]
         self.report.params_after = count_parameters(self.model)
         self.report.flops_after = count_flops(self.model, example)
