@@ -1,0 +1,103 @@
+"""``report.md``: the analysis as Markdown tables (rates, picks needed, constants, the check)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .bounds import BOUNDS
+from .fits import fmt_rate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .report import AnalysisReport
+
+
+def _g(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(report: "AnalysisReport", title: str | None = None) -> str:
+    res = report.groups
+    out = [f"# {title or 'Decay curves and bound checks'}\n",
+           f"{len(res)} group(s), analysed in {report.seconds:.1f} s. Error = relative discrepancy "
+           "||T - f_n||² / ||T||² after n kept channels. Bounds are stated and proved in `analysis/THEORY.md`; "
+           "raw numbers are in `curves.json` and `bounds.json`.\n"]
+
+    out.append("## Fitted rates\n")
+    out.append("Exponential fit `log err ~ a - c n` (rate c) and power law `log err ~ a - p log n` "
+               "(exponent p), least squares over the stated n range; *better* = larger R².\n")
+    rows = []
+    for r in res:
+        for m in ("reoptimized", "reoptimized-simplex", "uniform"):
+            f = r.fits.get(m)
+            if f is None:
+                continue
+            rng = f"{f.n_range[0]}..{f.n_range[1]}" if f.n_range else "-"
+            rows.append([r.curves.name, _g(r.group.depth), m, fmt_rate(f.exponential), fmt_rate(f.power),
+                         f.better or (f.reason or "-"), rng])
+    out.append(_table(["group", "depth", "method", "exp. rate c (R²)", "power exponent p (R²)", "better", "n range"],
+                      rows))
+
+    out.append("\n## Picks needed to reach a tolerance\n")
+    tols = sorted({t for r in res for f in r.fits.values() for t in f.n_to_reach}, reverse=True)
+    rows = []
+    for r in res:
+        for m, f in r.fits.items():
+            rows.append([r.curves.name, m] + [str(f.n_to_reach.get(t)) if f.n_to_reach.get(t) else
+                                              f"> {len(r.curves.curves[m].errors)}" for t in tols])
+    out.append(_table(["group", "method"] + [f"n for err ≤ {t:g}" for t in tols], rows))
+
+    out.append("\n## Theory constants (relative to E = ||T||²)\n")
+    rows = []
+    for r in res:
+        c = r.constants
+        e = c.energy
+        rows.append([c.name, str(c.N), f"{c.rank}/{c.affine_dim}", "yes" if c.centroid_target else "no",
+                     _g(c.D2 / e), _g(c.DT2 / e), f"[{_g(c.Lstar_lower / e)}, {_g(c.Lstar / e)}]",
+                     "yes" if c.in_hull else "no", _g(c.V_T / e), f"{_g(c.r / e ** 0.5)} ({c.r_method})",
+                     _g(c.r ** 2 / c.DT2 if c.DT2 > 0 else 0.0), _g(c.t_max), f"{_g(c.mu2)} ({c.mu2_method})",
+                     f"{c.seconds:.1f}"])
+    out.append(_table(["group", "N", "rank/aff. dim", "T = centroid", "D²/E", "D_T²/E", "L*/E bracket", "T in hull",
+                       "V_T/E", "r/√E (how)", "r²/D_T²", "t_max", "μ² (how)", "s"], rows))
+
+    out.append("\n## Check: measured ≤ bound at every n\n")
+    out.append("`margin` = min over n ≥ 2 of bound − measured; `max ratio` = max over n ≥ 2 of measured/bound "
+               "(near 1: nearly attained); `decay` = bound(n_end)/bound(1), the decrease the bound certifies.\n")
+    rows = []
+    for r in res:
+        for c in r.checks:
+            rows.append([c.group, c.bound, c.method, f"**{c.status}**" if c.status == "FAIL" else c.status,
+                         f"{c.n_failed}/{c.n_checked}", _g(c.first_failure), _g(c.min_margin), _g(c.max_ratio),
+                         _g(c.decay), c.violated or "-"])
+    out.append(_table(["group", "bound", "method", "status", "failed n", "first failure", "margin", "max ratio",
+                       "decay", "violated assumption"], rows))
+
+    out.append("\n## Summary per bound (number of groups)\n")
+    rows = [[k, BOUNDS[k].method, f"`{BOUNDS[k].statement}`", BOUNDS[k].assumption,
+             str(report.summary.get(k, {}).get("pass", 0)), str(report.summary.get(k, {}).get("FAIL", 0)),
+             str(report.summary.get(k, {}).get("n/a", 0))] for k in BOUNDS]
+    out.append(_table(["bound", "method", "statement", "assumption", "pass", "FAIL", "n/a"], rows))
+
+    notes = [f"- {r.curves.name} / {m}: {c.note}" for r in res for m, c in r.curves.curves.items() if c.note]
+    notes += [f"- {r.curves.name} / {m}: skipped ({why})" for r in res for m, why in r.curves.skipped.items()]
+    if notes:
+        out.append("\n## Notes\n")
+        out.append("\n".join(notes) + "\n")
+    plots = [r.plot for r in res if r.plot is not None]
+    if plots:
+        out.append("\n## Figures\n")
+        summary = report.files.get("summary_plot")
+        if summary is not None:
+            out.append(f"![fitted rates across depth]({os.path.relpath(summary, report.out_dir)})\n")
+        for r in res:
+            if r.plot is not None:
+                out.append(f"![{r.curves.name}]({os.path.relpath(r.plot, report.out_dir)})\n")
+    return "\n".join(out)

@@ -1,0 +1,117 @@
+"""Figures: per group, error vs n (log y) with every method, fitted lines and bounds; a rate summary.
+
+Colours are fixed per method (:data:`COLORS`) so every figure reads the same. Bounds are drawn in the
+colour of the method they bound, dotted / dash-dotted; fitted lines are thin dashed. The y-axis
+stops at 1e-12: errors below it are exact zeros up to rounding (e.g. all N channels kept) and drop off
+the bottom of the plot. PNGs are written with ``atomic_write``.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from greedyprune.io import atomic_write  # noqa: E402
+
+from .bounds import BOUNDS  # noqa: E402
+from .curves import GroupCurves  # noqa: E402
+from .fits import CurveFit  # noqa: E402
+
+COLORS = {"reoptimized": "tab:blue", "reoptimized-simplex": "tab:purple", "uniform": "tab:orange",
+          "uniform-noreplace": "tab:brown", "magnitude": "tab:green", "random": "tab:gray"}
+BOUND_STYLE = {"herding_hull": ":", "herding_general": (0, (1, 3)), "fcfw_sublinear": ":", "fcfw_linear": "-.",
+               "free_linear": "-."}
+BOUND_LABEL = {"herding_hull": "B1 V_T/n", "herding_general": "B2 L(a*)+V H_n/n",
+               "fcfw_sublinear": "B3 FCFW 1/n", "fcfw_linear": "B4 FCFW (1-r²/D_T²)^(n-1)",
+               "free_linear": "B5 free (1-μ²)^(n-1)"}
+# the fit drawn per method: the model the theory predicts for it
+FIT_SHOWN = {"reoptimized": "exponential", "reoptimized-simplex": "exponential", "uniform": "power"}
+FLOOR = 1e-14
+SHOWN_FLOOR = 1e-12  # the y-axis stops here: exact zeros (n = N, target reached) fall off the bottom
+
+
+def _save(fig, path) -> None:
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_group(curves: GroupCurves, fits: dict[str, CurveFit], bounds: dict[str, np.ndarray | None], path,
+               title: str | None = None) -> None:
+    """Error vs n on a log scale: methods (random with its min-max band), fitted lines, bounds."""
+    fig, ax = plt.subplots(figsize=(10.5, 5.0))
+    lowest = 1.0
+    for method, curve in curves.curves.items():
+        color = COLORS.get(method, "black")
+        n = curve.n
+        y = np.maximum(curve.errors, FLOOR)
+        above = y[y > SHOWN_FLOOR]
+        lowest = min(lowest, float(above.min()) if above.size else SHOWN_FLOOR)
+        label = method + (f" (mean of {len(curve.spread['seeds'])} seeds)" if curve.spread else "")
+        ax.plot(n, y, color=color, lw=1.8, label=label)
+        if curve.spread:
+            ax.fill_between(n, np.maximum(curve.spread["min"], FLOOR), np.maximum(curve.spread["max"], FLOOR),
+                            color=color, alpha=0.18, lw=0)
+        model = FIT_SHOWN.get(method)
+        fit = fits.get(method)
+        line = getattr(fit, "exponential" if model == "exponential" else "power", None) if (fit and model) else None
+        if line is not None:
+            xs = np.arange(line.n_lo, line.n_hi + 1)
+            text = f"c={line.rate:.3g}" if model == "exponential" else f"p={line.rate:.3g}"
+            ax.plot(xs, np.maximum(line.predict(xs), FLOOR), color=color, lw=1.0, ls="--",
+                    label=f"fit {method}: {model} {text}, R²={line.r2:.3f}")
+    for key, rhs in bounds.items():
+        if key not in BOUNDS or rhs is None:
+            continue
+        method = BOUNDS[key].method
+        if method not in curves.curves:
+            continue
+        n = np.arange(1, len(rhs) + 1)
+        ax.plot(n, np.maximum(rhs, FLOOR), color=COLORS[method], lw=1.3, ls=BOUND_STYLE[key], alpha=0.9,
+                label=f"bound {BOUND_LABEL[key]} (on {method})")
+    ax.set_yscale("log")
+    top = max(float(np.nanmax([c.errors.max() for c in curves.curves.values()])) * 3, 1.0)
+    ax.set_ylim(max(lowest / 5, SHOWN_FLOOR / 2), top)
+    ax.set_xlim(1, curves.n_max)
+    ax.set_xlabel("n = number of kept channels")
+    ax.set_ylabel("relative discrepancy  ||T - f_n||² / ||T||²")
+    ax.set_title(title or f"{curves.name} (N = {curves.size})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
+    _save(fig, path)
+
+
+def plot_summary(rows: list[dict], path) -> None:
+    """Fitted rates across depth: exponential rate c (re-optimised) and power exponent p (uniform).
+
+    ``rows``: one dict per group with ``name``, ``depth`` and ``fits`` (method -> :class:`CurveFit`).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    xs = [r["depth"] if r["depth"] is not None else i + 1 for i, r in enumerate(rows)]
+    panels = ((left, ("reoptimized", "reoptimized-simplex"), "exponential",
+               "exponential rate c  (err ~ exp(-c n))"),
+              (right, ("uniform", "uniform-noreplace"), "power", "power-law exponent p  (err ~ n^-p)"))
+    for ax, methods, model, ylabel in panels:
+        for method in methods:
+            pts = [(x, getattr(r["fits"][method], model)) for x, r in zip(xs, rows)
+                   if method in r["fits"] and getattr(r["fits"][method], model) is not None]
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1].rate for p in pts], "o-", color=COLORS[method], label=method)
+            for x, line in pts:
+                ax.annotate(f"R² {line.r2:.2f}", (x, line.rate), fontsize=6.5, textcoords="offset points",
+                            xytext=(3, 4), color=COLORS[method])
+        ax.set_xlabel("depth (layer index)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_title("re-optimised greedy: fitted exponential rate")
+    right.set_title("uniform (1/n) greedy: fitted power-law exponent")
+    if len(rows) <= 12:
+        for ax in (left, right):
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"{x:g}\n{r['name']}" for x, r in zip(xs, rows)], fontsize=7)
+    _save(fig, path)
