@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
 
 from ..errors import UserError
 from .registry import get_dataset
@@ -37,8 +40,22 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, seed: 
         raise UserError(f"batch size must be at least 1, got {batch_size}")
     # always an own generator: iterating a loader must not consume torch's global RNG
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=num_workers, drop_last=drop_last)
+    sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return batch_loader(dataset, sampler, batch_size, num_workers, drop_last, generator)
+
+
+def batch_loader(dataset: Dataset, order: Iterable[int], batch_size: int, num_workers: int = 0,
+                 drop_last: bool = False, generator: torch.Generator | None = None) -> DataLoader:
+    """A ``DataLoader`` visiting ``order`` (indices or a sampler) in batches of ``(inputs, labels)``.
+
+    In-memory datasets are sliced a whole batch at a time (no per-item calls and stacking).
+    """
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    if isinstance(dataset, TensorImageDataset):
+        batches = BatchSampler(order, batch_size, drop_last)
+        return DataLoader(dataset, batch_size=None, sampler=batches, num_workers=num_workers, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers, drop_last=drop_last,
+                      generator=generator)
 
 
 def calibration_batches(spec_or_dataset: str | Dataset, n_images: int, batch_size: int = 64, seed: int = 0,

@@ -24,7 +24,11 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index):
+        """One item ``(image, int label)``; a list/tensor of indices gives a batch ``(images, labels)``."""
+        if isinstance(index, (list, tuple, torch.Tensor)):
+            index = torch.as_tensor(index, dtype=torch.int64)
+            return self.images[index], self.labels[index]
         return self.images[index], int(self.labels[index])
 
     def select(self, indices: torch.Tensor, name: str | None = None) -> "TensorImageDataset":

@@ -23,9 +23,10 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ..data.loaders import batch_loader
 from ..errors import UserError
 from ..io import load_checkpoint, save_torch
 from ..paths import checkpoint_path
@@ -186,9 +187,8 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
         order = data_order(len(train_set), config.seed, state.epoch, rank, world_size)[: steps_per_epoch * config.batch_size]
         order = order[first: first + (total - state.step) * config.batch_size]
         # an own generator: creating a loader iterator must not draw from torch's global RNG (dropout's)
-        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order.tolist(),
-                            num_workers=config.num_workers,
-                            generator=torch.Generator().manual_seed(config.seed * 1_000_003 + state.step))
+        loader = batch_loader(train_set, order.tolist(), config.batch_size, config.num_workers,
+                              generator=torch.Generator().manual_seed(config.seed * 1_000_003 + state.step))
         for inputs, labels in loader:
             model.train()
             state.batch = (inputs.to(device), torch.as_tensor(labels).to(device))
