@@ -36,6 +36,7 @@ from .geometry import embed, hull_projection, interior_depth, loss_of, span_cove
 from .group import GroupStatistics
 
 HULL_RTOL = 1e-8   # T counts as inside M when Lstar / E <= this
+MARGIN_RTOL = 1e-9  # a margin r <= this * D_T is rounding: T is on the relative boundary
 
 
 @dataclass
@@ -135,7 +136,7 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cove
         L1_free=float(max(energy - gains.max(), 0.0)), Lstar=proj.upper, Lstar_lower=proj.lower,
         qp_solver=proj.solver, a_star_support=int((a_star > 1e-9).sum()), L_a_star=loss_of(gram, cross, energy, a_star),
         V_a_star=max(v_a, 0.0), V_T=max(v_t, 0.0), V_T_source=v_src, in_hull=bool(in_hull),
-        aff_dist2=depth.aff_dist2, r=depth.r if in_hull else 0.0, r_method=depth.method, r_cert=depth.r_cert,
+        aff_dist2=depth.aff_dist2, r=depth.r if in_hull and depth.r > MARGIN_RTOL * np.sqrt(vertex_loss.max()) else 0.0, r_method=depth.method, r_cert=depth.r_cert,
         r_exact=depth.r_exact, t_max=depth.t_max, mu2=cover.mu2, mu2_method=cover.method, mu2_eig=cover.mu2_eig,
         L_span=emb.outside)
     c.violations = assumption_violations(c, hull_rtol)
@@ -158,8 +159,8 @@ def assumption_violations(c: TheoryConstants, hull_rtol: float = HULL_RTOL) -> d
         out["herding_hull"] = where
         out["fcfw_linear"] = where
     elif c.r <= 0:
-        out["fcfw_linear"] = ("target on the relative boundary of the hull (no representation with all "
-                              f"weights > 0 certified; t_max = {c.t_max:.3g})")
+        out["fcfw_linear"] = ("target on the relative boundary of the hull (margin r <= "
+                              f"{MARGIN_RTOL:g} D_T: no representation with all weights > 0; t_max = {c.t_max:.3g})")
     return out
 
 

@@ -16,6 +16,7 @@ the affine hull ``aff M`` (spanned by ``phi_i - phibar``, ``phibar`` the centroi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -71,7 +72,9 @@ def _solve(problem: cp.Problem, solvers: tuple[str, ...]) -> str:
         if solver not in cp.installed_solvers():
             continue
         try:
-            problem.solve(solver=solver)
+            with warnings.catch_warnings():  # "solution may be inaccurate": every result is re-verified exactly
+                warnings.simplefilter("ignore", UserWarning)
+                problem.solve(solver=solver)
         except cp.error.SolverError as err:  # try the next one
             last = err
             continue

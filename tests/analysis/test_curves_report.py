@@ -1,0 +1,79 @@
+"""Decay curves match the engine; analyze_groups writes complete, NaN-free outputs."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from analysis import GroupStatistics, analyze_groups, decay_curves
+from greedyprune.errors import UserError
+from greedyprune.selection import greedy_select_gram
+
+from .synthetic import group_from_phi, points, sphere
+
+
+def test_curves_equal_engine_paths_and_random_spread():
+    c = points(20, 40, seed=9) / 20
+    group = GroupStatistics.from_contributions("g", c, scores=c.abs().sum(1))
+    curves = decay_curves(group, 15, seeds=(0, 1, 2), simplex_max=10)
+    assert set(curves.curves) == {"reoptimized", "reoptimized-simplex", "uniform", "uniform-noreplace", "magnitude",
+                                  "random"}
+    for method in ("reoptimized", "uniform", "uniform-noreplace"):
+        ref = greedy_select_gram(group.gram, group.cross, group.energy, 15, method=method, damping=0.0).errors
+        np.testing.assert_allclose(curves.curves[method].errors, ref.numpy(), rtol=1e-12, atol=1e-15)
+    simplex = curves.curves["reoptimized-simplex"]
+    assert len(simplex.errors) == 10 and "capped" in simplex.note
+    rnd = curves.curves["random"]
+    assert np.all(rnd.spread["min"] <= rnd.errors + 1e-15) and np.all(rnd.errors <= rnd.spread["max"] + 1e-15)
+    assert rnd.spread["seeds"] == [0, 1, 2]
+
+
+def test_magnitude_skipped_without_scores_and_bad_input():
+    group = group_from_phi("g", points(6, 3, seed=1) + 3)
+    curves = decay_curves(group, methods=("uniform", "magnitude"))
+    assert "magnitude" in curves.skipped and "uniform" in curves.curves
+    with pytest.raises(UserError, match="n_max"):
+        decay_curves(group, 7)
+    with pytest.raises(UserError, match="unknown analysis method"):
+        decay_curves(group, methods=("lasso",))
+    bad = GroupStatistics("bad", torch.eye(3), torch.ones(2), 1.0)
+    with pytest.raises(UserError, match="bad"):
+        decay_curves(bad)
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, dict):
+        return all(_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_finite(v) for v in obj)
+    return True
+
+
+def test_analyze_groups_writes_reports(tmp_path):
+    groups = [group_from_phi("layer1.conv", sphere(16, 3, seed=1), scores=torch.rand(16), depth=1),
+              group_from_phi("layer2", points(10, 20, seed=2) + 1.0, depth=2),
+              group_from_phi("off", sphere(12, 3, seed=3), torch.tensor([9.0, 9.0, 0.0], dtype=torch.float64),
+                             depth=3)]
+    report = analyze_groups(groups, tmp_path / "out", seeds=(0, 1), progress=False)
+    for key in ("curves", "bounds", "report", "summary_plot"):
+        assert report.files[key].exists()
+    for name in ("layer1.conv", "layer2", "off"):
+        png = tmp_path / "out" / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = json.loads(report.files["curves"].read_text())
+    bounds = json.loads(report.files["bounds"].read_text())
+    assert _finite(curves) and _finite(bounds)
+    assert [g["name"] for g in curves["groups"]] == ["layer1.conv", "layer2", "off"]
+    assert bounds["summary"]["herding_hull"] == {"pass": 2, "FAIL": 1, "n/a": 0}
+    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "FAIL": 0, "n/a": 1}
+    text = report.files["report"].read_text()
+    assert "| off | herding_hull | uniform | **FAIL** |" in text and "outside the convex hull" in text
+    assert "## Fitted rates" in text and "plots/summary_rates.png" in text
+    with pytest.raises(UserError, match="distinct"):
+        analyze_groups([groups[0], groups[0]], tmp_path / "x", progress=False)
+    with pytest.raises(UserError, match="non-empty"):
+        analyze_groups([], tmp_path / "x", progress=False)
