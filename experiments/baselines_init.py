@@ -1,0 +1,103 @@
+"""Pruning at initialisation on LeNet-300-100 / Fashion-MNIST at 90% and 98% sparsity: SNIP and GraSP
+(T = 200, 10 images per class) against random pruning (same density in every layer) and random pruning
+with the per-layer ratios SNIP or GraSP chose; then static sparse training with the recipe of
+baselines_rigl.py (SGD Nesterov 0.9, lr 0.05 cosine, wd 1e-4, batch 128, 10 epochs), dense run shared.
+
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/baselines_init.py [--seeds 0,1] [--quick]
+
+Writes experiments/results/baselines_init.json and .png; runs live in runs/baselines/sparse (resumable).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from baselines_common import RESULTS, RUNS, Clock, mean_std, parse, pm, save_figure
+
+from greedyprune.baselines import load_splits
+from greedyprune.baselines.at_init import InitOptions, run_at_init
+from greedyprune.baselines.recipes import RECIPES
+from greedyprune.baselines.rigl import DynamicOptions, run_dynamic
+from greedyprune.io import save_json
+
+# label -> (method, ratios_from)
+METHODS = {"snip": ("snip", "snip"), "grasp": ("grasp", "grasp"), "random": ("random", "grasp"),
+           "random-ratios-snip": ("random-ratios", "snip"), "random-ratios-grasp": ("random-ratios", "grasp")}
+SPARSITIES = (0.9, 0.98)
+
+
+def main() -> None:
+    args = parse(__doc__.split("\n")[0])
+    clock = Clock()
+    runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
+    splits = load_splits("fashion-mnist", 3000 if args.quick else None)
+    config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
+    records = {}
+    for seed in args.seeds:
+        cfg = config.replace(seed=seed)
+        records[("dense", 0.0, seed)] = run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
+                                                    runs / f"dense-seed{seed}", progress=args.progress)
+        for sparsity in SPARSITIES:
+            folder = runs / f"init-s{sparsity}-seed{seed}"
+            for label, (method, source) in METHODS.items():
+                options = InitOptions(sparsity=sparsity, ratios_from=source)
+                # random-ratios copies the per-layer counts of folder/<ratios_from>/mask.pt (same seed, sparsity)
+                records[(label, sparsity, seed)] = run_at_init(method, "lenet300-100", splits, cfg, options,
+                                                               folder / label, progress=args.progress)
+
+    table = []
+    for label, sparsity in [("dense", 0.0)] + [(m, s) for s in SPARSITIES for m in METHODS]:
+        recs = [records[(label, sparsity, s)] for s in args.seeds]
+        table.append({"method": label, "sparsity": sparsity, "nonzero": recs[0]["nonzero"],
+                      "layer_density": {k: mean_std([r["layer_density"][k] for r in recs])["mean"]
+                                        for k in recs[0]["layer_density"]},
+                      "test_acc": mean_std([r["test_acc"] for r in recs]),
+                      "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in recs]),
+                      "train_seconds": mean_std([r["seconds"] for r in recs])})
+    print(f"\n{'method':<20} {'sparsity':>8} {'test% final':>14} {'test% @ES':>14}  layer densities (fc1/fc2/fc3, %)")
+    for row in table:
+        dens = "/".join(f"{100 * v:.1f}" for v in row["layer_density"].values())
+        print(f"{row['method']:<20} {100 * row['sparsity']:>7.0f}% {pm(row['test_acc']):>14} "
+              f"{pm(row['test_acc_at_early_stop']):>14}  {dens}")
+    seconds = clock.seconds()
+    print(f"wall time {seconds / 60:.1f} min")
+    name = "baselines_init_quick" if args.quick else "baselines_init"
+    save_json({"description": __doc__, "seeds": args.seeds, "config": vars(config), "options": vars(InitOptions()),
+               "table": table,
+               "per_run": {f"{m}-{s}-seed{seed}": {k: r[k] for k in ("test_acc", "test_acc_at_early_stop",
+                                                                      "early_stop_step", "seconds", "nonzero",
+                                                                      "layer_density")}
+                           for (m, s, seed), r in records.items()},
+               "wall_seconds": seconds}, RESULTS / f"{name}.json")
+    plot(table, RESULTS / f"{name}.png")
+
+
+def plot(table, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    dense = table[0]["test_acc"]
+    ax.axhline(100 * dense["mean"], color="grey", ls="--", label="dense")
+    labels = list(METHODS)
+    width = 0.8 / len(labels)
+    for i, sparsity in enumerate(SPARSITIES):
+        for j, label in enumerate(labels):
+            row = next(r for r in table if r["method"] == label and r["sparsity"] == sparsity)
+            x = i + (j - (len(labels) - 1) / 2) * width
+            ax.bar(x, 100 * row["test_acc"]["mean"], width=width * 0.9, color=f"C{j}", alpha=0.75,
+                   label=label if i == 0 else None)
+            ax.scatter([x] * row["test_acc"]["n"], [100 * v for v in row["test_acc"]["values"]], color="k", s=8,
+                       zorder=3)
+    ax.set_xticks(range(len(SPARSITIES)), [f"{100 * s:.0f}% sparse" for s in SPARSITIES])
+    low = min(100 * min(r["test_acc"]["values"]) for r in table)
+    ax.set_ylim(max(0, low - 3), 100 * dense["mean"] + 1.5)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Pruning at initialisation, LeNet-300-100 / Fashion-MNIST (10 epochs, seed points)")
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()
