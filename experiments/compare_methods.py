@@ -1,0 +1,122 @@
+"""Experiment 1 (issues 3 and 5): greedy selection vs magnitude vs random at matched FLOPs.
+
+For each model trained on Fashion-MNIST (the trained-model cache) and each FLOPs target, the
+``reoptimized`` run allocates the widths; every other method prunes to exactly those widths. Top-1 on
+the test set without fine-tuning and after a short fine-tune, per-group reconstruction errors,
+params/FLOPs and times go to ``experiments/results/compare_<model>.json`` (resumable: finished runs
+are skipped) and a plot ``compare_<model>.png``.
+
+    python experiments/compare_methods.py --model resnet18-fmnist --flops 0.7,0.5,0.3,0.15
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from greedyprune.data import calibration_batches, get_dataset, subset
+from greedyprune.io import atomic_write, save_json
+from greedyprune.models import trained_model
+from greedyprune.paths import results_dir
+from greedyprune.prune import Pruner
+from greedyprune.train import TrainConfig, evaluate, train
+
+COLORS = {"reoptimized": "tab:blue", "uniform": "tab:orange", "uniform-noreplace": "tab:brown",
+          "magnitude": "tab:green", "magnitude-norefit": "tab:olive", "random": "tab:red"}
+
+
+def fine_tune(model, images: int, epochs: float, seed: int) -> None:
+    data = subset(get_dataset("fashion-mnist", "train"), images, seed=100 + seed)
+    train(model, data, TrainConfig(epochs=epochs, batch_size=64, lr=0.01, weight_decay=5e-5, label_smoothing=0.1,
+                                   seed=seed), progress=False)
+    model.eval()
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, key, title in zip(axes, ["top1_pruned", "top1_finetuned"], ["no fine-tuning", "after fine-tuning"]):
+        by_method: dict[str, dict[float, list[float]]] = {}
+        for run in results["runs"].values():
+            if run.get(key) is not None:
+                by_method.setdefault(run["method"], {}).setdefault(run["flops_after"] / run["flops_before"], []).append(run[key])
+        for method, points in by_method.items():
+            xs = sorted(points)
+            ys = [100 * sum(points[x]) / len(points[x]) for x in xs]
+            ax.plot([100 * x for x in xs], ys, "o-", color=COLORS.get(method), label=method)
+        ax.axhline(100 * results["dense_top1"], color="gray", ls=":", label="dense")
+        ax.set_xlabel("FLOPs kept (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("top-1 on Fashion-MNIST test (%)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{results['model']}: methods at matched widths")
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18-fmnist")
+    parser.add_argument("--flops", default="0.7,0.5,0.3,0.15")
+    parser.add_argument("--methods", default="reoptimized,uniform,magnitude,random")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds of the random method")
+    parser.add_argument("--calib", type=int, default=512)
+    parser.add_argument("--test-images", type=int, default=10000)
+    parser.add_argument("--finetune-images", type=int, default=5000)
+    parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    out = Path(args.out or results_dir() / f"compare_{args.model}.json")
+    results = json.loads(out.read_text()) if out.exists() else {"model": args.model, "runs": {}}
+    model, _ = trained_model(args.model)
+    test = subset(get_dataset("fashion-mnist", "test"), args.test_images, seed=0)
+    batches = calibration_batches("fashion-mnist", args.calib, 64, seed=0)
+    if "dense_top1" not in results:
+        results["dense_top1"] = evaluate(model, test)["top1"]
+    results.update(calibration_images=args.calib, test_images=len(test), finetune_images=args.finetune_images,
+                   finetune_epochs=args.finetune_epochs)
+    methods = args.methods.split(",")
+    for flops in [float(f) for f in args.flops.split(",")]:
+        widths = None
+        for method in ["reoptimized"] + [m for m in methods if m != "reoptimized"]:
+            for seed in (range(args.seeds) if method == "random" else [0]):
+                key = f"{flops}/{method}/{seed}"
+                if key in results["runs"]:
+                    widths = widths or results["runs"][key].get("widths")
+                    continue
+                start = time.perf_counter()
+                budget = {"flops": flops} if widths is None else {"widths": widths}
+                pruned, report = Pruner(model, batches, method, seed=seed, progress=False, **budget).run()
+                widths = widths or report.widths()
+                run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
+                       "flops_before": report.flops_before, "flops_after": report.flops_after,
+                       "params_before": report.params_before, "params_after": report.params_after,
+                       "group_errors": {g.name: g.error for g in report.groups}, "prune_seconds": report.seconds,
+                       "top1_pruned": evaluate(pruned, test)["top1"], "top1_finetuned": None}
+                if args.finetune_images and method in methods:
+                    tuned = copy.deepcopy(pruned)
+                    fine_tune(tuned, args.finetune_images, args.finetune_epochs, seed)
+                    run["top1_finetuned"] = evaluate(tuned, test)["top1"]
+                run["seconds"] = time.perf_counter() - start
+                if method in methods:
+                    results["runs"][key] = run
+                    save_json(results, out)
+                print(f"{key}: FLOPs {run['flops_after'] / run['flops_before']:.1%}, top-1 {100 * run['top1_pruned']:.2f}"
+                      f" -> fine-tuned {100 * (run['top1_finetuned'] or 0):.2f} ({run['seconds']:.0f} s)", flush=True)
+    plot(results, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
