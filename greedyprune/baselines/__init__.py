@@ -27,6 +27,7 @@ registered_baselines: dict[str, tuple[Callable, type]] = {
     "rigl": (run_dynamic, DynamicOptions),
     "set": (run_dynamic, DynamicOptions),
     "static": (run_dynamic, DynamicOptions),
+    "dense": (run_dynamic, DynamicOptions),  # the reference: no masks
     "snip": (run_at_init, InitOptions),
     "grasp": (run_at_init, InitOptions),
     "random": (run_at_init, InitOptions),

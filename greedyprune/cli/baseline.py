@@ -66,8 +66,7 @@ def train_config(options: Options):
 
 def method_options(options: Options):
     from ..baselines import registered_baselines
-    from ..baselines.rigl import DynamicOptions
-    cls = registered_baselines[options.method][1] if options.method in registered_baselines else DynamicOptions
+    cls = registered_baselines[options.method][1]
     return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if hasattr(options, f.name)})
 
 
@@ -85,7 +84,6 @@ def format_table(rows: list[dict]) -> str:
 
 def run(options: Options) -> None:
     from ..baselines import load_splits, registered_baselines
-    from ..baselines.rigl import run_dynamic
     from ..models import model_entry
     from ..sparse.report import NOTE
     from ..train import resolve_device
@@ -100,7 +98,7 @@ def run(options: Options) -> None:
     model_entry(options.model)
     config = train_config(options)
     splits = load_splits(options.data, options.train_images or None)
-    runner = run_dynamic if options.method == "dense" else registered_baselines[options.method][0]
+    runner = registered_baselines[options.method][0]
     result = runner(options.method, options.model, splits, config, method_options(options), options.out,
                     resume=options.resume, progress=options.progress)
     rows = result["rounds"] + [{**c, "label": f"{c['control']} r{c['round']}"} for c in result["controls"]] \
