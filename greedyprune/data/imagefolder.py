@@ -7,8 +7,9 @@ scale to [0, 1], normalise with the ImageNet mean/std (``image_size`` scales 256
 
 Unreadable images: by default the first one stops the run with a one-line error naming the file.
 With ``skip_bad_images=True`` an unreadable image is replaced by the next readable one (in index
-order) and its path is added to ``dataset.skipped``; :meth:`ImageFolderDataset.verify` checks every
-file up front and drops the bad ones instead.
+order) and its path is added to ``dataset.skipped`` (in the process that read it: with loader workers
+the count stays in the workers); :meth:`ImageFolderDataset.verify` checks every file up front and drops
+the bad ones instead, returning their paths.
 """
 
 from __future__ import annotations

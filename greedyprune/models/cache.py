@@ -27,7 +27,7 @@ from ..data import get_dataset, num_classes, subset
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch
 from ..paths import checkpoint_path, final_model_path, model_cache, report_path
-from ..train import TrainConfig, evaluate, train
+from ..train import TrainConfig, evaluate, recalibrate_batchnorm, train
 from ..train.config import result_fields
 from .registry import build_model, model_entry
 
@@ -40,11 +40,13 @@ class Recipe:
     train_images: int = opt(0, "train on a seeded subset of this many images (0: the whole split)")
     subset_seed: int = opt(0, "seed of that subset")
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig, metadata={"help": "training settings"})
+    bn_recalibration: int = opt(2048, "after training, re-estimate BatchNorm statistics on this many training "
+                                      "images (0: keep the running averages)")
 
     def key(self) -> str:
         """Short hash of everything that determines the weights (not device, threads, checkpoint cadence)."""
         fields = {"dataset": self.dataset, "train_images": self.train_images, "subset_seed": self.subset_seed,
-                  "train": result_fields(self.train)}
+                  "train": result_fields(self.train), "bn_recalibration": self.bn_recalibration}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -125,6 +127,9 @@ def _build(name: str, recipe: Recipe, folder: Path, progress: bool) -> None:
     if progress:
         print(f"training {name} once for the model cache ({folder}); later calls load it", flush=True)
     result = train(model, train_set, recipe.train, run_dir=folder, callbacks=[timer], resume=True, progress=progress)
+    if recipe.bn_recalibration:
+        recalibrate_batchnorm(model, train_set, recipe.bn_recalibration, seed=recipe.train.seed,
+                              device=recipe.train.device)
     metrics = evaluate(model, test_set, 256, recipe.train.device)
     info = {"spec": model.greedyprune_spec, "recipe": dataclasses.asdict(recipe), "test_acc": metrics["top1"],
             "test_loss": metrics["loss"], "train_seconds": timer.seconds, "steps": result.steps,
