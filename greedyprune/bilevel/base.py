@@ -35,8 +35,8 @@ class SolverOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr_x <= 0 or self.lr_y <= 0:
-            raise UserError(f"step sizes must be > 0, got lr_x={self.lr_x}, lr_y={self.lr_y}")
+        if self.lr_x < 0 or self.lr_y <= 0:
+            raise UserError(f"step sizes must be lr_x >= 0 (0 freezes x), lr_y > 0; got lr_x={self.lr_x}, lr_y={self.lr_y}")
         self.hypergrad_options()  # validates
 
     def hypergrad_options(self) -> HypergradOptions:

@@ -1,0 +1,202 @@
+"""Accuracy vs sparsity of BiP (first-order, MRBO, VRBO) against magnitude pruning + fine-tuning and IMP.
+
+All methods start from the same cached trained network (``greedyprune.models.trained_model``) and get
+the same training budget: ``--epochs`` passes' worth of training samples after pruning starts.
+
+* ``magnitude-ft``: global magnitude mask at the target sparsity, then fine-tuning for the whole budget
+  with the shared loop (SGD + Nesterov momentum, cosine, weight decay 5e-4, label smoothing 0.1 as in
+  the pretraining recipe).
+* ``imp-ft``: iterative magnitude pruning from the trained network: ``--imp-rounds`` global rounds
+  with densities ``d^(r/R)``, each followed by fine-tuning for budget/R (same recipe); pruned weights
+  never return (``greedyprune.sparse.prune_surviving``).
+* ``bip-first-order`` / ``bip-mrbo`` / ``bip-vrbo``: :func:`greedyprune.baselines.bip.bip_prune`; every
+  minibatch the solver draws counts against the budget (no fine-tuning after).
+
+Step sizes: ``--tune`` evaluates a 3-point grid per method at 95% sparsity on the *validation* split
+and writes the winners to results/bilevel_prune_tuned.json; the main run reads them (defaults if absent).
+Test accuracy is reported only by the main run. Resumable: every run lives under ``--out``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --tune
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --quick   # one sparsity, 0.2 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from greedyprune.baselines.bip import BiPOptions, bip_prune
+from greedyprune.data import get_dataset
+from greedyprune.io import atomic_write, save_json
+from greedyprune.models import trained_model
+from greedyprune.sparse import apply_masks, get_masks, prunable_weights, raw_weight
+from greedyprune.sparse.select import global_topk, prune_surviving
+from greedyprune.train import TrainConfig, evaluate, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("magnitude-ft", "imp-ft", "bip-first-order", "bip-mrbo", "bip-vrbo")
+DEFAULTS = {
+    "magnitude-ft": {"lr": 0.03},
+    "imp-ft": {"lr": 0.03},
+    "bip-first-order": {"lr_scores": 10.0, "lr_weights": 0.1},
+    "bip-mrbo": {"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0},
+    "bip-vrbo": {"lr_scores": 10.0, "lr_weights": 0.1},
+}
+GRID = {
+    "magnitude-ft": [{"lr": 0.01}, {"lr": 0.03}, {"lr": 0.1}],
+    "imp-ft": [{"lr": 0.01}, {"lr": 0.03}, {"lr": 0.1}],
+    "bip-first-order": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
+                        {"lr_scores": 100.0, "lr_weights": 0.1}],
+    "bip-mrbo": [{"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0}, {"lr_scores": 20.0, "lr_weights": 0.4, "mrbo_c": 10.0},
+                 {"lr_scores": 200.0, "lr_weights": 0.2, "mrbo_c": 10.0}],
+    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.1}, {"lr_scores": 10.0, "lr_weights": 0.2},
+                 {"lr_scores": 100.0, "lr_weights": 0.2}],
+}
+
+
+def finetune_config(epochs: float, lr: float, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=128, optimizer="sgd", lr=lr, momentum=0.9, nesterov=True,
+                       weight_decay=5e-4, schedule="cosine", label_smoothing=0.1, seed=seed, eval_every=10 ** 9,
+                       checkpoint_every=200)
+
+
+def magnitude_masks(model, sparsity: float) -> dict:
+    scores = {n: m.weight.detach().abs() for n, m in prunable_weights(model).items()}
+    total = sum(s.numel() for s in scores.values())
+    return global_topk(scores, total - int(round(sparsity * total)))
+
+
+def run_magnitude(dense, train_set, sparsity, epochs, lr, seed, out: Path) -> dict:
+    model = copy.deepcopy(dense)
+    apply_masks(model, magnitude_masks(model, sparsity))
+    start = time.perf_counter()
+    train(model, train_set, finetune_config(epochs, lr, seed), run_dir=out, progress=False)
+    return {"model": model, "seconds": time.perf_counter() - start, "samples": int(epochs * len(train_set))}
+
+
+def run_imp(dense, train_set, sparsity, epochs, lr, seed, rounds: int, out: Path) -> dict:
+    model = copy.deepcopy(dense)
+    total = sum(m.weight.numel() for m in prunable_weights(model).values())
+    start = time.perf_counter()
+    masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in prunable_weights(model).items()}
+    for r in range(1, rounds + 1):
+        keep = total - int(round((1 - (1 - sparsity) ** (r / rounds)) * total))
+        alive = sum(int(m.sum()) for m in masks.values())
+        scores = {n: raw_weight(model, n).detach().abs() for n in masks}
+        masks = prune_surviving(scores, masks, (alive - keep) / alive, scope="global")
+        apply_masks(model, masks)
+        train(model, train_set, finetune_config(epochs / rounds, lr, seed + r), run_dir=out / f"round_{r}",
+              progress=False)
+        masks = get_masks(model)
+    return {"model": model, "seconds": time.perf_counter() - start, "samples": int(epochs * len(train_set))}
+
+
+def run_bip(dense, train_set, sparsity, epochs, params, seed, solver: str, out: Path) -> dict:
+    options = BiPOptions(sparsity=sparsity, solver=solver, epochs=epochs, seed=seed, **params)
+    model, record = bip_prune(dense, train_set, options, out=out, progress=False)
+    return {"model": model, "seconds": record["seconds"], "samples": record["samples"], "steps": record["steps"]}
+
+
+def run_method(method, dense, train_set, sparsity, epochs, params, seed, imp_rounds, out: Path) -> dict:
+    if method == "magnitude-ft":
+        return run_magnitude(dense, train_set, sparsity, epochs, params["lr"], seed, out)
+    if method == "imp-ft":
+        return run_imp(dense, train_set, sparsity, epochs, params["lr"], seed, imp_rounds, out)
+    return run_bip(dense, train_set, sparsity, epochs, params, seed, method.removeprefix("bip-"), out)
+
+
+def measured(method, dense, splits, sparsity, epochs, params, seed, imp_rounds, out: Path, eval_on: str) -> dict:
+    """Run (or reload) one method at one sparsity; record accuracy on ``eval_on`` and the exact sparsity."""
+    done = out / "measured.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    result = run_method(method, dense, splits["train"], sparsity, epochs, params, seed, imp_rounds, out)
+    model = result.pop("model")
+    masks = get_masks(model)
+    kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+    row = {"method": method, "target_sparsity": sparsity, "sparsity": 1 - kept / total, "nonzero": kept,
+           "params": params, "seed": seed, **result,
+           f"{eval_on}_acc": evaluate(model, splits[eval_on], 1000)["top1"]}
+    save_json(row, done)
+    return row
+
+
+def plot(rows, dense_acc, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in METHODS:
+        pts = sorted((r["sparsity"], 100 * r["test_acc"]) for r in rows if r["method"] == method)
+        if pts:
+            ax.plot([100 * s for s, _ in pts], [a for _, a in pts], marker="o", label=method)
+    ax.axhline(100 * dense_acc, color="grey", linestyle="--", label="dense (trained)")
+    ax.set_xlabel("sparsity of Linear weights (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("LeNet-300-100, Fashion-MNIST, equal budget")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet300-100")
+    parser.add_argument("--sparsities", default="0.8,0.9,0.95,0.98")
+    parser.add_argument("--epochs", type=float, default=1.0, help="training budget per method, in epochs of samples")
+    parser.add_argument("--imp-rounds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", default="runs/bilevel_prune", help="run folders (resume)")
+    parser.add_argument("--tune", action="store_true", help="choose step sizes on the validation split at 95%%")
+    parser.add_argument("--quick", action="store_true", help="one sparsity (0.9), 0.2 epochs, no result files")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    methods = [m for m in args.methods.split(",") if m]
+    splits = {s: get_dataset("fashion-mnist", split=s) for s in ("train-minus-val", "val", "test")}
+    splits["train"] = splits.pop("train-minus-val")
+    dense, dense_acc = trained_model(args.model, progress=True)
+    out = Path(args.out)
+    tuned_path = RESULTS / "bilevel_prune_tuned.json"
+    if args.tune:
+        tuned = {"sparsity": 0.95, "epochs": args.epochs, "grid": {}, "chosen": {}}
+        for method in methods:
+            rows = [measured(method, dense, splits, 0.95, args.epochs, p, args.seed, args.imp_rounds,
+                             out / "tune" / f"{method}_{i}", "val") for i, p in enumerate(GRID[method])]
+            tuned["grid"][method] = rows
+            tuned["chosen"][method] = max(rows, key=lambda r: r["val_acc"])["params"]
+            print(method, [(r["params"], round(100 * r["val_acc"], 2), round(r["seconds"])) for r in rows], flush=True)
+        save_json(tuned, tuned_path)
+        return
+    chosen = {**DEFAULTS, **(json.loads(tuned_path.read_text())["chosen"] if tuned_path.exists() else {})}
+    sparsities = [0.9] if args.quick else [float(s) for s in args.sparsities.split(",")]
+    epochs = 0.2 if args.quick else args.epochs
+    rows = []
+    for sparsity in sparsities:
+        for method in methods:
+            folder = out / ("quick" if args.quick else "main") / f"{method}_{sparsity:g}"
+            row = measured(method, dense, splits, sparsity, epochs, chosen[method], args.seed, args.imp_rounds,
+                           folder, "test")
+            rows.append(row)
+            print(f"{method:16s} sparsity {100 * row['sparsity']:.2f}%  test {100 * row['test_acc']:.2f}%  "
+                  f"{row['seconds']:.0f} s  {row['samples']} samples", flush=True)
+    if args.quick:
+        return
+    result = {"model": args.model, "dense_test_acc": dense_acc, "epochs_budget": epochs,
+              "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seed": args.seed,
+              "params": {m: chosen[m] for m in methods}, "rows": rows,
+              "torch_threads": torch.get_num_threads()}
+    save_json(result, RESULTS / "bilevel_prune.json")
+    plot(rows, dense_acc, RESULTS / "bilevel_prune.png")
+
+
+if __name__ == "__main__":
+    main()
