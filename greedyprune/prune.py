@@ -33,12 +33,19 @@ from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
 from .stats.collect import iter_group_statistics, magnitude_scores
+from .stats.reduce import all_reduce_sum, broadcast_from_first, shard, world
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
 from .train.checkpoint import resolve_device
 
 
-def calibration_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
+def _global_count(batches: list[torch.Tensor]) -> int:
+    count = torch.tensor([float(sum(b.shape[0] for b in batches))], dtype=torch.float64, device=batches[0].device)
+    all_reduce_sum(count)
+    return int(count.item())
+
+
+def _as_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
     """A DataLoader / iterable of image batches (or ``(images, labels)`` pairs) as a list on ``device``."""
     batches = []
     for item in calibration:
@@ -65,13 +72,17 @@ class Pruner:
         widths: explicit {group name: width} instead of a budget (used to match widths across methods).
         precision: ``float64`` products (exact) or ``float32`` products accumulated in float64 (faster).
         materialize: False keeps full width and zeroes removed channels instead (a test reference).
+        shard_calibration: under ``torch.distributed``, each rank keeps every ``world_size``-th batch of
+            ``calibration`` (pass False when the loader is already sharded, e.g. a DistributedSampler).
+            Statistics are summed over ranks and rank 0's selection is broadcast, so every rank builds
+            the same model as one process would from the whole calibration set.
     """
 
     def __init__(self, model: nn.Module, calibration: Iterable, method: str = "reoptimized", *,
                  keep: float | None = None, flops: float | None = None, params: float | None = None,
                  allocation: str = "error", widths: dict[str, int] | None = None, device: str | None = None,
                  seed: int = 0, damping: float = 1e-6, precision: str = "float64", materialize: bool = True,
-                 progress: bool = True) -> None:
+                 progress: bool = True, shard_calibration: bool = True) -> None:
         if method not in registered_methods:
             raise UserError(f"unknown method {method!r}; choose one of {', '.join(sorted(registered_methods))}")
         budgets = [b for b in (keep, flops, params, widths) if b is not None]
@@ -91,7 +102,9 @@ class Pruner:
         self.method, self.seed, self.damping, self.materialize = method, seed, damping, materialize
         self.product_dtype = torch.float64 if precision == "float64" else torch.float32
         self.progress = progress
-        self.batches = calibration_batches(calibration, self.device)
+        self.batches = shard(_as_batches(calibration, self.device), shard_calibration)
+        if not self.batches:
+            raise UserError(f"rank {world()[0]} got no calibration batches; give at least as many batches as ranks")
         self.orig_stages, self.stages = self.adapter.stages(self.original), self.adapter.stages(self.model)
         self.orig_groups, self.groups = self.adapter.groups(self.original), self.adapter.groups(self.model)
         if not self.groups:
@@ -103,7 +116,7 @@ class Pruner:
         self.report = PruneReport(method=method, budget={k: v for k, v in self.budget.items() if v is not None},
                                   groups=[], params_before=count_parameters(self.original),
                                   flops_before=count_flops(self.original, example),
-                                  calibration_images=sum(b.shape[0] for b in self.batches),
+                                  calibration_images=_global_count(self.batches),
                                   input_shape=list(example.shape[1:]), device=str(self.device), seed=seed,
                                   options={"damping": damping, "precision": precision, "materialize": materialize})
         self.widths = self._widths(keep, flops, params, allocation, widths, example)
@@ -217,6 +230,7 @@ class Pruner:
             kept, coefficients = kept[nonzero], coefficients[nonzero]
         offset = stats.bias_correction(kept, coefficients)
         stats.free()
+        kept, coefficients, offset = _agree(kept, coefficients, offset)
         apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
                         materialize=self.materialize)
         note = sel.stopped_early
@@ -246,6 +260,24 @@ class Pruner:
         self.report.flops_after = count_flops(self.model, example)
         self.report.seconds = time.perf_counter() - self.started
         return self.model, self.report
+
+
+def _agree(kept: torch.Tensor, coefficients: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every rank adopts rank 0's selection, so all ranks materialise the identical model.
+
+    The all-reduced statistics are the same everywhere, so the selections already agree; the broadcast
+    makes that certain even when ranks' BLAS round differently.
+    """
+    if world()[1] == 1:
+        return kept, coefficients, offset
+    count = torch.tensor([kept.numel()], device=offset.device)
+    broadcast_from_first(count)
+    n = int(count.item())
+    kept = kept.to(offset.device) if kept.numel() == n else torch.zeros(n, dtype=torch.long, device=offset.device)
+    coefficients = coefficients.to(offset.device) if coefficients.numel() == n else \
+        torch.zeros(n, dtype=coefficients.dtype, device=offset.device)
+    broadcast_from_first(kept, coefficients, offset)
+    return kept, coefficients, offset
 
 
 def prune(model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> tuple[nn.Module, PruneReport]:

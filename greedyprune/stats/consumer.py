@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .reduce import all_reduce_sum, world
 
 
 @dataclass
@@ -87,6 +88,7 @@ class ConsumerStatistics:
         self.h = self.m = self.sum_x = self.sum_t = None
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
+        self.reduced = False
 
     def add_batch(self, inp: torch.Tensor, target: torch.Tensor) -> None:
         """Accumulate one batch: ``inp`` is the consumer's input, ``target`` the desired output minus bias."""
@@ -110,10 +112,25 @@ class ConsumerStatistics:
         self.energy += t.to(torch.float64).pow(2).sum()
         self.samples += x.shape[1]
 
+    def reduce(self) -> None:
+        """Sum the running statistics over ``torch.distributed`` ranks (once; no-op in one process)."""
+        if self.reduced or world()[1] == 1:
+            self.reduced = True
+            return
+        if self.h is None:
+            raise UserError("a rank received no calibration batches; give at least as many batches as ranks")
+        count = torch.tensor([float(self.samples)], dtype=torch.float64, device=self.h.device)
+        all_reduce_sum(self.h, self.m, self.sum_x, self.sum_t, self.energy, count)
+        self.samples, self.reduced = int(count.item()), True
+
     def statistics(self, weight: torch.Tensor | None = None) -> GroupStatistics:
-        """``(G, b, E)`` for the candidates, against the consumer weight (default: its current weight)."""
+        """``(G, b, E)`` for the candidates, against the consumer weight (default: its current weight).
+
+        Under ``torch.distributed`` the sums are first added over all ranks (:meth:`reduce`).
+        """
         if self.h is None or self.samples == 0:
             raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
+        self.reduce()
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
         h, m, energy = self.h, self.m, self.energy
         if self.center:

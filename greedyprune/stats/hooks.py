@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .reduce import all_reduce_sum
+
 
 class StopForward(Exception):
     """Raised by a hook once the wanted activation is captured: the rest of the pass is skipped."""
@@ -74,7 +76,11 @@ class ChannelMean:
         self.count += x.numel() // x.shape[1]
 
     def mean(self) -> torch.Tensor:
-        return self.total / max(self.count, 1)
+        """The mean over every rank's batches (summed with ``all_reduce`` under torch.distributed)."""
+        count = torch.tensor([float(self.count)], dtype=torch.float64, device=self.total.device)
+        total = self.total.clone()
+        all_reduce_sum(total, count)
+        return total / count.clamp_min(1.0)
 
     def remove(self) -> None:
         self.handle.remove()
