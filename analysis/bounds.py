@@ -96,6 +96,7 @@ class TheoryConstants:
     L_span: float
     seconds: float = 0.0
     violations: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items()}
@@ -119,8 +120,11 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cove
     with np.errstate(divide="ignore", invalid="ignore"):
         gains = np.where(diag > 0, cross ** 2 / diag, 0.0)
     centroid = group.is_centroid_target()
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
     emb = embed(gram, cross, energy)
     proj = hull_projection(gram, cross, energy, emb, centroid)
+    timings["qp"], tick = time.perf_counter() - tick, time.perf_counter()
     a_star = proj.weights
     v_a = float(n * n * (a_star @ diag - a_star @ gram @ a_star))
     if centroid:
@@ -128,7 +132,9 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cove
     else:
         v_t, v_src = v_a, "QP weights a* (T is not the centroid)"
     depth = interior_depth(emb)
+    timings["margin_lp"], tick = time.perf_counter() - tick, time.perf_counter()
     cover = span_covering(gram, max_rank=cover_max_rank)
+    timings["mu2"] = time.perf_counter() - tick
     in_hull = proj.upper <= hull_rtol * energy
     c = TheoryConstants(
         name=group.name, N=n, energy=energy, rank=emb.rank, affine_dim=depth.affine_dim, centroid_target=centroid,
@@ -141,6 +147,7 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cove
         L_span=emb.outside)
     c.violations = assumption_violations(c, hull_rtol)
     c.seconds = time.perf_counter() - start
+    c.timings = {k: round(v, 3) for k, v in timings.items()}
     return c
 
 

@@ -27,6 +27,8 @@ from .bounds import BOUNDS, TheoryConstants, bound_curves
 from .curves import GroupCurves
 
 ATOL = 1e-10
+VACUOUS_DECAY = 0.5  # a bound whose whole-range decrease is less than 2x certifies (almost) nothing
+INFORMATIVE_DECAY = 0.1  # counted as informative when it certifies at least a 10x decrease
 # bounds that assume T in M: membership is decided numerically (L*/E <= HULL_RTOL), so the check
 # grants the certified L*/E of the returned weights as extra slack (0 when T is exactly the centroid)
 HULL_BOUNDS = ("herding_hull", "fcfw_linear")
@@ -49,8 +51,13 @@ class BoundCheck:
     max_ratio: float | None
     decay: float | None
 
+    @property
+    def informative(self) -> bool:
+        """Holds and certifies at least a ``1/INFORMATIVE_DECAY``-fold decrease over the n range."""
+        return self.status == "pass" and self.decay is not None and self.decay <= INFORMATIVE_DECAY
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "informative": self.informative}
 
 
 def _one(group: str, key: str, measured: np.ndarray | None, rhs: np.ndarray | None, violated: str | None,
@@ -78,6 +85,8 @@ def _one(group: str, key: str, measured: np.ndarray | None, rhs: np.ndarray | No
     if len(failed) == 0:
         status = "pass"
         explanation = "holds at every n" + (f" although its assumption is violated ({violated})" if violated else "")
+        if decay is not None and decay > VACUOUS_DECAY:
+            explanation += f"; nearly vacuous: certifies only a factor {1 / decay:.3g} decrease over n = 1..{len(full)}"
     else:
         status = "FAIL"
         first = int(failed[0]) + 1
@@ -106,9 +115,11 @@ def check_group(curves: GroupCurves, constants: TheoryConstants, atol: float = A
 
 
 def summarize(checks: list[BoundCheck]) -> dict[str, dict[str, int]]:
-    """Per bound: how many groups pass / FAIL / n/a."""
+    """Per bound: how many groups ``pass`` / ``fail`` / ``n/a``, and how many passing ones are
+    ``informative`` (certify at least a 10x decrease over the n range)."""
     out: dict[str, dict[str, int]] = {}
     for row in checks:
-        counts = out.setdefault(row.bound, {"pass": 0, "FAIL": 0, "n/a": 0})
-        counts[row.status] += 1
+        counts = out.setdefault(row.bound, {"pass": 0, "fail": 0, "n/a": 0, "informative": 0})
+        counts[row.status.lower()] += 1
+        counts["informative"] += int(row.informative)
     return out

@@ -115,7 +115,7 @@ class InteriorDepth:
     def r(self) -> float:
         return max(self.r_exact, 0.0) if self.r_exact is not None else self.r_cert
 
-    simplex: bool = False   # the candidates are affinely independent: the LP certificate is exact
+    simplex: bool = False   # the distinct candidates are affinely independent: the LP certificate is exact
 
     @property
     def method(self) -> str:
@@ -134,6 +134,14 @@ def _weighted_depth(v: np.ndarray, s: np.ndarray, tau: np.ndarray, kappa: np.nda
         return None
     w = np.clip(np.asarray(x.value, dtype=np.float64), 0, None)
     return w / w.sum()
+
+
+def _distinct(centred: np.ndarray, rtol: float = 1e-12) -> int:
+    """Number of distinct points among the columns (squared distances below ``rtol * max norm^2`` merge)."""
+    sq = (centred ** 2).sum(0)
+    d2 = sq[:, None] + sq[None, :] - 2 * centred.T @ centred
+    close = d2 <= rtol * max(float(sq.max()), 1e-300)
+    return int(centred.shape[1] - np.triu(close, 1).any(0).sum())
 
 
 def interior_depth(emb: Embedding, rtol: float = RTOL, exact_max_dim: int = 6) -> InteriorDepth:
@@ -179,7 +187,7 @@ def interior_depth(emb: Embedding, rtol: float = RTOL, exact_max_dim: int = 6) -
                 r_exact = float(np.min(-(hull.equations[:, :-1] @ tau + hull.equations[:, -1])))
             except Exception:  # qhull refuses degenerate input: keep the certificate
                 r_exact = None
-    return InteriorDepth(m, aff_dist2, r_cert, r_exact, t_max, weights, simplex=coords.shape[1] == m + 1)
+    return InteriorDepth(m, aff_dist2, r_cert, r_exact, t_max, weights, simplex=_distinct(centred) == m + 1)
 
 
 @dataclass
@@ -191,7 +199,7 @@ class SpanCovering:
     nonzero: int
 
 
-def _dual_ascent(a: np.ndarray, iters: int) -> float:
+def _dual_ascent(a: np.ndarray, iters: int, patience: int = 10) -> float:
     """Best ``lambda_min(A' diag(y) A)`` over the simplex ``sum y = 1`` by exponentiated supergradient ascent.
 
     ``y -> lambda_min(sum_j y_j a_j a_j')`` is concave; a supergradient is ``((a_j' v)^2)_j`` with ``v``
@@ -200,17 +208,22 @@ def _dual_ascent(a: np.ndarray, iters: int) -> float:
     """
     count = a.shape[0]
     y = np.full(count, 1.0 / count)
-    best = -np.inf
+    best, since = -np.inf, 0
     for step in range(iters):
         lam, vec = np.linalg.eigh(a.T @ (y[:, None] * a))
-        best = max(best, float(lam[0]))
+        if lam[0] > best * (1 + 1e-3):
+            best, since = max(best, float(lam[0])), 0
+        else:
+            best, since = max(best, float(lam[0])), since + 1
+            if since >= patience:  # no 0.1% improvement for `patience` steps
+                break
         grad = (a @ vec[:, 0]) ** 2
         y = y * np.exp(grad / (float(grad.max()) + 1e-300) / np.sqrt(step + 1.0))
         y /= y.sum()
     return best
 
 
-def span_covering(gram: np.ndarray, rtol: float = 1e-12, max_rank: int = 128, iters: int = 200) -> SpanCovering:
+def span_covering(gram: np.ndarray, rtol: float = 1e-12, max_rank: int = 128, iters: int = 100) -> SpanCovering:
     """Certified ``mu^2 <= min_{u in span, |u|=1} max_j <u, c_j/|c_j|>^2`` (zero candidates left out).
 
     Eigenvalue certificate: ``max_j <u, chat_j>^2 >= |Chat' u|^2 / N' >= lam_min^+(Ghat) / N'``.

@@ -91,6 +91,8 @@ def plot_summary(rows: list[dict], path) -> None:
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     xs = [r["depth"] if r["depth"] is not None else i + 1 for i, r in enumerate(rows)]
+    order = sorted(range(len(rows)), key=lambda i: xs[i])
+    rows, xs = [rows[i] for i in order], [xs[i] for i in order]
     panels = ((left, ("reoptimized", "reoptimized-simplex"), "exponential",
                "exponential rate c  (err ~ exp(-c n))"),
               (right, ("uniform", "uniform-noreplace"), "power", "power-law exponent p  (err ~ n^-p)"))

@@ -68,8 +68,8 @@ def test_analyze_groups_writes_reports(tmp_path):
     bounds = json.loads(report.files["bounds"].read_text())
     assert _finite(curves) and _finite(bounds)
     assert [g["name"] for g in curves["groups"]] == ["layer1.conv", "layer2", "off"]
-    assert bounds["summary"]["herding_hull"] == {"pass": 2, "FAIL": 1, "n/a": 0}
-    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "FAIL": 0, "n/a": 1}
+    assert bounds["summary"]["herding_hull"] == {"pass": 2, "fail": 1, "n/a": 0, "informative": 2}
+    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "fail": 0, "n/a": 1, "informative": 1}
     text = report.files["report"].read_text()
     assert "| off | herding_hull | uniform | **FAIL** |" in text and "outside the convex hull" in text
     assert "## Fitted rates" in text and "plots/summary_rates.png" in text
