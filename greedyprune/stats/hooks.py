@@ -20,15 +20,14 @@ def run_stages(stages: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def capture_input(stages: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run ``stages`` on ``x`` until ``layer`` is reached; return ``layer``'s input."""
+def _capture(stages: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor, output: bool) -> torch.Tensor:
     captured: list[torch.Tensor] = []
 
-    def hook(_module: nn.Module, args: tuple) -> None:
-        captured.append(args[0])
+    def hook(_module: nn.Module, args: tuple, out: torch.Tensor | None = None) -> None:
+        captured.append(out if output else args[0])
         raise StopForward
 
-    handle = layer.register_forward_pre_hook(hook)
+    handle = layer.register_forward_hook(hook) if output else layer.register_forward_pre_hook(hook)
     try:
         run_stages(stages, x)
     except StopForward:
@@ -38,26 +37,16 @@ def capture_input(stages: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor
     if not captured:
         raise RuntimeError(f"{type(layer).__name__} was not reached by the given stages")
     return captured[0]
+
+
+def capture_input(stages: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run ``stages`` on ``x`` until ``layer`` is reached; return ``layer``'s input (the rest is skipped)."""
+    return _capture(stages, layer, x, output=False)
 
 
 def capture_output(stages: Sequence[nn.Module], layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run ``stages`` on ``x`` until ``layer`` has run; return ``layer``'s output."""
-    captured: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, _args: tuple, out: torch.Tensor) -> None:
-        captured.append(out)
-        raise StopForward
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        run_stages(stages, x)
-    except StopForward:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError(f"{type(layer).__name__} was not reached by the given stages")
-    return captured[0]
+    """Run ``stages`` on ``x`` until ``layer`` has run; return ``layer``'s output (the rest is skipped)."""
+    return _capture(stages, layer, x, output=True)
 
 
 class ChannelMean:
