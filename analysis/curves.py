@@ -14,9 +14,12 @@ cap is recorded in the curve's ``note``. Everything else is O(N^2 n) or cheaper.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
+import torch
 
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
@@ -96,6 +99,23 @@ def _simplex_doubling(group: GroupStatistics, k: int, damping: float) -> tuple[n
     which the engine's active-set QP makes slow (it cycles on the rank-deficient support, up to its
     iteration cap per pick). Total cost is at most twice the cost of the final run.
     """
+    with single_thread():  # one small QP per pick: 10-50x slower with two threads on a busy machine
+        return _doubling(group, k, damping)
+
+
+@contextmanager
+def single_thread(active: bool = True) -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (small matrices: threads only contend)."""
+    threads = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _doubling(group: GroupStatistics, k: int, damping: float) -> tuple[np.ndarray, str | None]:
     size = 4
     while True:
         size = min(size, k)

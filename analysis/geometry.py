@@ -16,11 +16,13 @@ the affine hull ``aff M`` (spanned by ``phi_i - phibar``, ``phibar`` the centroi
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+import torch
 
 RTOL = 1e-10
 
@@ -205,22 +207,29 @@ def _dual_ascent(a: np.ndarray, iters: int, patience: int = 10) -> float:
     ``y -> lambda_min(sum_j y_j a_j a_j')`` is concave; a supergradient is ``((a_j' v)^2)_j`` with ``v``
     the bottom eigenvector. Every iterate is evaluated exactly, so the returned value is a valid
     certificate whatever the step sizes did; the start ``y = 1/N`` is the eigenvalue certificate.
+    Runs single-threaded (torch): these small eigen-problems are 10x slower with two BLAS threads on a
+    busy machine.
     """
-    count = a.shape[0]
-    y = np.full(count, 1.0 / count)
-    best, since = -np.inf, 0
-    for step in range(iters):
-        lam, vec = np.linalg.eigh(a.T @ (y[:, None] * a))
-        if lam[0] > best * (1 + 1e-3):
-            best, since = max(best, float(lam[0])), 0
-        else:
-            best, since = max(best, float(lam[0])), since + 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        at = torch.from_numpy(np.ascontiguousarray(a))
+        count = at.shape[0]
+        y = torch.full((count,), 1.0 / count, dtype=at.dtype)
+        best, since = -math.inf, 0
+        for step in range(iters):
+            lam, vec = torch.linalg.eigh(at.T @ (y[:, None] * at))
+            low = float(lam[0])
+            since = 0 if low > best * (1 + 1e-3) else since + 1
+            best = max(best, low)
             if since >= patience:  # no 0.1% improvement for `patience` steps
                 break
-        grad = (a @ vec[:, 0]) ** 2
-        y = y * np.exp(grad / (float(grad.max()) + 1e-300) / np.sqrt(step + 1.0))
-        y /= y.sum()
-    return best
+            grad = (at @ vec[:, 0]) ** 2
+            y = y * torch.exp(grad / (float(grad.max()) + 1e-300) / math.sqrt(step + 1.0))
+            y /= y.sum()
+        return best
+    finally:
+        torch.set_num_threads(threads)
 
 
 def span_covering(gram: np.ndarray, rtol: float = 1e-12, max_rank: int = 128, iters: int = 100) -> SpanCovering:

@@ -20,10 +20,13 @@ from greedyprune.io import atomic_write, save_json
 
 from .bounds import BOUNDS, TheoryConstants, bound_curves, compute_constants
 from .check import BoundCheck, check_group, summarize
-from .curves import DEFAULT_SEEDS, METHODS, GroupCurves, decay_curves
+from .curves import DEFAULT_SEEDS, METHODS, GroupCurves, decay_curves, single_thread
 from .fits import TOLERANCES, CurveFit, fit_curve
 from .group import GroupStatistics
 from .markdown import render_report
+
+
+SINGLE_THREAD_MAX = 512  # groups up to this size run on one torch thread (faster: no contention)
 
 
 @dataclass
@@ -59,9 +62,10 @@ def analyze_group(group: GroupStatistics, *, n_max: int | None = None, methods: 
     """Curves, fits, constants and checks of one group (no files written)."""
     start = time.perf_counter()
     group = group.validated()
-    curves = decay_curves(group, n_max, methods=methods, simplex_max=simplex_max, seeds=seeds)
+    with single_thread(group.size <= SINGLE_THREAD_MAX):
+        curves = decay_curves(group, n_max, methods=methods, simplex_max=simplex_max, seeds=seeds)
+        constants = compute_constants(group, cover_max_rank=cover_max_rank)
     fits = {m: fit_curve(c.errors, fit_range, tolerances=tolerances) for m, c in curves.curves.items()}
-    constants = compute_constants(group, cover_max_rank=cover_max_rank)
     checks = check_group(curves, constants)
     return GroupAnalysis(group, curves, fits, constants, checks, None, time.perf_counter() - start)
 

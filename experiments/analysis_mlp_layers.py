@@ -126,13 +126,14 @@ def main() -> None:
     x_train, y_train = load("train")
     x_test, y_test = load("test")
     model = build_mlp()
-    if args.load_model is not None:
-        model.load_state_dict(load_checkpoint(args.load_model))
-        log = {"loaded": str(args.load_model)}
+    if args.load_model is not None:  # {"state": state_dict, "log": training log} from --save-model
+        saved = load_checkpoint(args.load_model)
+        model.load_state_dict(saved["state"])
+        log = {**saved["log"], "loaded_from": str(args.load_model)}
     else:
         log = train(model, x_train, y_train, args.epochs, args.seconds, args.seed)
         if args.save_model is not None:
-            save_torch(model.state_dict(), args.save_model)
+            save_torch({"state": model.state_dict(), "log": log}, args.save_model)
     model.eval()
     with torch.no_grad():
         log["test_top1"] = round(float((model(x_test).argmax(1) == y_test).float().mean()), 4)
