@@ -97,7 +97,7 @@ def plot_summary(rows: list[dict], path) -> None:
                "exponential rate c  (err ~ exp(-c n))"),
               (right, ("uniform", "uniform-noreplace"), "power", "power-law exponent p  (err ~ n^-p)"))
     for ax, methods, model, ylabel in panels:
-        for method in methods:
+        for k, method in enumerate(methods):
             pts = [(x, getattr(r["fits"][method], model)) for x, r in zip(xs, rows)
                    if method in r["fits"] and getattr(r["fits"][method], model) is not None]
             if not pts:
@@ -105,7 +105,7 @@ def plot_summary(rows: list[dict], path) -> None:
             ax.plot([p[0] for p in pts], [p[1].rate for p in pts], "o-", color=COLORS[method], label=method)
             for x, line in pts:
                 ax.annotate(f"R² {line.r2:.2f}", (x, line.rate), fontsize=6.5, textcoords="offset points",
-                            xytext=(3, 4), color=COLORS[method])
+                            xytext=(4, 5 if k == 0 else -11), color=COLORS[method])
         ax.set_xlabel("depth (layer index)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
