@@ -11,6 +11,9 @@ In each folder the files may be gzipped or not, directly inside or under ``Fashi
 
 Splits: ``train`` (60,000), ``test`` (10,000), ``val`` (a fixed held-out 5,000 of the training set,
 drawn once with seed :data:`VAL_SEED`) and ``train-minus-val`` (the other 55,000).
+
+The decoded tensors are cached per process and shared by every ``train``/``test`` dataset returned:
+do not modify ``dataset.images`` in place (``subset`` and ``select`` make copies).
 """
 
 from __future__ import annotations

@@ -84,3 +84,9 @@ def test_unknown_model_and_missing_spec():
         model_spec(nn.Linear(2, 2))
     with pytest.raises(UserError, match="num_classes"):
         build_model("small-cnn", num_classes=0)
+
+
+def test_mobilenet_v3_small_fmnist_bn_momentum():
+    norms = [m for m in build_model("mobilenet_v3_small-fmnist").modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)
+    assert all(m.momentum == 0.01 for m in build_model("mobilenet_v3_small").modules() if isinstance(m, nn.BatchNorm2d))
