@@ -100,14 +100,16 @@ class TheoryConstants:
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items()}
-        rel = {k: getattr(self, k) / self.energy for k in
-               ("D2", "DT2", "L1", "L1_free", "Lstar", "Lstar_lower", "L_a_star", "V_a_star", "V_T", "aff_dist2", "L_span")}
+        keys = ("D2", "DT2", "L1", "L1_free", "Lstar", "Lstar_lower", "L_a_star", "V_a_star", "V_T", "aff_dist2",
+                "L_span")
+        rel = {k: getattr(self, k) / self.energy for k in keys}
         out["relative_to_E"] = rel
         out["r2_over_DT2"] = self.r ** 2 / self.DT2 if self.DT2 > 0 else 0.0
         return out
 
 
-def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cover_max_rank: int = 128) -> TheoryConstants:
+def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL,
+                      cover_max_rank: int = 128) -> TheoryConstants:
     """All constants of ``THEORY.md`` for one group (cvxpy for the QP and the LPs)."""
     start = time.perf_counter()
     group = group.validated()
@@ -136,13 +138,15 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL, cove
     cover = span_covering(gram, max_rank=cover_max_rank)
     timings["mu2"] = time.perf_counter() - tick
     in_hull = proj.upper <= hull_rtol * energy
+    margin = depth.r if in_hull and depth.r > MARGIN_RTOL * np.sqrt(vertex_loss.max()) else 0.0
     c = TheoryConstants(
         name=group.name, N=n, energy=energy, rank=emb.rank, affine_dim=depth.affine_dim, centroid_target=centroid,
         D2=max(d2, 0.0), DT2=float(max(vertex_loss.max(), 0.0)), L1=float(max(vertex_loss.min(), 0.0)),
         L1_free=float(max(energy - gains.max(), 0.0)), Lstar=proj.upper, Lstar_lower=proj.lower,
-        qp_solver=proj.solver, a_star_support=int((a_star > 1e-9).sum()), L_a_star=loss_of(gram, cross, energy, a_star),
+        qp_solver=proj.solver, a_star_support=int((a_star > 1e-9).sum()),
+        L_a_star=loss_of(gram, cross, energy, a_star),
         V_a_star=max(v_a, 0.0), V_T=max(v_t, 0.0), V_T_source=v_src, in_hull=bool(in_hull),
-        aff_dist2=depth.aff_dist2, r=depth.r if in_hull and depth.r > MARGIN_RTOL * np.sqrt(vertex_loss.max()) else 0.0, r_method=depth.method, r_cert=depth.r_cert,
+        aff_dist2=depth.aff_dist2, r=margin, r_method=depth.method, r_cert=depth.r_cert,
         r_exact=depth.r_exact, t_max=depth.t_max, mu2=cover.mu2, mu2_method=cover.method, mu2_eig=cover.mu2_eig,
         L_span=emb.outside)
     c.violations = assumption_violations(c, hull_rtol)
