@@ -46,6 +46,9 @@ def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tens
     w = start.clone()
     support = w > 0
     tol = 1e-12 * max(total, 1.0)
+    # Slack below this is rounding noise: the scale of the gradient at a vertex, not at the optimum,
+    # which can be ~0 once the target is reached (a relative test there would chase noise forever).
+    noise = 1e-10 * (2 * total * float(a.abs().max()) + 2 * float(c.abs().max())) + 1e-300
     for _ in range(max_iter):
         idx = support.nonzero().squeeze(1)
         w_sup = _solve_on_support(a[idx][:, idx], c[idx], total)
@@ -56,8 +59,7 @@ def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tens
             mu = -grad[idx].mean()
             slack = torch.where(support, torch.inf, grad + mu)
             j = int(torch.argmin(slack))
-            scale = float(grad.abs().max()) + 1e-300
-            if float(slack[j]) >= -1e-10 * scale:
+            if float(slack[j]) >= -noise:
                 return w
             support[j] = True
             continue
@@ -90,7 +92,11 @@ def reoptimized_simplex(gram: torch.Tensor, cross: torch.Tensor, energy: torch.T
     losses = [energy - 2 * cross @ w_all + w_all @ gram @ w_all]
     picked = torch.zeros(n, dtype=torch.bool, device=device)
     picked[first] = True
+    stopped = None
     for _ in range(1, k):
+        if float(losses[-1]) <= 1e-14 * float(energy):
+            stopped = f"stopped after {len(picks)} picks: the target is reconstructed (loss at rounding level)"
+            break
         grad = 2 * (a @ w_all - cross)
         j = int(torch.argmin(torch.where(picked, torch.inf, grad)))
         picked[j] = True
@@ -102,4 +108,4 @@ def reoptimized_simplex(gram: torch.Tensor, cross: torch.Tensor, energy: torch.T
         losses.append(energy - 2 * cross @ w_all + w_all @ gram @ w_all)
     indices = torch.tensor(picks, dtype=torch.long, device=device)
     return Selection(indices, w_all[indices].clone(), relative(torch.stack(losses), energy),
-                     "reoptimized-simplex", damping=damping)
+                     "reoptimized-simplex", damping=damping, stopped_early=stopped)

@@ -31,7 +31,8 @@ def test_reoptimized_errors_never_increase_and_are_finite(shape, duplicates, zer
     assert len(set(sel.indices.tolist())) == len(sel)
     recon = (sel.coefficients[:, None] * f[sel.indices]).sum(0)
     direct = float((recon - t).pow(2).sum() / t.pow(2).sum())
-    assert abs(direct - float(sel.errors[-1])) <= 1e-6 * max(direct, 1e-6)
+    # errors are E - sum(z^2) over E: near zero they carry ~1e-12 of absolute rounding
+    assert abs(direct - float(sel.errors[-1])) <= 1e-6 * max(direct, 1e-5)
 
 
 @settings(max_examples=40, deadline=None)
