@@ -1,13 +1,20 @@
-"""Random-number-generator state and device helpers for exact resumption."""
+"""Training checkpoints for exact resumption: what is saved, how it is restored, RNG states, devices."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io import load_checkpoint, save_torch
+from ..paths import checkpoint_path
+from .config import TrainConfig, result_fields
+from .distributed import writes_checkpoints
+
+FORMAT = "greedyprune-train/1"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -48,3 +55,48 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_checkpoint(state, callbacks: list, n_train: int) -> None:
+    """Write ``run_dir/checkpoint.pt`` (atomically; only the process that writes checkpoints)."""
+    if state.run_dir is None or not writes_checkpoints():
+        return
+    save_torch({
+        "format": FORMAT, "config": dataclasses.asdict(state.config), "n_train": n_train,
+        "step": state.step, "total_steps": state.total_steps, "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(), "rng": rng_state(),
+        "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks
+                      if hasattr(cb, "state_dict")],
+        "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
+    }, checkpoint_path(state.run_dir))
+
+
+def restore_training_checkpoint(state, callbacks: list, n_train: int) -> None:
+    """Load ``run_dir/checkpoint.pt`` into ``state`` (model, optimizer, scheduler, RNG, callbacks, history)."""
+    path = checkpoint_path(state.run_dir)
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
+    old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)
+    changed = [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
+    if ckpt["n_train"] != n_train:
+        changed.append(f"{ckpt['n_train']} training examples there, {n_train} now")
+    if changed:
+        raise UserError(f"{path} is from a different run ({'; '.join(changed[:3])}); "
+                        "pass resume=False (--no-resume) to start over, or use another folder")
+    try:
+        state.model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise UserError(f"{path} does not fit this model ({str(err).splitlines()[0][:150]}); pass resume=False") from None
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    saved = list(ckpt["callbacks"])
+    for callback in callbacks:  # each stateful callback takes the next saved state of its class, if any
+        match = next((s for s in saved if s["type"] == type(callback).__name__), None)
+        if match is not None and hasattr(callback, "load_state_dict"):
+            saved.remove(match)
+            callback.load_state_dict(match["state"])
+    set_rng_state(ckpt["rng"])
+    state.step, state.history = ckpt["step"], list(ckpt["history"])
+    state.loss_sum, state.loss_count = ckpt["loss_sum"], ckpt["loss_count"]
+    state.resumed = True

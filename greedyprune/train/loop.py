@@ -14,7 +14,6 @@ gets the next saved state of its class). A callback may set
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,15 +27,12 @@ from tqdm import tqdm
 
 from ..data.loaders import batch_loader
 from ..errors import UserError
-from ..io import load_checkpoint, save_torch
 from ..paths import checkpoint_path
-from .checkpoint import resolve_device, rng_state, set_rng_state
-from .config import TrainConfig, result_fields
-from .distributed import data_order, world, writes_checkpoints
+from .checkpoint import resolve_device, restore_training_checkpoint, save_training_checkpoint
+from .config import TrainConfig
+from .distributed import data_order, world
 from .evaluate import evaluate
 from .schedule import make_optimizer, make_scheduler
-
-FORMAT = "greedyprune-train/1"
 
 
 @dataclass
@@ -94,49 +90,6 @@ def _due(every: int, step: int, steps_per_epoch: int) -> bool:
     return step % (every if every > 0 else steps_per_epoch) == 0
 
 
-def _save(state: TrainState, callbacks: list, n_train: int) -> None:
-    if state.run_dir is None or not writes_checkpoints():
-        return
-    save_torch({
-        "format": FORMAT, "config": dataclasses.asdict(state.config), "n_train": n_train,
-        "step": state.step, "total_steps": state.total_steps, "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(), "rng": rng_state(),
-        "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks
-                      if hasattr(cb, "state_dict")],
-        "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
-    }, checkpoint_path(state.run_dir))
-
-
-def _restore(state: TrainState, callbacks: list, n_train: int) -> None:
-    path = checkpoint_path(state.run_dir)
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
-    old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)
-    changed = [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
-    if ckpt["n_train"] != n_train:
-        changed.append(f"{ckpt['n_train']} training examples there, {n_train} now")
-    if changed:
-        raise UserError(f"{path} is from a different run ({'; '.join(changed[:3])}); "
-                        "pass resume=False (--no-resume) to start over, or use another folder")
-    try:
-        state.model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        raise UserError(f"{path} does not fit this model ({str(err).splitlines()[0][:150]}); pass resume=False") from None
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    state.scheduler.load_state_dict(ckpt["scheduler"])
-    saved = list(ckpt["callbacks"])
-    for callback in callbacks:  # each stateful callback takes the next saved state of its class, if any
-        match = next((s for s in saved if s["type"] == type(callback).__name__), None)
-        if match is not None and hasattr(callback, "load_state_dict"):
-            saved.remove(match)
-            callback.load_state_dict(match["state"])
-    set_rng_state(ckpt["rng"])
-    state.step, state.history = ckpt["step"], list(ckpt["history"])
-    state.loss_sum, state.loss_count = ckpt["loss_sum"], ckpt["loss_count"]
-    state.resumed = True
-
-
 def _record(state: TrainState, val_set: Dataset | None) -> None:
     entry = {"step": state.step, "epoch": state.step / state.steps_per_epoch, "lr": state.lr,
              "train_loss": state.loss_sum / state.loss_count if state.loss_count else None,
@@ -174,7 +127,7 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
     state = TrainState(model, optimizer, make_scheduler(optimizer, config, total), config, device, total,
                        steps_per_epoch, run_dir=Path(run_dir) if run_dir is not None else None)
     if state.run_dir is not None and resume and checkpoint_path(state.run_dir).exists():
-        _restore(state, callbacks, len(train_set))
+        restore_training_checkpoint(state, callbacks, len(train_set))
     else:
         torch.manual_seed(config.seed)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -212,7 +165,7 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
                 bar.set_postfix({k: round(v, 4) for k, v in state.history[-1].items()
                                  if k in ("train_loss", "val_acc") and v is not None})
             if last or _due(config.checkpoint_every, state.step, steps_per_epoch):
-                _save(state, callbacks, len(train_set))
+                save_training_checkpoint(state, callbacks, len(train_set))
             if last:
                 break
     bar.close()
