@@ -11,6 +11,9 @@ the same training budget: ``--epochs`` passes' worth of training samples after p
   never return (``greedyprune.sparse.prune_surviving``).
 * ``bip-first-order`` / ``bip-mrbo`` / ``bip-vrbo``: :func:`greedyprune.baselines.bip.bip_prune`; every
   minibatch the solver draws counts against the budget (no fine-tuning after).
+* ``frozen-mask``: control -- BiP first-order with score step 0: the magnitude mask never changes and
+  only the lower level (plain SGD on cross-entropy + gamma/2 ||theta||^2) trains. BiP minus this
+  control is what learning the mask adds with the same weight optimiser.
 
 Step sizes: ``--tune`` evaluates a 3-point grid per method at 95% sparsity on the *validation* split
 and writes the winners to results/bilevel_prune_tuned.json; the main run reads them (defaults if absent).
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -40,23 +44,26 @@ from greedyprune.sparse.select import global_topk, prune_surviving
 from greedyprune.train import TrainConfig, evaluate, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("magnitude-ft", "imp-ft", "bip-first-order", "bip-mrbo", "bip-vrbo")
+METHODS = ("magnitude-ft", "imp-ft", "bip-first-order", "bip-mrbo", "bip-vrbo", "frozen-mask")
 DEFAULTS = {
     "magnitude-ft": {"lr": 0.03},
     "imp-ft": {"lr": 0.03},
     "bip-first-order": {"lr_scores": 10.0, "lr_weights": 0.1},
     "bip-mrbo": {"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0},
     "bip-vrbo": {"lr_scores": 10.0, "lr_weights": 0.1},
+    "frozen-mask": {"lr_scores": 0.0, "lr_weights": 0.1},
 }
 GRID = {
-    "magnitude-ft": [{"lr": 0.01}, {"lr": 0.03}, {"lr": 0.1}],
-    "imp-ft": [{"lr": 0.01}, {"lr": 0.03}, {"lr": 0.1}],
+    "magnitude-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}],
+    "imp-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}],
     "bip-first-order": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
                         {"lr_scores": 100.0, "lr_weights": 0.1}],
     "bip-mrbo": [{"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0}, {"lr_scores": 20.0, "lr_weights": 0.4, "mrbo_c": 10.0},
-                 {"lr_scores": 200.0, "lr_weights": 0.2, "mrbo_c": 10.0}],
-    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.1}, {"lr_scores": 10.0, "lr_weights": 0.2},
-                 {"lr_scores": 100.0, "lr_weights": 0.2}],
+                 {"lr_scores": 5.0, "lr_weights": 0.2, "mrbo_c": 10.0}],
+    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
+                 {"lr_scores": 3.0, "lr_weights": 0.05}],
+    "frozen-mask": [{"lr_scores": 0.0, "lr_weights": 0.05}, {"lr_scores": 0.0, "lr_weights": 0.1},
+                    {"lr_scores": 0.0, "lr_weights": 0.2}],
 }
 
 
@@ -108,40 +115,76 @@ def run_method(method, dense, train_set, sparsity, epochs, params, seed, imp_rou
         return run_magnitude(dense, train_set, sparsity, epochs, params["lr"], seed, out)
     if method == "imp-ft":
         return run_imp(dense, train_set, sparsity, epochs, params["lr"], seed, imp_rounds, out)
-    return run_bip(dense, train_set, sparsity, epochs, params, seed, method.removeprefix("bip-"), out)
+    solver = "first-order" if method == "frozen-mask" else method.removeprefix("bip-")
+    return run_bip(dense, train_set, sparsity, epochs, params, seed, solver, out)
 
 
-def measured(method, dense, splits, sparsity, epochs, params, seed, imp_rounds, out: Path, eval_on: str) -> dict:
-    """Run (or reload) one method at one sparsity; record accuracy on ``eval_on`` and the exact sparsity."""
+def measured(method, dense, splits, sparsity, epochs, params, seed, imp_rounds, out: Path, eval_on: str,
+             mask_ft_lr: float | None = None) -> dict:
+    """Run (or reload) one method at one sparsity; record accuracy on ``eval_on`` and the exact sparsity.
+
+    With ``mask_ft_lr``, also the mask-quality control ``mask_ft_<eval_on>_acc``: the method's final
+    mask on the *dense trained* weights, fine-tuned with the magnitude-ft recipe for the same budget --
+    the same optimiser for every mask, so differences are due to which weights the mask keeps.
+    A finished run is reloaded from its folder (the loop and BiP resume instantly).
+    """
     done = out / "measured.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    row = json.loads(done.read_text()) if done.exists() else None
+    if row is not None and (row["params"] != params or row["target_sparsity"] != sparsity):
+        raise SystemExit(f"{done} holds a run with other settings; delete {out} or choose another --out")
+    key = f"mask_ft_{eval_on}_acc"
+    if row is not None and (mask_ft_lr is None or key in row):
+        return row
     result = run_method(method, dense, splits["train"], sparsity, epochs, params, seed, imp_rounds, out)
     model = result.pop("model")
     masks = get_masks(model)
-    kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
-    row = {"method": method, "target_sparsity": sparsity, "sparsity": 1 - kept / total, "nonzero": kept,
-           "params": params, "seed": seed, **result,
-           f"{eval_on}_acc": evaluate(model, splits[eval_on], 1000)["top1"]}
+    if row is None:
+        kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+        row = {"method": method, "target_sparsity": sparsity, "sparsity": 1 - kept / total, "nonzero": kept,
+               "params": params, "seed": seed, **result,
+               f"{eval_on}_acc": evaluate(model, splits[eval_on], 1000)["top1"]}
+    if mask_ft_lr is not None:
+        control = copy.deepcopy(dense)
+        apply_masks(control, masks)
+        train(control, splits["train"], finetune_config(epochs, mask_ft_lr, seed), run_dir=out / "mask_ft",
+              progress=False)
+        row[key] = evaluate(control, splits[eval_on], 1000)["top1"]
     save_json(row, done)
     return row
+
+
+def fingerprint(model) -> str:
+    """Short hash of a model's weights."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:10]
+
+
+def settings_key(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def plot(rows, dense_acc, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for method in METHODS:
-        pts = sorted((r["sparsity"], 100 * r["test_acc"]) for r in rows if r["method"] == method)
-        if pts:
-            ax.plot([100 * s for s, _ in pts], [a for _, a in pts], marker="o", label=method)
-    ax.axhline(100 * dense_acc, color="grey", linestyle="--", label="dense (trained)")
-    ax.set_xlabel("sparsity of Linear weights (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("LeNet-300-100, Fashion-MNIST, equal budget")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    panels = [("test_acc", "each method as run (equal sample budget)"),
+              ("mask_ft_test_acc", "its mask on the dense weights + the same fine-tuning")]
+    for ax, (key, title) in zip(axes, panels):
+        for method in METHODS:
+            pts = sorted((r["sparsity"], 100 * r[key]) for r in rows if r["method"] == method and key in r)
+            if pts:
+                ax.plot([100 * s for s, _ in pts], [a for _, a in pts], marker="o", label=method)
+        ax.axhline(100 * dense_acc, color="grey", linestyle="--", label="dense (trained)")
+        ax.set_xlabel("sparsity of Linear weights (%)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("LeNet-300-100 on Fashion-MNIST, from the trained network, 1 epoch of samples each")
     fig.tight_layout()
     with atomic_write(path) as handle:
         fig.savefig(handle, format="png", dpi=120)
@@ -163,35 +206,42 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     splits = {s: get_dataset("fashion-mnist", split=s) for s in ("train-minus-val", "val", "test")}
     splits["train"] = splits.pop("train-minus-val")
-    dense, dense_acc = trained_model(args.model, progress=True)
-    out = Path(args.out)
+    print(f"loading (or training once) the cached trained {args.model}", flush=True)
+    dense, dense_acc = trained_model(args.model, progress=False)
+    dense_id = fingerprint(dense)  # the trained weights themselves (cache folders may be renamed)
+    out = Path(args.out) / f"{args.model}-{dense_id}"
     tuned_path = RESULTS / "bilevel_prune_tuned.json"
     if args.tune:
-        tuned = {"sparsity": 0.95, "epochs": args.epochs, "grid": {}, "chosen": {}}
+        tuned = {"sparsity": 0.95, "epochs": args.epochs, "dense_model": dense.greedyprune_info["path"],
+                 "dense_fingerprint": dense_id, "grid": {}, "chosen": {}}
         for method in methods:
             rows = [measured(method, dense, splits, 0.95, args.epochs, p, args.seed, args.imp_rounds,
-                             out / "tune" / f"{method}_{i}", "val") for i, p in enumerate(GRID[method])]
+                             out / "tune" / f"{method}_{settings_key(p)}", "val") for p in GRID[method]]
             tuned["grid"][method] = rows
             tuned["chosen"][method] = max(rows, key=lambda r: r["val_acc"])["params"]
             print(method, [(r["params"], round(100 * r["val_acc"], 2), round(r["seconds"])) for r in rows], flush=True)
         save_json(tuned, tuned_path)
         return
-    chosen = {**DEFAULTS, **(json.loads(tuned_path.read_text())["chosen"] if tuned_path.exists() else {})}
+    tuned = json.loads(tuned_path.read_text()) if tuned_path.exists() else None
+    if tuned is not None and tuned.get("dense_fingerprint") != dense_id:
+        raise SystemExit(f"{tuned_path} was tuned on another trained model ({tuned['dense_model']}); run --tune again")
+    chosen = {**DEFAULTS, **(tuned["chosen"] if tuned else {})}
     sparsities = [0.9] if args.quick else [float(s) for s in args.sparsities.split(",")]
     epochs = 0.2 if args.quick else args.epochs
     rows = []
     for sparsity in sparsities:
         for method in methods:
-            folder = out / ("quick" if args.quick else "main") / f"{method}_{sparsity:g}"
+            folder = out / ("quick" if args.quick else "main") / f"{method}_{sparsity:g}_{settings_key(chosen[method])}"
             row = measured(method, dense, splits, sparsity, epochs, chosen[method], args.seed, args.imp_rounds,
-                           folder, "test")
+                           folder, "test", mask_ft_lr=chosen["magnitude-ft"]["lr"])
             rows.append(row)
             print(f"{method:16s} sparsity {100 * row['sparsity']:.2f}%  test {100 * row['test_acc']:.2f}%  "
-                  f"{row['seconds']:.0f} s  {row['samples']} samples", flush=True)
+                  f"{row['seconds']:.0f} s  {row['samples']} samples  "
+                  f"mask+FT control {100 * row['mask_ft_test_acc']:.2f}%", flush=True)
     if args.quick:
         return
     result = {"model": args.model, "dense_test_acc": dense_acc, "epochs_budget": epochs,
-              "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seed": args.seed,
+              "dense_model": dense.greedyprune_info["path"], "dense_fingerprint": dense_id, "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seed": args.seed,
               "params": {m: chosen[m] for m in methods}, "rows": rows,
               "torch_threads": torch.get_num_threads()}
     save_json(result, RESULTS / "bilevel_prune.json")
