@@ -54,46 +54,43 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
         :class:`Selection` with picks, coefficients ``g`` and relative errors per prefix.
     """
     n, device = gram.shape[0], gram.device
-    diag = gram.diagonal().clone()
+    diag = gram.diagonal().tolist()
     residual_gram = gram.clone()
     if damping > 0:
         residual_gram.diagonal().add_(damping)
     rho = cross.clone()
-    d = residual_gram.diagonal().clone()
-    # d with +inf where a candidate is picked, zero or found redundant: scores there are 0.
-    d_open = torch.where(diag > 0, d, torch.inf)
+    # residual diagonal d_j, with +inf where a candidate is picked, zero or found redundant (score 0 there)
+    d = torch.where(gram.diagonal() > 0, residual_gram.diagonal(), torch.inf)
     factor = torch.zeros(k, n, dtype=gram.dtype, device=device)  # V^T, one row per informative pick
-    z = torch.zeros(k, dtype=gram.dtype, device=device)
+    zs: list[float] = []
     picks: list[int] = []
     informative: list[int] = []  # positions in `picks` that own a row of V^T
     block_start = 0  # first row of V^T not yet folded into residual_gram
     stopped = None
     stall = STALL_RTOL * float(energy)
 
-    def redundant(j: int) -> bool:
-        return not float(d[j]) - damping > REDUNDANT_RTOL * float(diag[j])
-
     t = 0
     while t < k:
         if order is not None:
             p = int(order[t])
-            if math.isinf(float(d_open[p])) or redundant(p):
-                picks.append(p)  # redundant: kept for the budget, contributes nothing
-                d_open[p] = torch.inf
-                t += 1
-                continue
+            score_p = 1.0
         else:
-            score = rho.square().div_(d_open)
+            score = rho.square().div_(d)
             p = int(torch.argmax(score))
-            if not float(score[p]) > stall or math.isinf(float(d_open[p])):
-                stopped = (f"stopped after {len(picks)} picks: no remaining candidate lowers the loss "
-                           "(residual reached zero, or the rest are redundant or zero)")
-                break
-            if redundant(p):  # checked lazily: only the winner can matter
-                d_open[p] = torch.inf
-                continue
+            score_p = float(score[p])
+        d_p, rho_p = torch.stack([d[p], rho[p]]).tolist()  # one device sync for both scalars
+        if order is None and (not score_p > stall or math.isinf(d_p)):
+            stopped = (f"stopped after {len(picks)} picks: no remaining candidate lowers the loss "
+                       "(residual reached zero, or the rest are redundant or zero)")
+            break
+        if math.isinf(d_p) or not d_p - damping > REDUNDANT_RTOL * diag[p]:
+            d[p] = torch.inf  # redundant (checked lazily: only the winner can matter)
+            if order is not None:
+                picks.append(p)  # a fixed order keeps it for the budget; it contributes nothing
+                t += 1
+            continue
         col = len(informative)
-        root = float(d[p]) ** 0.5
+        root = d_p ** 0.5
         v = factor[col]
         # u = R[p] - (in-block part of V V^T)[p]; R is symmetric, and its row is contiguous
         if col > block_start:
@@ -101,11 +98,11 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
         else:
             v.copy_(residual_gram[p])
         v.div_(root)
-        z[col] = zc = float(rho[p]) / root
+        zc = rho_p / root
+        zs.append(zc)
         rho.sub_(v, alpha=zc)
         d.addcmul_(v, v, value=-1.0)
-        d_open.addcmul_(v, v, value=-1.0)
-        d_open[p] = torch.inf
+        d[p] = torch.inf
         informative.append(len(picks))
         picks.append(p)
         t += 1
@@ -114,6 +111,7 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
             residual_gram.addmm_(vb.T, vb, alpha=-1.0)
             block_start = col + 1
 
+    z = torch.tensor(zs + [0.0] * (k - len(zs)), dtype=gram.dtype, device=device)
     return _finish(gram, cross, energy, picks, informative, factor, z, damping, method, stopped)
 
 
