@@ -6,12 +6,16 @@ the old file or the complete new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import os
 import pickle
 import re
+import socket
 import tempfile
-import zipfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,16 +27,25 @@ from .errors import UserError
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``, on failure delete it."""
+    """Open a temporary file beside ``path``; on success rename it over ``path``, on failure delete it.
+
+    The temporary file is ``.NAME.<host>-<pid>.<random>.tmp``. A process killed mid-write (SIGKILL, power
+    loss) leaves that hidden file but never a partial ``NAME``; the next successful write of ``NAME``
+    on the same host deletes such leftovers of processes that no longer exist. Failures to write
+    (folder missing and not creatable, read-only, disk full, ``path`` is a folder) raise one-line
+    :class:`UserError` s and leave ``path`` as it was.
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"output path {path} is a folder; give a file name (e.g. {path / 'model.pt'})")
     if not directory.exists():
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create output folder {directory}: {err.strerror}; choose a writable --out") from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=directory)
     except OSError as err:
         raise UserError(f"output path {path} is not writable ({err.strerror}); choose a writable --out") from None
     try:
@@ -41,10 +54,68 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except OSError as err:
+        _discard(tmp)
+        if err.errno in _WRITE_ERRNOS:
+            raise UserError(f"writing {path} failed ({err.strerror}); nothing was written, "
+                            "free space or choose another --out") from None
         raise
+    except BaseException:
+        _discard(tmp)
+        raise
+    _remove_stale_temporaries(path)
+
+
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.EFBIG,
+                 errno.ENOTDIR}
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.NAME.<this host>-<pid>.*.tmp`` left by killed writers whose pid no longer runs."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(_HOST)}-*.tmp"):
+        pid = leftover.name[len(path.name) + len(_HOST) + 3:].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        except OSError:  # the process exists (owned by someone else): leave its file alone
+            pass
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Fail fast (before hours of work) when ``path`` -- a file, or a ``folder`` -- cannot be written.
+
+    Probes by creating and deleting a temporary file in the nearest existing folder, so it tells the
+    truth for read-only mounts and for root as well; creates nothing that stays.
+    """
+    path = Path(path)
+    flag = "--out"
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; choose a folder path")
+    if not folder and path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name (e.g. {path / 'model.pt'})")
+    probe = path if folder else (path.parent if str(path.parent) else Path("."))
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{flag} {path} is not writable: {probe} is a file, not a folder; choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".greedyprune-probe.", dir=probe)
+    except OSError as err:
+        raise UserError(f"{flag} {path} is not writable ({probe}: {err.strerror}); choose a writable path") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
@@ -73,8 +144,9 @@ def _json_default(value: Any) -> Any:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Load a ``torch.save`` file with ``weights_only=True``: tensors and plain containers only.
 
-    Raises :class:`UserError` (one line) when the file is missing, truncated, not a checkpoint,
-    or holds pickled code that ``weights_only`` refuses to run.
+    Raises :class:`UserError` (one line) when the file is missing, empty, truncated, not a checkpoint,
+    or holds pickled code that ``weights_only`` refuses to run. Whatever bytes the file holds, no other
+    exception escapes and no code from the file runs.
     """
     path = Path(path)
     if not path.exists():
@@ -82,17 +154,47 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         raise UserError(f"checkpoint {path} is a folder, not a file; give the .pt/.pth file inside it")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise UserError(f"cannot read checkpoint {path} ({err.strerror}); check its permissions") from None
+    if not head:
+        raise UserError(f"checkpoint {path} is empty (0 bytes); re-save or re-download it")
+    if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTO):
+        raise UserError(f"{path} is not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle); "
+                        "give a .pt/.pth file written by torch.save")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: one line is enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", str(err))
-        detail = f" ({found.group(1)})" if found else ""
-        raise UserError(
-            f"refusing to load {path}: it holds pickled objects other than tensors{detail}, which could run code; "
-            "only plain state-dict checkpoints are accepted"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path} is not a readable PyTorch checkpoint (truncated or another format: {reason})") from None
+        found = _GLOBAL.search(str(err))
+        if found:
+            raise UserError(
+                f"refusing to load {path}: it would import {found.group(1)} when unpickled, which could run code; "
+                "only plain state-dict checkpoints (tensors, numbers, strings, lists, dicts) are accepted"
+            ) from None
+        operand = re.search(r"Unsupported operand \d+", str(err))
+        detail = f" ({operand.group(0)})" if operand else ""
+        raise UserError(f"refusing to load {path}: its pickle uses more than torch's safe loader accepts{detail}; "
+                        "only plain state-dict checkpoints written by torch.save are accepted") from None
+    except Exception as err:  # noqa: BLE001 -- any failure to parse an untrusted file is the file's fault
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({_reason(err)}); "
+                        "it may be truncated or corrupt: re-save or re-download it") from None
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
+_GLOBAL = re.compile(r"(?i)unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)")
+
+
+def _reason(err: BaseException) -> str:
+    """The first sentence of an exception's message (torch's zip errors run on for lines)."""
+    text = " ".join(str(err).split())
+    if "central directory" in text or "zip archive" in text:
+        return "incomplete zip archive"
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".") if text else ""
+    return (first[:100] or type(err).__name__)
 
 
 # --------------------------------------------------------------------------- pruned models
@@ -113,7 +215,11 @@ def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) ->
     report_text = json.dumps(report_dict, default=_json_default) if report_dict is not None else None
     save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report_json": report_text}, path)
     if report_dict is not None:
-        save_json(report_dict, report_path(path))
+        try:
+            save_json(report_dict, report_path(path))
+        except BaseException:  # the pair is one output: no model file without its report
+            Path(path).unlink(missing_ok=True)
+            raise
 
 
 def load(path: str | os.PathLike, model: torch.nn.Module | None = None, map_location: str = "cpu") -> torch.nn.Module:
