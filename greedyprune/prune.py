@@ -32,6 +32,7 @@ from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
+from .stats.check import checked_forward
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.reduce import all_reduce_sum, broadcast_from_first, shard, world
 from .stats.consumer import output_columns as _output_cols
@@ -105,9 +106,7 @@ class Pruner:
         self.method, self.seed, self.damping, self.materialize = method, seed, damping, materialize
         self.product_dtype = torch.float64 if precision == "float64" else torch.float32
         self.progress = progress
-        self.batches = shard(_as_batches(calibration, self.device), shard_calibration)
-        if not self.batches:
-            raise UserError(f"rank {world()[0]} got no calibration batches; give at least as many batches as ranks")
+        self.batches = _share(_as_batches(calibration, self.device), shard_calibration)
         self.orig_stages, self.stages = self.adapter.stages(self.original), self.adapter.stages(self.model)
         self.orig_groups, self.groups = self.adapter.groups(self.original), self.adapter.groups(self.model)
         if not self.groups:
@@ -158,10 +157,8 @@ class Pruner:
 
     # ----------------------------------------------------------------------------------------- steps
     def _check_finite(self) -> None:
-        with torch.no_grad():
-            out = self.original(self.batches[0])
-        if not bool(torch.isfinite(out).all()):
-            raise UserError("the model produces NaN/Inf on the calibration images; check the weights and inputs")
+        """The model runs on the calibration images and stays finite (else a one-line error naming the layer)."""
+        checked_forward(self.original, self.batches[0])
 
     def _advance(self, stage: int) -> None:
         """Move both activation caches forward to the input of ``stage``."""
@@ -214,7 +211,7 @@ class Pruner:
             self.next_group += 1
             return report
         self._advance(a)
-        stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype)
+        stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype, name=group.name)
         side = {id(m): ChannelMean(m) for m in group.side_inputs}
         try:
             with torch.no_grad():
@@ -234,6 +231,9 @@ class Pruner:
         offset = stats.bias_correction(kept, coefficients)
         stats.free()
         kept, coefficients, offset = _agree(kept, coefficients, offset)
+        if kept.numel() == 0:  # never leave a group empty (a layer with no inputs)
+            raise UserError(f"group {group.name!r}: no channel can be selected because its consumer's output does not "
+                            "vary over the calibration images; use more, and more varied, calibration images")
         apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
                         materialize=self.materialize)
         note = sel.stopped_early
@@ -263,6 +263,23 @@ class Pruner:
         self.report.flops_after = count_flops(self.model, example)
         self.report.seconds = time.perf_counter() - self.started
         return self.model, self.report
+
+
+def _share(batches: list[torch.Tensor], enabled: bool) -> list[torch.Tensor]:
+    """This rank's calibration batches; every rank raises the same one-line error when some rank has none."""
+    rank, size = world()
+    mine = shard(batches, enabled)
+    if size > 1:
+        empty = torch.tensor([0.0 if mine else 1.0], dtype=torch.float64, device=batches[0].device)
+        all_reduce_sum(empty)  # collective, so no rank is left waiting for one that gave up
+        if float(empty.item()) > 0:
+            have = len(batches) if enabled else "too few"
+            raise UserError(f"{int(empty.item())} of {size} ranks got no calibration batch ({have} batches for "
+                            f"{size} ranks); give at least {size} batches: more calibration images or a smaller "
+                            "batch size")
+    elif not mine:
+        raise UserError("the calibration set is empty; give at least one batch of images")
+    return mine
 
 
 def _agree(kept: torch.Tensor, coefficients: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, ...]:

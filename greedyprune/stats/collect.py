@@ -42,7 +42,7 @@ def iter_group_statistics(model: nn.Module, batches: list[torch.Tensor], product
             with torch.no_grad():
                 x = [run_stages(stages[cached:a], xb) for xb in x]
             cached = a
-        stats = ConsumerStatistics(group.consumer, group.consumer_block, product_dtype, center)
+        stats = ConsumerStatistics(group.consumer, group.consumer_block, product_dtype, center, name=group.name)
         with torch.no_grad():
             for xb in x:
                 inp = capture_input(stages[a:b + 1], group.consumer, xb)

@@ -71,7 +71,7 @@ class ConsumerStatistics:
     """``add_batch(inp, target)`` -> ``statistics(weight)`` -> ``free()`` for one consumer layer."""
 
     def __init__(self, module: nn.Module, block: int = 1, product_dtype: torch.dtype = torch.float64,
-                 center: bool = True) -> None:
+                 center: bool = True, name: str | None = None) -> None:
         if isinstance(module, nn.Conv2d):
             if module.groups != 1:
                 raise UserError(f"consumer conv has groups={module.groups}; only groups=1 consumers can be pruned safely")
@@ -88,6 +88,8 @@ class ConsumerStatistics:
         self.h = self.m = self.sum_x = self.sum_t = None
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
+        self.images = 0
+        self.name = name
         self.reduced = False
 
     def add_batch(self, inp: torch.Tensor, target: torch.Tensor) -> None:
@@ -97,7 +99,8 @@ class ConsumerStatistics:
         if x.shape[1] != t.shape[1]:
             raise UserError(f"calibration target has {t.shape[1]} positions but the input {x.shape[1]}")
         if not bool(torch.isfinite(x).all()):
-            raise UserError("non-finite activations reach the consumer layer; check the model weights and inputs")
+            raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
+                            "check the model weights and inputs")
         if self.h is None:
             dev = x.device
             self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
@@ -111,6 +114,7 @@ class ConsumerStatistics:
         self.sum_t += t.sum(1, dtype=torch.float64)
         self.energy += t.to(torch.float64).pow(2).sum()
         self.samples += x.shape[1]
+        self.images += inp.shape[0] if inp.dim() > 1 else 1
 
     def reduce(self) -> None:
         """Sum the running statistics over ``torch.distributed`` ranks (once; no-op in one process)."""
@@ -119,9 +123,9 @@ class ConsumerStatistics:
             return
         if self.h is None:
             raise UserError("a rank received no calibration batches; give at least as many batches as ranks")
-        count = torch.tensor([float(self.samples)], dtype=torch.float64, device=self.h.device)
+        count = torch.tensor([float(self.samples), float(self.images)], dtype=torch.float64, device=self.h.device)
         all_reduce_sum(self.h, self.m, self.sum_x, self.sum_t, self.energy, count)
-        self.samples, self.reduced = int(count.item()), True
+        self.samples, self.images, self.reduced = int(count[0].item()), int(count[1].item()), True
 
     def statistics(self, weight: torch.Tensor | None = None) -> GroupStatistics:
         """``(G, b, E)`` for the candidates, against the consumer weight (default: its current weight).
@@ -131,6 +135,11 @@ class ConsumerStatistics:
         if self.h is None or self.samples == 0:
             raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
         self.reduce()
+        if self.center and self.samples < 2:
+            # one sample per image reaches it (a Linear consumer): centring leaves nothing of one image
+            raise UserError(f"the calibration set is too small for {self._what()}: its consumer sees {self.samples} "
+                            f"sample(s) from {self.images} image(s) and centred statistics need at least 2; "
+                            "use at least 2 calibration images (--calib 2; hundreds for good statistics)")
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
         h, m, energy = self.h, self.m, self.energy
         if self.center:
@@ -157,6 +166,9 @@ class ConsumerStatistics:
     def channel_means(self) -> torch.Tensor:
         """Mean input of each candidate channel over all positions (for bias corrections elsewhere)."""
         return (self.sum_x / self.samples).reshape(self.channels, self.block).mean(1)
+
+    def _what(self) -> str:
+        return f"group {self.name!r}" if self.name else f"this {type(self.module).__name__} layer"
 
     def free(self) -> None:
         self.h = self.m = self.sum_x = self.sum_t = None
