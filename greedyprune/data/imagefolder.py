@@ -41,6 +41,12 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
 
 
+def _reason(err: BaseException) -> str:
+    """Why PIL could not read a file, without the file-object repr PIL puts in its message."""
+    text = _first_line(err)
+    return "not a readable image file" if "cannot identify image file" in text else text
+
+
 class ImageFolderDataset(ImageFolder):
     """torchvision :class:`ImageFolder` that reports (or skips and counts) unreadable images."""
 
@@ -63,8 +69,8 @@ class ImageFolderDataset(ImageFolder):
             except _READ_ERRORS as err:
                 path = self.samples[i][0]
                 if not self.skip_bad_images:
-                    raise UserError(f"cannot read image {path} ({_first_line(err)}); delete or replace it, "
-                                    "or pass skip_bad_images=True to skip unreadable images") from None
+                    raise UserError(f"cannot read image {path} ({_reason(err)}); delete or replace it, "
+                                    "or pass --skip-bad-images (skip_bad_images=True) to skip them") from None
                 self.skipped.add(path)
         raise UserError(f"no image under {self.root} could be read ({len(self.skipped)} unreadable); check the folder")
 
@@ -77,8 +83,8 @@ class ImageFolderDataset(ImageFolder):
                     image.verify()
             except _READ_ERRORS as err:
                 if not self.skip_bad_images:
-                    raise UserError(f"cannot read image {path} ({_first_line(err)}); delete or replace it, "
-                                    "or pass skip_bad_images=True to skip unreadable images") from None
+                    raise UserError(f"cannot read image {path} ({_reason(err)}); delete or replace it, "
+                                    "or pass --skip-bad-images (skip_bad_images=True) to skip them") from None
                 bad.append(path)
         if bad:
             drop = set(bad)
