@@ -24,6 +24,7 @@ class Options:
     out: str | None = opt(None, "output folder for curves.json, bounds.json, report.md and plots/ (required)")
     device: str = opt("cpu", "cpu or cuda")
     seed: int = opt(0, "seed of the calibration subset")
+    skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     progress: bool = opt(True, "show progress bars")
 
 
@@ -46,14 +47,17 @@ def run(options: Options) -> None:
     from analysis import METHODS, analyze_groups
 
     from ..adapters import find_adapter
-    from ..data import calibration_batches
     from ..errors import UserError
+    from ..io import check_writable
+    from ..stats.check import checked_forward
     from ..train import resolve_device
-    from .common import load_model
+    from .common import calibration_data, load_model
 
     if not options.out and options.groups != "list":
         raise UserError("--out is required: the folder for curves.json, bounds.json, report.md and plots")
     device = resolve_device(options.device)
+    if options.groups != "list":
+        check_writable(options.out, folder=True)  # fail now, not after the statistics
     model = load_model(options.model, options.weights).to(device).eval()
     available = [g.name for g in find_adapter(model).groups(model)]
     if options.groups == "list":
@@ -71,7 +75,9 @@ def run(options: Options) -> None:
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     start = time.perf_counter()
-    batches = [b.to(device) for b in calibration_batches(options.data, options.calib, options.batch_size, options.seed)]
+    batches = [b.to(device) for b in calibration_data(options.data, options.calib, options.batch_size, options.seed,
+                                                      options.skip_bad_images)]
+    checked_forward(model, batches[0])
     groups = model_group_statistics(model, batches, names, options.precision, options.progress)
     report = analyze_groups(groups, options.out, n_max=options.n_max, methods=methods,
                             seeds=tuple(range(options.seeds)), progress=options.progress,

@@ -28,3 +28,36 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
 def eval_split(data: str) -> str:
     """Held-out split of a data spec: ImageNet-style folders use ``val``, the rest ``test``."""
     return "val" if data.startswith("imagefolder:") else "test"
+
+
+def dataset_options(data: str, skip_bad_images: bool) -> dict:
+    """Factory options for ``--data``: ``--skip-bad-images`` applies to image folders (other data has no files)."""
+    return {"skip_bad_images": True} if skip_bad_images and data.strip().startswith("imagefolder:") else {}
+
+
+def report_skipped(dataset) -> None:
+    """One stderr line counting the unreadable images ``--skip-bad-images`` skipped (nothing when none)."""
+    import sys
+    inner = dataset
+    while not hasattr(inner, "skipped") and hasattr(inner, "dataset"):
+        inner = inner.dataset
+    skipped = sorted(getattr(inner, "skipped", ()))
+    if skipped:
+        print(f"greedyprune: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]} "
+              "(each replaced by the next readable one)", file=sys.stderr)
+
+
+def calibration_data(data: str, calib: int, batch_size: int, seed: int, skip_bad_images: bool = False) -> list:
+    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes."""
+    from ..data import calibration_batches, get_dataset
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if calib < 1:
+        raise UserError(f"--calib must be at least 1 image, got {calib}")
+    dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images))
+    if len(dataset) < calib:
+        raise UserError(f"--calib {calib} asks for more images than {data} has ({len(dataset)}); "
+                        f"use --calib {len(dataset)} or fewer, or more data")
+    batches = calibration_batches(dataset, calib, batch_size, seed)
+    report_skipped(dataset)
+    return batches

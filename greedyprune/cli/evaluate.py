@@ -18,23 +18,31 @@ class Options:
     batch_size: int = opt(256, "evaluation batch size")
     latency_batch: int = opt(8, "batch size for the latency measurement")
     device: str = opt("cpu", "cpu or cuda")
+    skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
 
 
 def run(options: Options) -> None:
     import json
 
     from ..data import get_dataset, subset
+    from ..errors import UserError
     from ..metrics import count_flops, count_parameters, measure_latency
+    from ..stats.check import checked_forward
     from ..train import evaluate, resolve_device
-    from .common import eval_split, load_model
+    from .common import dataset_options, eval_split, load_model, report_skipped
 
     device = resolve_device(options.device)
     model = load_model(options.model, options.weights).to(device)
-    dataset = get_dataset(options.data, eval_split(options.data))
+    if options.batch_size < 1 or options.latency_batch < 1:
+        raise UserError("--batch-size and --latency-batch must be at least 1")
+    dataset = get_dataset(options.data, eval_split(options.data), **dataset_options(options.data,
+                                                                                    options.skip_bad_images))
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
-    metrics = evaluate(model, dataset, options.batch_size, device)
     example = dataset[0][0].unsqueeze(0).to(device)
+    checked_forward(model.eval(), example, "the evaluation images")
+    metrics = evaluate(model, dataset, options.batch_size, device)
+    report_skipped(dataset)
     result = {"model": options.model, "data": options.data, "images": metrics["n"], "top1": metrics["top1"],
               "loss": metrics["loss"], "params": count_parameters(model), "flops": count_flops(model, example),
               "latency_s": measure_latency(model, example, options.latency_batch), "latency_batch": options.latency_batch,

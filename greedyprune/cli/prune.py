@@ -29,21 +29,22 @@ class Options:
     out: str | None = opt(None, "output model file, e.g. pruned.pt (required)")
     device: str | None = opt(None, "cpu or cuda (default: cuda when available)")
     seed: int = opt(0, "seed of the calibration subset and of random selection")
+    skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     progress: bool = opt(True, "show progress bars")
 
 
 def run(options: Options) -> None:
-    from ..data import calibration_batches
-    from ..io import save
+    from ..io import check_writable, save
     from ..prune import Pruner
-    from .common import load_model
+    from .common import calibration_data, load_model
 
     if not options.out:
         raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
     if options.keep is None and options.flops is None and options.params is None:
         raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
+    check_writable(options.out)  # fail now, not after the pruning
     model = load_model(options.model, options.weights)
-    batches = calibration_batches(options.data, options.calib, options.batch_size, options.seed)
+    batches = calibration_data(options.data, options.calib, options.batch_size, options.seed, options.skip_bad_images)
     pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                     allocation=options.allocation, device=options.device, seed=options.seed,
                     precision=options.precision, progress=options.progress)

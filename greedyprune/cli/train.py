@@ -31,6 +31,7 @@ class Options:
     seed: int = opt(0, "seed of the initial weights, the data order and the subset")
     checkpoint_every: int = opt(0, "checkpoint every this many steps (0: every epoch)")
     num_workers: int = opt(0, "data-loading worker processes")
+    skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
 
 
 def _config(options: Options):
@@ -48,23 +49,29 @@ def run(options: Options) -> None:
     import torch
 
     from ..models import build_model, model_entry
+    from ..io import check_writable
     from ..train import evaluate, resolve_device, train
+    from .common import dataset_options, report_skipped
 
     if not options.out:
         raise UserError("--out is required: the folder for checkpoint.pt and model.pt")
     if not options.model:
         raise UserError("--model is required, e.g. --model small-cnn")
     resolve_device(options.device)
+    check_writable(options.out, folder=True)  # fail now, not after the training
     model_entry(options.model)
     config = _config(options)
-    train_set = get_dataset(options.data, "train")
+    data_options = dataset_options(options.data, options.skip_bad_images)
+    train_set = get_dataset(options.data, "train", **data_options)
     if options.train_images:
         train_set = subset(train_set, options.train_images, options.seed)
-    test_set = get_dataset(options.data, "test")
+    test_set = get_dataset(options.data, "test", **data_options)
     torch.manual_seed(options.seed)
     model = build_model(options.model, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
     metrics = evaluate(model, test_set, 256, options.device, options.num_workers)
+    report_skipped(train_set)
+    report_skipped(test_set)
     spec = model.greedyprune_spec
     path = final_model_path(options.out)
     save_torch({"spec": spec, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
