@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .adapters import ChannelGroup, find_adapter
 from .budget import allocate_by_error, allocate_uniform, check_fraction, cost_model, keep_widths
+from .distributed import all_reduce_sum, broadcast_from_first, shard, world
 from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
@@ -34,7 +35,6 @@ from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
 from .stats.check import checked_forward
 from .stats.collect import iter_group_statistics, magnitude_scores
-from .stats.reduce import all_reduce_sum, broadcast_from_first, shard, world
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
 from .train.checkpoint import resolve_device

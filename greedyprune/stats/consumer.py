@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..distributed import all_reduce_sum, world
 from ..errors import UserError
-from .reduce import all_reduce_sum, world
 
 
 @dataclass

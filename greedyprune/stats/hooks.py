@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .reduce import all_reduce_sum
+from ..distributed import all_reduce_sum
 
 
 class StopForward(Exception):

@@ -8,11 +8,11 @@ import random
 import numpy as np
 import torch
 
+from ..distributed import barrier, is_main
 from ..errors import UserError
 from ..io import load_checkpoint, save_torch
 from ..paths import checkpoint_path
 from .config import TrainConfig, result_fields
-from .distributed import writes_checkpoints
 
 FORMAT = "greedyprune-train/1"
 
@@ -58,9 +58,19 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_training_checkpoint(state, callbacks: list, n_train: int) -> None:
-    """Write ``run_dir/checkpoint.pt`` (atomically; only the process that writes checkpoints)."""
-    if state.run_dir is None or not writes_checkpoints():
+    """Write ``run_dir/checkpoint.pt`` atomically.
+
+    Under DDP rank 0 writes (every rank holds the same model, optimizer and RNG states) and all ranks
+    wait for it, so no rank runs ahead of the last complete checkpoint.
+    """
+    if state.run_dir is None:
         return
+    if is_main():
+        _write(state, callbacks, n_train)
+    barrier()
+
+
+def _write(state, callbacks: list, n_train: int) -> None:
     save_torch({
         "format": FORMAT, "config": dataclasses.asdict(state.config), "n_train": n_train,
         "step": state.step, "total_steps": state.total_steps, "model": state.model.state_dict(),
@@ -72,9 +82,14 @@ def save_training_checkpoint(state, callbacks: list, n_train: int) -> None:
 
 
 def restore_training_checkpoint(state, callbacks: list, n_train: int) -> None:
-    """Load ``run_dir/checkpoint.pt`` into ``state`` (model, optimizer, scheduler, RNG, callbacks, history)."""
+    """Load ``run_dir/checkpoint.pt`` into ``state`` (model, optimizer, scheduler, RNG, callbacks, history).
+
+    Under DDP every rank loads the file rank 0 wrote (a shared folder) and then waits for the others,
+    so no rank overwrites it while another still reads.
+    """
     path = checkpoint_path(state.run_dir)
     ckpt = load_checkpoint(path)
+    barrier()
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
     old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)

@@ -10,6 +10,15 @@ Callbacks are plain objects with any of ``on_train_begin(state)``, ``after_backw
 ``state_dict()`` / ``load_state_dict(d)`` (checkpointed with the run; on resume each stateful callback
 gets the next saved state of its class). A callback may set
 ``state.should_stop = True``.
+
+Distributed data parallel. Under an initialised ``torch.distributed`` group (``torchrun``) the model is
+wrapped in ``DistributedDataParallel`` for the forward/backward pass; ``batch_size`` stays the global
+batch (images per optimizer step), each of the ``W`` ranks takes ``batch_size / W`` of them from its
+shard of the epoch's permutation (:func:`~greedyprune.distributed.data_order`), and DDP averages the
+gradients -- the same update as one process with ``batch_size`` (exactly so without BatchNorm, which
+normalises each rank's own images; running statistics are rank 0's). ``state.model`` stays the bare
+module, ``state.loss`` is the mean over all ranks, callbacks see the averaged gradients, evaluation
+is sharded, and rank 0 writes the checkpoints that every rank resumes from.
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..data.loaders import batch_loader
+from ..distributed import all_reduce_sum, data_order, data_parallel, first_rank_says, is_main, local_device, world
 from ..errors import UserError
 from ..paths import checkpoint_path
 from .checkpoint import resolve_device, restore_training_checkpoint, save_training_checkpoint
 from .config import TrainConfig
-from .distributed import data_order, world
 from .evaluate import evaluate
 from .schedule import make_optimizer, make_scheduler
 
@@ -95,10 +104,18 @@ def _record(state: TrainState, val_set: Dataset | None) -> None:
              "train_loss": state.loss_sum / state.loss_count if state.loss_count else None,
              "val_loss": None, "val_acc": None}
     if val_set is not None:
-        metrics = evaluate(state.model, val_set, max(state.config.batch_size, 256), state.device, state.config.num_workers)
+        metrics = evaluate(state.model, val_set, max(state.config.batch_size, 256), state.device, state.config.num_workers,
+                           shard=True)
         entry["val_loss"], entry["val_acc"] = metrics["loss"], metrics["top1"]
     state.history.append(entry)
     state.loss_sum, state.loss_count = 0.0, 0
+
+
+def _local_batch(batch_size: int, world_size: int) -> int:
+    if batch_size % world_size:
+        raise UserError(f"batch size {batch_size} is not divisible by the {world_size} processes; "
+                        f"use a multiple of {world_size} (each process takes batch_size / {world_size} images)")
+    return batch_size // world_size
 
 
 def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir: str | Path | None = None,
@@ -113,44 +130,52 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
     """
     config.validate()
     callbacks = list(callbacks)
-    device = resolve_device(config.device)
+    device = local_device(resolve_device(config.device))
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     rank, world_size = world()
+    batch = _local_batch(config.batch_size, world_size)
     n_local = len(data_order(len(train_set), config.seed, 0, rank, world_size))
     if n_local == 0:
-        raise UserError("the training set is empty")
-    steps_per_epoch = max(1, n_local // config.batch_size)
+        raise UserError(f"the training set is empty (or has fewer examples than the {world_size} processes)"
+                        if world_size > 1 else "the training set is empty")
+    steps_per_epoch = max(1, n_local // batch)
     total = config.max_steps if config.max_steps > 0 else max(1, math.ceil(config.epochs * steps_per_epoch))
     model.to(device)
     optimizer = make_optimizer(model, config)
     state = TrainState(model, optimizer, make_scheduler(optimizer, config, total), config, device, total,
                        steps_per_epoch, run_dir=Path(run_dir) if run_dir is not None else None)
-    if state.run_dir is not None and resume and checkpoint_path(state.run_dir).exists():
+    # every rank follows rank 0's view of the run folder (all ranks then read the same file)
+    if state.run_dir is not None and resume and first_rank_says(checkpoint_path(state.run_dir).exists()):
         restore_training_checkpoint(state, callbacks, len(train_set))
     else:
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same on every rank, so rank 0's RNG state in a checkpoint fits all
+    net = data_parallel(model, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     started = time.perf_counter()
     _call(callbacks, "on_train_begin", state)
-    bar = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not progress or not is_main(),
+               dynamic_ncols=True)
     while state.step < total and not state.should_stop:
         state.epoch = state.step // steps_per_epoch
-        first = (state.step % steps_per_epoch) * config.batch_size
-        order = data_order(len(train_set), config.seed, state.epoch, rank, world_size)[: steps_per_epoch * config.batch_size]
-        order = order[first: first + (total - state.step) * config.batch_size]
+        first = (state.step % steps_per_epoch) * batch
+        order = data_order(len(train_set), config.seed, state.epoch, rank, world_size)[: steps_per_epoch * batch]
+        order = order[first: first + (total - state.step) * batch]
         # an own generator: creating a loader iterator must not draw from torch's global RNG (dropout's)
-        loader = batch_loader(train_set, order.tolist(), config.batch_size, config.num_workers,
+        loader = batch_loader(train_set, order.tolist(), batch, config.num_workers,
                               generator=torch.Generator().manual_seed(config.seed * 1_000_003 + state.step))
         for inputs, labels in loader:
-            model.train()
+            net.train()
             state.batch = (inputs.to(device), torch.as_tensor(labels).to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(state.batch[0]), state.batch[1])
-            if not torch.isfinite(loss):
-                raise UserError(f"training loss became {float(loss)} at step {state.step}; lower the learning rate")
+            loss = criterion(net(state.batch[0]), state.batch[1])
+            state.loss = loss.detach().clone()
+            if world_size > 1:  # the global batch's mean loss; every rank then takes the same decisions
+                all_reduce_sum(state.loss)
+                state.loss /= world_size
+            if not torch.isfinite(state.loss):
+                raise UserError(f"training loss became {float(state.loss)} at step {state.step}; lower the learning rate")
             loss.backward()
-            state.loss = loss.detach()
             _call(callbacks, "after_backward", state)
             optimizer.step()
             state.scheduler.step()

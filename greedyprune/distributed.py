@@ -1,0 +1,177 @@
+"""Everything greedyprune does differently under ``torch.distributed`` (launched by ``torchrun``).
+
+A distributed run changes three things, all decided here:
+
+* who this process is: :func:`world` (``(rank, world_size)``, ``(0, 1)`` without a process group),
+  :func:`init_from_env` (join the group ``torchrun`` describes in the environment);
+* which data it sees: :func:`shard` (calibration batches), :func:`data_order` (training examples);
+* how training runs: :func:`data_parallel` (DDP), :func:`local_device` (``cuda:LOCAL_RANK``);
+* how results are combined and who writes them: :func:`all_reduce_sum`, :func:`broadcast_from_first`,
+  :func:`first_rank_says`, :func:`barrier`, :func:`is_main` (rank 0 writes files and prints).
+
+Every function is a no-op (or the obvious single-process answer) when no group is initialised, so
+library code calls them unconditionally. Backends: gloo on CPU, NCCL on CUDA (one GPU per process,
+``cuda:LOCAL_RANK``; collectives then run on tensors on that GPU).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from .errors import UserError
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` unless a process group is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    """Whether this process writes files (checkpoints, models, reports) and prints results: rank 0 only."""
+    return world()[0] == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
+
+
+def local_rank() -> int:
+    """This process's index on its machine (``LOCAL_RANK`` set by torchrun; 0 otherwise)."""
+    return _env_int("LOCAL_RANK", 0)
+
+
+def wants_cuda(device: str | torch.device | None) -> bool:
+    """Whether ``device`` means a GPU (``None``: "cuda when available", as ``greedyprune prune`` reads it)."""
+    if device is None:
+        return torch.cuda.is_available()
+    return torch.device(device).type == "cuda" if isinstance(device, torch.device) else str(device).startswith("cuda")
+
+
+def init_from_env(device: str | torch.device | None = None) -> bool:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE > 1``); True when this call created it.
+
+    Rendezvous is ``env://`` (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). With a CUDA
+    ``device`` the backend is NCCL and this process's current GPU becomes ``cuda:LOCAL_RANK`` (so
+    ``"cuda"`` anywhere in the library means that GPU); otherwise gloo. Nothing happens for a single
+    process or when a group already exists. The caller destroys the group (:func:`destroy`).
+    """
+    if _env_int("WORLD_SIZE", 1) <= 1 or not dist.is_available() or dist.is_initialized():
+        return False
+    cuda = wants_cuda(device)
+    if cuda:
+        if not torch.cuda.is_available():
+            raise UserError("CUDA requested but not available; use --device cpu (gloo backend)")
+        if local_rank() >= torch.cuda.device_count():
+            raise UserError(f"LOCAL_RANK {local_rank()} but only {torch.cuda.device_count()} CUDA device(s) here; "
+                            "use --nproc_per_node at most the number of GPUs")
+        torch.cuda.set_device(local_rank())
+    try:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    except ValueError as err:  # env:// rendezvous without MASTER_ADDR / RANK ...
+        raise UserError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} is set but the process group cannot start "
+                        f"({str(err).splitlines()[0][:120]}); launch with torchrun --nproc_per_node=N") from None
+    return True
+
+
+def local_device(device: torch.device) -> torch.device:
+    """``cuda`` without an index means this process's GPU under a process group (``cuda:LOCAL_RANK``)."""
+    if device.type != "cuda" or device.index is not None or world()[1] == 1:
+        return device
+    return torch.device("cuda", local_rank() if "LOCAL_RANK" in os.environ else torch.cuda.current_device())
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module to run forward/backward through: ``model`` in one process, else a DDP wrapper of it.
+
+    The wrapper shares ``model``'s parameters, broadcasts rank 0's parameters and buffers when built,
+    and averages gradients over ranks during ``backward``.
+    """
+    if world()[1] == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def destroy() -> None:
+    """Leave the process group (if any)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _collective_device() -> torch.device:
+    """Where small bookkeeping tensors must live for the backend: the current GPU for NCCL, else CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> None:
+    """Sum each tensor in place over all ranks (afterwards every rank holds the same totals)."""
+    if world()[1] > 1:
+        for t in tensors:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+
+def broadcast_from_first(*tensors: torch.Tensor) -> None:
+    """Overwrite each tensor in place with rank 0's copy (shapes must already agree)."""
+    if world()[1] > 1:
+        for t in tensors:
+            dist.broadcast(t, src=0)
+
+
+def sum_over_ranks(values: list[float]) -> list[float]:
+    """The element-wise sum of ``values`` over all ranks, in float64 (``values`` itself in one process)."""
+    if world()[1] == 1:
+        return list(values)
+    total = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    all_reduce_sum(total)
+    return total.tolist()
+
+
+def first_rank_says(flag: bool) -> bool:
+    """Rank 0's value of ``flag`` on every rank (e.g. "a checkpoint exists"), so all ranks decide alike."""
+    if world()[1] == 1:
+        return bool(flag)
+    value = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
+    broadcast_from_first(value)
+    return bool(value.item())
+
+
+def barrier() -> None:
+    """Wait until every rank reaches this point (no-op in one process)."""
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def shard(items: list, enabled: bool = True) -> list:
+    """This rank's share of ``items``: every ``world_size``-th item, starting at its rank."""
+    rank, size = world()
+    return items[rank::size] if enabled and size > 1 else items
+
+
+def data_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The order in which this process visits the ``n`` training examples in ``epoch``.
+
+    A permutation drawn from a generator seeded by ``(seed, epoch)`` only -- so a resumed run rebuilds
+    exactly the order of the interrupted one. With ``world_size > 1`` each rank takes every
+    ``world_size``-th entry of the permutation truncated to a multiple of ``world_size`` (as
+    ``DistributedSampler(drop_last=True)``). Then the ``j``-th local batch of ``B / world_size``
+    examples of all ranks together is exactly the ``j``-th batch of ``B`` of one process: entry
+    ``j*B + i*world_size + rank`` of the permutation, ``i < B / world_size``.
+    """
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    order = torch.randperm(n, generator=generator)
+    if world_size > 1:
+        order = order[: (n // world_size) * world_size][rank::world_size]
+    return order
