@@ -20,6 +20,7 @@ def parse(description: str) -> argparse.Namespace:
     parser.add_argument("--runs", default=None, help="folder for the training runs (resumable)")
     parser.add_argument("--quick", action="store_true", help="tiny budget smoke run (results not meaningful)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the saved JSON")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if "OMP_NUM_THREADS" not in os.environ:
@@ -43,6 +44,21 @@ def pm(stats: dict, scale: float = 100.0, digits: int = 2) -> str:
     if stats["std"] is not None:
         text += f" ± {scale * stats['std']:.{digits}f}"
     return text
+
+
+def load_results(name: str) -> dict:
+    import json
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def percent_axis(ax) -> None:
+    """Log x axis of 'weights remaining (%)' with plain percentage ticks, dense on the left."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, StrMethodFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([100, 50, 20, 10, 5, 3.6]))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.invert_xaxis()
 
 
 def save_figure(fig, path: Path) -> None:

@@ -11,7 +11,7 @@ re-run the same command after a kill).
 
 from __future__ import annotations
 
-from baselines_common import RESULTS, RUNS, Clock, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, RUNS, Clock, load_results, mean_std, parse, percent_axis, pm, save_figure
 
 from greedyprune.baselines import load_splits, run_lth, winning_ticket_verdict
 from greedyprune.baselines.lth import LTHOptions
@@ -24,6 +24,11 @@ PM = {"21%": (0.789, 7), "3.6%": (0.964, 15)}
 
 def main() -> None:
     args = parse(__doc__.split("\n")[0])
+    name = "baselines_lth_quick" if args.quick else "baselines_lth"
+    if args.replot:
+        saved = load_results(name)
+        plot(saved["table"], {int(k): v for k, v in saved["per_seed"].items()}, saved["seeds"], RESULTS / f"{name}.png")
+        return
     clock = Clock()
     runs = RUNS / ("lth-quick" if args.quick else "lth") if args.runs is None else __import__("pathlib").Path(args.runs)
     splits = load_splits("fashion-mnist", 3000 if args.quick else None)
@@ -87,10 +92,12 @@ def main() -> None:
                                                                      else "not a winning ticket") +
                             ("" if not isinstance(v, dict) else " -- " + "; ".join(v["reasons"]))))
     seconds = clock.seconds()
-    print(f"wall time {seconds / 60:.1f} min")
-    name = "baselines_lth_quick" if args.quick else "baselines_lth"
+    train_seconds = sum(r["seconds"] for s in args.seeds for r in per_seed[s]["rounds"] + per_seed[s]["controls"]) + \
+        sum(per_seed[s]["dense_sgd"]["seconds"] for s in args.seeds)
+    print(f"wall time of this call {seconds / 60:.1f} min; training time of all runs {train_seconds / 60:.1f} min")
     save_json({"description": __doc__, "seeds": args.seeds, "config": vars(config), "dense_sgd_config": vars(dense_sgd),
-               "table": table, "verdicts": verdicts, "per_seed": per_seed, "wall_seconds": seconds},
+               "table": table, "verdicts": verdicts, "per_seed": per_seed, "wall_seconds": seconds,
+               "train_seconds": train_seconds},
               RESULTS / f"{name}.json")
     plot(table, per_seed, args.seeds, RESULTS / f"{name}.png")
 
@@ -109,16 +116,17 @@ def plot(table, per_seed, seeds, path) -> None:
         for seed in seeds:
             ax.plot(x, [scale * per_seed[seed]["rounds"][r["round"]][key] for r in tickets], "-o", ms=3, alpha=0.6,
                     label=f"IMP ticket, seed {seed}")
+        style = {"reinit": ("x", "k"), "random": ("s", "C2"), "oneshot": ("^", "C3")}
         for row in table:
-            if row["run"].split()[0] in ("reinit", "random", "oneshot"):
-                marker = {"reinit": "x", "random": "s", "oneshot": "^"}[row["run"].split()[0]]
+            kind = row["run"].split()[0]
+            if kind in style:
+                marker, color = style[kind]
                 ax.scatter([100 * row["pm"]] * len(row[key]["values"]), [scale * v for v in row[key]["values"]],
-                           marker=marker, s=40, label=row["run"], zorder=3)
+                           marker=marker, color=color, s=40, label=f"{kind} (Pm {100 * row['pm']:.1f}%)", zorder=3)
         if key != "early_stop_step":
             sgd = table[-1][key]["mean"]
             ax.axhline(100 * sgd, color="grey", ls="--", lw=1, label="dense SGD-cosine (same budget)")
-        ax.set_xscale("log")
-        ax.invert_xaxis()
+        percent_axis(ax)
         ax.set_xlabel("Pm: weights remaining (%)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -10,6 +10,7 @@ validation point, hence at the early-stop step = the step of minimum validation 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -88,12 +89,15 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
                  callbacks: Iterable = (), resume: bool = True, progress: bool = True, label: str = "") -> dict:
     """Train ``model`` in ``run_dir`` and return (and save as ``result.json``) its record.
 
-    Record: ``steps``, ``seconds`` (this call), ``early_stop_step`` (min validation loss),
+    Record: ``steps``, ``seconds`` (training time; a finished run reloaded keeps the time it took),
+    ``early_stop_step`` (min validation loss),
     ``val_loss_min``, ``test_acc_at_early_stop``, ``test_acc`` / ``test_loss`` / ``val_acc`` (final),
     ``nonzero`` / ``weights`` / ``sparsity`` of the prunable weights, ``history`` (validation points
     with test accuracy). ``model`` is left at its final trained weights.
     """
     run_dir = Path(run_dir)
+    previous = run_dir / "result.json"
+    earlier = json.loads(previous.read_text()) if resume and previous.exists() else None
     tracker = TestTracker(splits.test)
     result = train(model, splits.train, config, run_dir=run_dir, val_set=splits.val,
                    callbacks=[tracker, *callbacks], resume=resume, progress=progress)
@@ -103,7 +107,9 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
     report = sparsity_report(model, input_shape=splits.input_shape)
     history = [{**h, **({"test_acc": p["test_acc"]} if (p := tracker.at(h["step"])) else {})} for h in result.history]
     record = {
-        "label": label, "steps": result.steps, "seconds": result.seconds,
+        "label": label, "steps": result.steps,
+        # training time of the call that trained the run (a finished run reloaded keeps its time)
+        "seconds": earlier["seconds"] if earlier and earlier.get("steps") == result.steps else result.seconds,
         "early_stop_step": result.early_stop_step,
         "val_loss_min": min(h["val_loss"] for h in scored) if scored else None,
         "test_acc_at_early_stop": early["test_acc"] if early else None,
