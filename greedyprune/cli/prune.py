@@ -34,6 +34,7 @@ class Options:
 
 
 def run(options: Options) -> None:
+    from ..distributed import is_main
     from ..io import check_writable, save
     from ..prune import Pruner
     from .common import calibration_data, load_model
@@ -47,8 +48,10 @@ def run(options: Options) -> None:
     batches = calibration_data(options.data, options.calib, options.batch_size, options.seed, options.skip_bad_images)
     pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                     allocation=options.allocation, device=options.device, seed=options.seed,
-                    precision=options.precision, progress=options.progress)
+                    precision=options.precision, progress=options.progress and is_main())
     pruned, report = pruner.run()
+    if not is_main():  # under torchrun every rank holds the same model; rank 0 writes and prints it
+        return
     if hasattr(model, "greedyprune_spec"):
         pruned.greedyprune_spec = model.greedyprune_spec
     save(options.out, pruned.cpu(), report)

@@ -48,6 +48,7 @@ def _config(options: Options):
 def run(options: Options) -> None:
     import torch
 
+    from ..distributed import is_main
     from ..models import build_model, model_entry
     from ..io import check_writable
     from ..train import evaluate, resolve_device, train
@@ -69,7 +70,9 @@ def run(options: Options) -> None:
     torch.manual_seed(options.seed)
     model = build_model(options.model, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
-    metrics = evaluate(model, test_set, 256, options.device, options.num_workers)
+    metrics = evaluate(model, test_set, 256, options.device, options.num_workers, shard=True)
+    if not is_main():  # under torchrun (DDP) rank 0 writes and prints
+        return
     report_skipped(train_set)
     report_skipped(test_set)
     spec = model.greedyprune_spec
