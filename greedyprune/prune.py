@@ -233,7 +233,8 @@ class Pruner:
         kept, coefficients, offset = _agree(kept, coefficients, offset)
         if kept.numel() == 0:  # never leave a group empty (a layer with no inputs)
             raise UserError(f"group {group.name!r}: no channel can be selected because its consumer's output does not "
-                            "vary over the calibration images; use more, and more varied, calibration images")
+                            "vary over the calibration images (its channels are constant or dead there); use more, "
+                            "and more varied, calibration images, or check the weights")
         apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
                         materialize=self.materialize)
         note = sel.stopped_early

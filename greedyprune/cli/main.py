@@ -38,8 +38,15 @@ def _available() -> dict[str, object]:
     return modules
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): the same shape as every other greedyprune error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="greedyprune", description="Provable pruning by greedy forward selection.")
+    parser = _Parser(prog="greedyprune", description="Provable pruning by greedy forward selection.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _available().items():

@@ -1,0 +1,333 @@
+"""Each bad input gives one stderr line naming the problem and the fix, exit code 2, and no output file.
+
+One test per row of the "Failure behaviour" table in docs/failure_behaviour.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import greedyprune
+from greedyprune.errors import UserError
+
+from .conftest import CALIB, assert_user_error, run_cli_subprocess, write_image_folder
+
+
+# ------------------------------------------------------------------------------------------ model / weights
+def test_unknown_model_name(cli, tmp_path):
+    out = tmp_path / "out.pt"
+    line = assert_user_error(cli("prune", "--model", "resnet5O", "--keep", "0.5", "--out", out, *CALIB), "prune",
+                             "unknown model 'resnet5O'", "choose one of", "resnet50", outputs=(out,))
+    assert "lenet300-100" in line
+
+
+def test_weights_file_missing(cli, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", "lenet300-100", "--weights", tmp_path / "nope.pth", "--keep", "0.5",
+                          "--out", out, *CALIB), "prune", "nope.pth does not exist", "check the path", outputs=(out,))
+
+
+def test_weights_file_not_a_checkpoint(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", "lenet300-100", "--weights", files.garbage, "--keep", "0.5",
+                          "--out", out, *CALIB), "prune", "garbage.pth is not a PyTorch checkpoint",
+                      "written by torch.save", outputs=(out,))
+
+
+def test_weights_file_empty(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("eval", "--model", "lenet300-100", "--weights", files.empty, "--data", "random:1x28x28"),
+                      "eval", "empty.pth is empty (0 bytes)", "re-save or re-download")
+
+
+def test_weights_file_truncated(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", "lenet300-100", "--weights", files.truncated, "--keep", "0.5",
+                          "--out", out, *CALIB), "prune", "truncated.pth is not a readable PyTorch checkpoint",
+                      "truncated or corrupt", "re-save or re-download", outputs=(out,))
+
+
+def test_weights_do_not_match_architecture(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    line = assert_user_error(cli("prune", "--model", "lenet300-100", "--weights", files.cnn_weights, "--keep", "0.5",
+                                 "--out", out, *CALIB), "prune", "weights do not match lenet300-100",
+                             "3.weight is (64, 32, 3, 3) in the file but (100, 300) in the model",
+                             "missing from the file: 1.weight", "not in the model: 0.weight", outputs=(out,))
+    assert "(+" in line  # long key lists are cut, with the count of the rest
+
+
+def test_plain_weights_given_as_model_file(cli, files):
+    assert_user_error(cli("info", "--model", files.lenet_weights), "info", "not a greedyprune model file",
+                      "load_weights")
+
+
+def test_weights_with_a_model_file(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--weights", files.lenet_weights, "--keep", "0.5",
+                          "--out", out, *CALIB), "prune", "--weights is only for registered model names",
+                      outputs=(out,))
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def test_data_folder_missing(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data",
+                          f"imagefolder:{tmp_path / 'no-such-folder'}", "--calib", "4", "--no-progress"), "prune",
+                      "no-such-folder does not exist", "imagefolder:DIR", outputs=(out,))
+
+
+def test_data_folder_empty(cli, files, tmp_path):
+    out, empty = tmp_path / "out.pt", tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data",
+                          f"imagefolder:{empty}", "--calib", "4", "--no-progress"), "prune",
+                      "has no class sub-folders", "<class>/<image>", outputs=(out,))
+
+
+def test_data_folder_without_images(cli, files, tmp_path):
+    out, folder = tmp_path / "out.pt", tmp_path / "classes-only"
+    (folder / "cat").mkdir(parents=True)
+    (folder / "dog").mkdir()
+    (folder / "dog" / "notes.txt").write_text("not an image")
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data",
+                          f"imagefolder:{folder}", "--calib", "4", "--no-progress"), "prune",
+                      "2 class folders but no images", outputs=(out,))
+
+
+def test_unreadable_image_stops_by_default(cli, tmp_path):
+    out, folder = tmp_path / "out.pt", write_image_folder(tmp_path / "images")
+    (folder / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a JPEG")
+    assert_user_error(cli("prune", "--model", "mobilenet_v3_small", "--keep", "0.5", "--out", out, "--data",
+                          f"imagefolder:{folder}", "--calib", "7", "--no-progress"), "prune",
+                      "cannot read image", "broken.jpg", "--skip-bad-images", outputs=(out,))
+
+
+def test_unreadable_image_skipped_and_counted_with_flag(cli, tmp_path):
+    out, folder = tmp_path / "out.pt", write_image_folder(tmp_path / "images")
+    (folder / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a JPEG")
+    result = cli("prune", "--model", "mobilenet_v3_small", "--keep", "0.5", "--out", out, "--data",
+                 f"imagefolder:{folder}", "--calib", "7", "--no-progress", "--skip-bad-images")
+    assert result.code == 0, result.err
+    assert result.lines == [f"greedyprune: skipped 1 unreadable image(s), e.g. {folder / 'a' / 'broken.jpg'} "
+                            "(each replaced by the next readable one)"]
+    assert greedyprune.load(out).greedyprune_spec["name"] == "mobilenet_v3_small"
+
+
+def test_every_image_unreadable_with_flag(cli, tmp_path):
+    folder = tmp_path / "images"
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        (folder / cls / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert_user_error(cli("eval", "--model", "mobilenet_v3_small", "--data", f"imagefolder:{folder}",
+                          "--skip-bad-images"), "eval", "no image under", "could be read", "2 unreadable")
+
+
+def test_unknown_dataset(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "imagenet",
+                          "--calib", "4", "--no-progress"), "prune", "unknown dataset 'imagenet'",
+                      "fashion-mnist, imagefolder, random", outputs=(out,))
+
+
+def test_data_shape_does_not_fit_model(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:3x32x32",
+                          "--calib", "8", "--no-progress"), "prune", "cannot run on the calibration images of shape (3, 32, 32)",
+                      "layer '1' (Linear)", "input shape the model was built for", outputs=(out,))
+
+
+# ------------------------------------------------------------------------------------------ calibration size
+def test_calibration_larger_than_dataset(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:1x28x28",
+                          "--calib", "600", "--no-progress"), "prune", "--calib 600", "has (512)",
+                      "use --calib 512 or fewer", outputs=(out,))
+
+
+def test_calibration_too_small_for_the_statistics(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:1x28x28",
+                          "--calib", "1", "--no-progress"), "prune", "calibration set is too small for group '1'",
+                      "need at least 2", "--calib 2", outputs=(out,))
+
+
+@pytest.mark.parametrize("flag, value", [("--calib", "0"), ("--batch-size", "0")])
+def test_calibration_sizes_below_one(cli, files, tmp_path, flag, value):
+    out = tmp_path / "out.pt"
+    args = {"--calib": "16", "--batch-size": "8", flag: value}
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:1x28x28",
+                          "--no-progress", *[x for kv in args.items() for x in kv]), "prune",
+                      f"{flag} must be at least 1", outputs=(out,))
+
+
+def test_fewer_calibration_batches_than_ranks(tmp_path):
+    """2 gloo ranks, 1 batch: both ranks stop with the same message (no rank hangs in a collective)."""
+    import torch.multiprocessing as mp
+    # fork: the ranks start in well under a second (spawn would re-import torch in each)
+    mp.start_processes(_rank_with_one_batch, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    messages = {(tmp_path / f"rank{r}.txt").read_text() for r in range(2)}
+    assert len(messages) == 1
+    message = messages.pop()
+    assert "1 of 2 ranks got no calibration batch (1 batches for 2 ranks)" in message
+    assert "give at least 2 batches" in message and "\n" not in message
+
+
+def _rank_with_one_batch(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+    from torch import nn
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+        try:
+            greedyprune.prune(model, [torch.randn(8, 6)], keep=0.5, progress=False)
+            message = "no error"
+        except UserError as err:
+            message = str(err)
+        with open(f"{out_dir}/rank{rank}.txt", "w") as handle:
+            handle.write(message)
+    finally:
+        dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------------- budgets
+@pytest.mark.parametrize("flag, value", [("--keep", "0"), ("--keep", "1.5"), ("--flops", "-0.1"), ("--params", "2"),
+                                         ("--flops", "nan")])
+def test_budget_outside_zero_one(cli, files, tmp_path, flag, value):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, flag, value, "--out", out, *CALIB), "prune",
+                      f"{flag} must be a fraction in (0, 1]", outputs=(out,))
+
+
+def test_no_budget(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--out", out, *CALIB), "prune",
+                      "give a budget: --keep F, --flops F or --params F", outputs=(out,))
+
+
+@pytest.mark.parametrize("budget", [["--flops", "0.001"], ["--params", "0.001", "--allocation", "uniform"]])
+def test_budget_that_would_empty_a_group(cli, files, tmp_path, budget):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, *budget, "--out", out, *CALIB), "prune",
+                      "cannot be met without emptying a group", "raise the target", outputs=(out,))
+
+
+def test_dead_channels_would_empty_a_group(cli, files, tmp_path):
+    """Every ReLU of layer 1 is off on the calibration images: nothing to select, so no group is emptied silently."""
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.dead_model, "--keep", "0.5", "--out", out, *CALIB), "prune",
+                      "group '1': no channel can be selected", "does not vary over the calibration images",
+                      "constant or dead", "check the weights", outputs=(out,))
+
+
+# ---------------------------------------------------------------------------------------- numerics / device
+def test_non_finite_activations_name_the_layer(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.nan_model, "--keep", "0.5", "--out", out, *CALIB), "prune",
+                      "non-finite activations", "layer '0' (Conv2d)", "its own weights hold NaN/Inf",
+                      "reload the weights", outputs=(out,))
+
+
+def test_non_finite_activations_in_analyze(cli, files, tmp_path):
+    out = tmp_path / "analysis"
+    assert_user_error(cli("analyze", "--model", files.nan_model, "--out", out, *CALIB), "analyze",
+                      "layer '0' (Conv2d)", outputs=(out,))
+
+
+@pytest.mark.parametrize("command", ["prune", "eval", "analyze", "train"])
+def test_cuda_requested_without_cuda(cli, files, tmp_path, command):
+    assert not torch.cuda.is_available()  # this machine: CPU only
+    out = tmp_path / "out"
+    args = {"prune": ["--model", files.lenet, "--keep", "0.5", "--out", out, *CALIB],
+            "eval": ["--model", files.lenet, "--data", "random:1x28x28"],
+            "analyze": ["--model", files.lenet, "--out", out, *CALIB],
+            "train": ["--model", "small-cnn", "--data", "random:1x28x28", "--out", out]}[command]
+    assert_user_error(cli(command, *args, "--device", "cuda"), command, "CUDA requested but not available",
+                      "--device cpu", outputs=(out,))
+
+
+def test_unknown_device(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--device", "tpu", *CALIB),
+                      "prune", "unknown device 'tpu'", "use cpu, cuda or cuda:N", outputs=(out,))
+
+
+# ------------------------------------------------------------------------------------------------- outputs
+def test_output_under_a_read_only_folder(cli, files, read_only_dir):
+    out = read_only_dir / "pruned.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, *CALIB), "prune",
+                      "is not writable", "choose a writable path", outputs=(out,))
+
+
+def test_output_under_a_file(cli, files, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "pruned.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, *CALIB), "prune",
+                      "is a file, not a folder", outputs=(out,))
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_output_is_a_folder(cli, files, tmp_path):
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", tmp_path, *CALIB), "prune",
+                      "is a folder; give a file name")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["analyze", "train"])
+def test_output_folder_not_writable(cli, files, tmp_path, command):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "run"
+    model = {"analyze": files.lenet, "train": "small-cnn"}[command]
+    extra = CALIB if command == "analyze" else ["--data", "random:1x28x28"]
+    assert_user_error(cli(command, "--model", model, "--out", out, *extra), command, "is not writable",
+                      "afile is a file, not a folder", outputs=(out,))
+
+
+def test_output_missing(cli, files):
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", *CALIB), "prune", "--out is required")
+
+
+def test_report_path_not_writable_removes_the_model(tmp_path):
+    """The model and its JSON report are one output: if the report cannot be written, no model is left."""
+    (tmp_path / "pruned.json").mkdir()  # the report's path is taken by a folder
+    with pytest.raises(UserError, match="is a folder"):
+        greedyprune.save(tmp_path / "pruned.pt", torch.nn.Sequential(torch.nn.Linear(2, 2)), {"method": "x"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned.json"]
+
+
+# --------------------------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize("args, prog, words", [
+    (["--keep", "half"], "greedyprune prune", "argument --keep: invalid float value: 'half'"),
+    (["--method", "best"], "greedyprune prune", "argument --method: invalid choice: 'best'"),
+    (["--no-such-flag"], "greedyprune", "unrecognized arguments: --no-such-flag")])
+def test_malformed_arguments(files, tmp_path, capsys, args, prog, words):
+    from greedyprune.cli.main import main
+    with pytest.raises(SystemExit) as info:
+        main(["prune", "--model", str(files.lenet), "--out", str(tmp_path / "out.pt"), *args])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    assert words in lines[0] and f"see {prog} --help" in lines[0]
+    assert not (tmp_path / "out.pt").exists()
+
+
+# -------------------------------------------------------------------------------- real process, --debug
+def test_real_process_prints_one_line(files, tmp_path):
+    """What a shell sees from the console script: the one line and exit 2 (in-process tests cover the rest)."""
+    out = tmp_path / "out.pt"
+    plain = run_cli_subprocess("prune", "--model", "lenet300-100", "--weights", files.truncated, "--keep", "0.5",
+                               "--out", out)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr, plain.stderr
+    assert plain.stderr.strip().count("\n") == 0 and "truncated or corrupt" in plain.stderr
+    assert not out.exists()
+
+
+def test_debug_flag_shows_the_traceback(files, tmp_path):
+    """``greedyprune --debug ...`` lets the exception (and so its traceback) through."""
+    from greedyprune.cli.main import main
+    with pytest.raises(UserError, match="unknown model"):
+        main(["--debug", "prune", "--model", "nosuch", "--keep", "0.5", "--out", str(tmp_path / "o.pt")])
+
