@@ -6,54 +6,24 @@ difference stays below 1e-6 relative in every weight (with 1e-6 damping the dege
 MobileNetV3 amplifies it to ~2e-5).
 """
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-import greedyprune
-
-from ..pipeline.conftest import mlp, tv_model
-
-DAMPING = 1e-3
-MODELS = {"mlp": (mlp, (1, 8, 8)), "mobilenet_v3_small": (lambda: tv_model("mobilenet_v3_small"), (3, 40, 40))}
-BUDGETS = {"mlp": {"flops": 0.6}, "mobilenet_v3_small": {"keep": 0.5}}
+from .jobs import PRUNE_MODELS, prune_job, relative_difference
 
 
-def calibration(name: str) -> list[torch.Tensor]:
-    shape = MODELS[name][1]
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(6, *shape, generator=g) for _ in range(4)]
-
-
-def _rank(rank: int, world_size: int, init_file: str, name: str, out_dir: str, method: str) -> None:
+@pytest.mark.parametrize("name", list(PRUNE_MODELS))
+def test_two_ranks_equal_one_process(name, two_ranks):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
-        pruned, report = greedyprune.prune(MODELS[name][0](), calibration(name), method, **BUDGETS[name], progress=False,
-                                           damping=DAMPING)
-        torch.save({k: v.clone() for k, v in pruned.state_dict().items()}, os.path.join(out_dir, f"rank{rank}.pt"))
-        assert report.calibration_images == 24
-    finally:
-        dist.destroy_process_group()
-
-
-@pytest.mark.parametrize("name, method", [("mlp", "reoptimized"), ("mobilenet_v3_small", "reoptimized")])
-def test_two_ranks_equal_one_process(name, method, tmp_path):
-    torch.set_num_threads(1)
-    single, _ = greedyprune.prune(MODELS[name][0](), calibration(name), method, **BUDGETS[name], progress=False,
-                                  damping=DAMPING)
-    mp.spawn(_rank, args=(2, str(tmp_path / "init"), name, str(tmp_path), method), nprocs=2, join=True)
+    single, _ = prune_job(name)
     expected = single.state_dict()
     for rank in range(2):
-        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        assert got.keys() == expected.keys()
+        got = torch.load(two_ranks / f"prune-{name}-rank{rank}.pt", weights_only=True)
+        assert got["images"] == 24  # counted over both ranks' shards
+        assert got["state"].keys() == expected.keys()
         for key, value in expected.items():
-            assert got[key].shape == value.shape, key
+            assert got["state"][key].shape == value.shape, key  # the same kept channels
             if value.is_floating_point():
-                scale = value.abs().max().clamp_min(1e-12)
-                assert float((got[key] - value).abs().max() / scale) < 1e-6, key
+                assert relative_difference(got["state"][key], value) < 1e-6, key
             else:
-                assert torch.equal(got[key], value), key
+                assert torch.equal(got["state"][key], value), key
