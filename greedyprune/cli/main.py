@@ -2,7 +2,8 @@
 
 Every sub-command module exposes ``Options`` (a dataclass), ``HELP`` (one line) and ``run(options)``.
 Bad input raises :class:`greedyprune.errors.UserError`, printed here as one line with exit code 2
-(``--debug`` shows the traceback instead).
+(``--debug`` shows the traceback instead). Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is
+joined before the command runs (NCCL for ``--device cuda``, else gloo) and left when it ends.
 """
 
 from __future__ import annotations
@@ -70,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _set_threads()
     options = from_namespace(args._module.Options, args)
+    from ..distributed import destroy, init_from_env
     try:
-        args._module.run(options)
+        joined = init_from_env(getattr(options, "device", None))
+        try:
+            args._module.run(options)
+        finally:
+            if joined:
+                destroy()
     except UserError as err:
         if args.debug:
             raise
