@@ -70,7 +70,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     resumed = _run(script, tmp_path / "killed", tmp_path / "killed.pt", 0.0)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
     assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()
-    a, b = torch.load(tmp_path / "straight.pt"), torch.load(tmp_path / "killed.pt")
+    a = torch.load(tmp_path / "straight.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed.pt", weights_only=True)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
