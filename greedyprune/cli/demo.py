@@ -67,8 +67,19 @@ def run(options: Options) -> None:
     from ..prune import Pruner
     from ..train import evaluate, resolve_device
 
+    from ..budget import check_fraction
+    from ..errors import UserError
+    from ..io import check_writable
+    from ..selection import registered_methods
+
     device = resolve_device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(options.out)
+    check_fraction("flops", options.flops)  # bad input fails now, not after training the model
+    check_writable(out, folder=True)
+    unknown = [m.strip() for m in options.methods.split(",") if m.strip() and m.strip() not in registered_methods]
+    if unknown or not options.methods.strip():
+        raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'} in --methods; choose from "
+                        f"{', '.join(sorted(registered_methods))}")
     start = time.perf_counter()
     print(f"[1/4] model: {options.model} (trained on Fashion-MNIST on first use, then cached)")
     model, _ = trained_model(options.model, device=str(device))
