@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import UserError
@@ -50,7 +52,13 @@ def greedy_select_gram(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Te
         raise UserError(f"damping must be a number >= 0, got {damping!r}")
     gram64, cross64, energy64 = check_statistics(gram, cross, energy, k, method in methods_with_replacement)
     absolute = float(damping) * float(gram64.diagonal().mean()) if damping else 0.0
-    return registered_methods[method](gram64, cross64, energy64, k, damping=absolute, **options)
+    if not math.isfinite(absolute):
+        raise UserError("the Gram matrix's diagonal is too large to damp (its mean overflows); rescale the statistics")
+    selection = registered_methods[method](gram64, cross64, energy64, k, damping=absolute, **options)
+    if not (bool(torch.isfinite(selection.coefficients).all()) and bool(torch.isfinite(selection.errors).all())):
+        raise UserError(f"{method} selection gave non-finite coefficients or errors: the statistics are inconsistent "
+                        "(e.g. b_i^2 > G_ii E) or too badly scaled; check the calibration activations or add damping")
+    return selection
 
 
 def greedy_select(features: torch.Tensor, target: torch.Tensor, k: int, method: str = "reoptimized",

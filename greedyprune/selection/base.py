@@ -111,4 +111,8 @@ def relative(loss: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
     """``loss / energy`` clamped at 0 (rounding), with a zero target giving zero error."""
     if float(energy) == 0.0:
         return torch.zeros_like(loss)
-    return (loss / energy).clamp_min(0.0)
+    errors = (loss / energy).clamp_min(0.0)
+    if not bool(torch.isfinite(errors).all()):  # E is tiny against G: the ratio overflows float64
+        raise UserError(f"the target energy E = {float(energy):.3g} is too small for the scale of the Gram matrix: "
+                        "relative errors overflow; rescale the statistics (or check the calibration activations)")
+    return errors
