@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, RUNS, Clock, load_results, mean_std, parse, pm, save_figure
 
 from greedyprune.baselines import load_splits
 from greedyprune.baselines.at_init import InitOptions, run_at_init
@@ -28,6 +28,10 @@ SPARSITIES = (0.9, 0.98)
 
 def main() -> None:
     args = parse(__doc__.split("\n")[0])
+    name = "baselines_init_quick" if args.quick else "baselines_init"
+    if args.replot:
+        plot(load_results(name)["table"], RESULTS / f"{name}.png")
+        return
     clock = Clock()
     runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
     splits = load_splits("fashion-mnist", 3000 if args.quick else None)
@@ -60,15 +64,15 @@ def main() -> None:
         print(f"{row['method']:<20} {100 * row['sparsity']:>7.0f}% {pm(row['test_acc']):>14} "
               f"{pm(row['test_acc_at_early_stop']):>14}  {dens}")
     seconds = clock.seconds()
-    print(f"wall time {seconds / 60:.1f} min")
-    name = "baselines_init_quick" if args.quick else "baselines_init"
+    train_seconds = sum(r["seconds"] for r in records.values())
+    print(f"wall time of this call {seconds / 60:.1f} min; training time of all runs {train_seconds / 60:.1f} min")
     save_json({"description": __doc__, "seeds": args.seeds, "config": vars(config), "options": vars(InitOptions()),
                "table": table,
                "per_run": {f"{m}-{s}-seed{seed}": {k: r[k] for k in ("test_acc", "test_acc_at_early_stop",
                                                                       "early_stop_step", "seconds", "nonzero",
                                                                       "layer_density")}
                            for (m, s, seed), r in records.items()},
-               "wall_seconds": seconds}, RESULTS / f"{name}.json")
+               "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
     plot(table, RESULTS / f"{name}.png")
 
 

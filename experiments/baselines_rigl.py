@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, RUNS, Clock, load_results, mean_std, parse, pm, save_figure
 
 from greedyprune.baselines import load_splits
 from greedyprune.baselines.recipes import RECIPES
@@ -24,6 +24,10 @@ SPARSITIES = (0.9, 0.98)
 
 def main() -> None:
     args = parse(__doc__.split("\n")[0])
+    name = "baselines_rigl_quick" if args.quick else "baselines_rigl"
+    if args.replot:
+        plot(load_results(name)["table"], RESULTS / f"{name}.png")
+        return
     clock = Clock()
     runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
     splits = load_splits("fashion-mnist", 3000 if args.quick else None)
@@ -55,14 +59,14 @@ def main() -> None:
         print(f"{row['method']:<8} {100 * row['sparsity']:>7.0f}% {row['nonzero']:>9} {pm(row['test_acc']):>14} "
               f"{pm(row['test_acc_at_early_stop']):>14} {row['mask_updates']:>8} {row['train_seconds']['mean']:>7.0f}")
     seconds = clock.seconds()
-    print(f"wall time {seconds / 60:.1f} min")
-    name = "baselines_rigl_quick" if args.quick else "baselines_rigl"
+    train_seconds = sum(r["seconds"] for r in records.values())
+    print(f"wall time of this call {seconds / 60:.1f} min; training time of all runs {train_seconds / 60:.1f} min")
     save_json({"description": __doc__, "seeds": args.seeds, "config": vars(config),
                "options": vars(DynamicOptions()), "table": table,
                "per_run": {f"{m}-{s}-seed{seed}": {k: r[k] for k in ("test_acc", "test_acc_at_early_stop",
                                                                       "early_stop_step", "seconds", "nonzero", "updates")}
                            for (m, s, seed), r in records.items()},
-               "wall_seconds": seconds}, RESULTS / f"{name}.json")
+               "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
     plot(table, RESULTS / f"{name}.png")
 
 
