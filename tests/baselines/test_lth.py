@@ -87,3 +87,13 @@ def test_killed_lth_run_resumes_at_round_and_step(splits, tmp_path, monkeypatch)
         assert all(torch.equal(ref[k], res[k]) for k in ref)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
+
+
+def test_global_scope_prunes_a_fraction_of_all_survivors(splits, tmp_path):
+    options = LTHOptions(rounds=2, scope="global", controls="oneshot")
+    run_lth("lenet300-100", splits, CONFIG.replace(max_steps=4, eval_every=2), options, tmp_path, progress=False)
+    first, second = (mask_counts(load_checkpoint(tmp_path / f"round_0{r}" / "mask.pt")) for r in (1, 2))
+    assert sum(first.values()) == 266200 - round(0.2 * 266200)
+    assert sum(second.values()) == sum(first.values()) - round(0.2 * sum(first.values()))
+    oneshot = mask_counts(load_checkpoint(tmp_path / "controls" / "oneshot_r02" / "mask.pt"))
+    assert sum(oneshot.values()) == sum(second.values())
