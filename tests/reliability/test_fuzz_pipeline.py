@@ -1,0 +1,153 @@
+"""Fuzzing the adapters and the whole-network pipeline: odd widths (1, 3, 7), 1-channel groups, batch size 1,
+tiny images, every method and budget.
+
+A run either returns a pruned model that is physically no wider than the original, never empties a
+group, and gives finite outputs of the original shape -- or it raises a documented error
+(``UserError``/``ValueError``). Nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from hypothesis import HealthCheck, given, settings, strategies as st
+from torch import nn
+
+import greedyprune
+from greedyprune.adapters import find_adapter
+from greedyprune.selection import registered_methods
+
+METHODS = sorted(m for m in registered_methods if m != "reoptimized-simplex")  # simplex: slow path, engine-fuzzed
+WIDTHS = st.sampled_from([1, 2, 3, 7])
+
+
+@st.composite
+def chains(draw):
+    """A random nn.Sequential chain the chain adapter accepts, and the input shape it takes."""
+    channels = draw(st.integers(1, 3))
+    size = draw(st.integers(1, 6))
+    layers: list[nn.Module] = []
+    c, s = channels, size
+    for _ in range(draw(st.integers(0, 2))):  # conv part
+        width, kernel = draw(WIDTHS), draw(st.sampled_from([1, 3]))
+        layers.append(nn.Conv2d(c, width, kernel, padding=kernel // 2, bias=draw(st.booleans())))
+        if draw(st.booleans()):
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(draw(st.sampled_from([nn.ReLU(), nn.Tanh(), nn.Identity()])))
+        if s >= 2 and draw(st.booleans()):
+            layers.append(nn.MaxPool2d(2))
+            s //= 2
+        c = width
+    layers.append(nn.Flatten())
+    features = c * s * s
+    for _ in range(draw(st.integers(1 if layers[:-1] else 2, 3))):  # linear part (at least 2 weight layers)
+        width = draw(WIDTHS)
+        layers.append(nn.Linear(features, width))
+        layers.append(nn.ReLU())
+        features = width
+    layers.append(nn.Linear(features, draw(st.integers(1, 4))))
+    torch.manual_seed(draw(st.integers(0, 1000)))
+    model = nn.Sequential(*layers).eval()
+    for m in model.modules():  # non-trivial BN statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model, (channels, size, size)
+
+
+def _budget(draw):
+    kind = draw(st.sampled_from(["keep", "flops", "params"]))
+    return {kind: draw(st.sampled_from([0.01, 0.3, 0.5, 0.99, 1.0]))}
+
+
+def _check_run(model, shape, batches, method, budget, seed=0):
+    before = {g.name: g.width for g in find_adapter(model).groups(model)}
+    example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(seed + 1))
+    try:
+        pruned, report = greedyprune.prune(model, batches, method, progress=False, seed=seed, **budget)
+    except ValueError:  # UserError included: the documented refusals
+        return None
+    after = {g.name: g.width for g in find_adapter(pruned).groups(pruned)} if len(before) else {}
+    assert after.keys() == before.keys()
+    for name, width in after.items():
+        assert 1 <= width <= before[name], (name, width, before[name])
+    assert {g.name: g.channels_after for g in report.groups} == after
+    with torch.no_grad():
+        out, ref = pruned(example), model(example)
+    assert out.shape == ref.shape and bool(torch.isfinite(out).all())
+    assert report.params_after <= report.params_before
+    return pruned
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_chains_of_odd_widths(data):
+    model, shape = data.draw(chains())
+    batch, count = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 100)))
+    scale = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    batches = [torch.randn(batch, *shape, generator=g) * scale for _ in range(count)]
+    _check_run(model, shape, batches, data.draw(st.sampled_from(METHODS)), _budget(data.draw),
+               seed=data.draw(st.integers(0, 5)))
+
+
+def _tv(name: str) -> nn.Module:
+    """torchvision families; the ResNets one block per stage (the adapter's job is the same, 4x faster)."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+    torch.manual_seed(0)
+    if name == "resnet-basic":
+        model = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=5)
+    elif name == "resnet-bottleneck":
+        model = ResNet(Bottleneck, [1, 1, 1, 1], num_classes=5)
+    else:
+        model = getattr(torchvision.models, name)(num_classes=5)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.mark.parametrize("name, size, batch, count, method, budget", [
+    ("resnet-basic", 16, 1, 2, "reoptimized", {"flops": 0.4}),  # batch size 1, 1x1 maps at the end
+    ("resnet-bottleneck", 8, 2, 1, "random", {"keep": 0.5}),    # bottleneck groups on 1x1 maps
+    ("mobilenet_v2", 8, 1, 3, "uniform", {"keep": 0.01}),      # every group down to 1 channel
+    ("mobilenet_v3_small", 8, 1, 2, "magnitude", {"params": 0.7}),
+])
+def test_torchvision_families_tiny_inputs(name, size, batch, count, method, budget):
+    model = _tv(name)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(batch, 3, size, size, generator=g) for _ in range(count)]
+    pruned = _check_run(model, (3, size, size), batches, method, budget)
+    assert pruned is not None  # these inputs are small but valid
+    if budget.get("keep") == 0.01:
+        assert all(g.width == 1 for g in find_adapter(pruned).groups(pruned))  # 1-channel groups
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_one_pixel_images(precision):
+    """1x1 images: deep activations differ only by float32 rounding, so a group may have nothing to select --
+    then the run must stop with the documented one-line error, never prune a group to nothing."""
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(1, 3, 1, 1, generator=g) for _ in range(2)]
+    try:
+        pruned, _ = greedyprune.prune(_tv("mobilenet_v3_small"), batches, keep=0.5, precision=precision,
+                                      progress=False)
+    except greedyprune.UserError as err:
+        assert "no channel can be selected" in str(err) and "\n" not in str(err)
+    else:
+        assert all(g.width >= 1 for g in find_adapter(pruned).groups(pruned))
+        assert bool(torch.isfinite(pruned(torch.randn(2, 3, 1, 1))).all())
+
+
+def test_one_channel_groups_prune_again():
+    """A model whose groups are already 1 channel wide prunes (to itself) without error."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.Conv2d(1, 1, 1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(9, 1), nn.ReLU(), nn.Linear(1, 2)).eval()
+    batches = [torch.randn(1, 1, 3, 3) for _ in range(3)]
+    for method in METHODS:
+        pruned = _check_run(model, (1, 3, 3), batches, method, {"keep": 0.5})
+        assert pruned is not None
+        assert [g.width for g in find_adapter(pruned).groups(pruned)] == [1, 1, 1]
