@@ -1,23 +1,29 @@
-"""What the 2 gloo ranks run, once per test session: every library-level job in one spawn.
+"""What 2 gloo ranks run, once per test session, under ``torchrun --standalone --nproc_per_node=2``.
 
 Starting two Python processes that import torch, torchvision and greedyprune costs far more than the
-jobs themselves on a small machine, so :func:`run_two_ranks` spawns the ranks once and each runs every
-job in :data:`JOBS`, saving its results as ``OUT/JOB-rankR.pt``. The tests compare those files to the
-same job run in the test process (``world_size = 1``). The single-process side uses the same functions.
+jobs themselves on a small machine, so :func:`run_two_ranks` launches the ranks once (``torchrun ...
+-m tests.distributed.jobs OUT``) and each rank runs every job, saving its
+results as ``OUT/JOB-rankR.pt``, and last ``greedyprune prune`` through the CLI's ``main`` (rank 0
+writes ``OUT/cli-two.pt``). The tests compare those files to the same job run in the test process
+(``world_size = 1``) with the same functions.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import greedyprune
+from greedyprune.cli.main import main
 from greedyprune.data import get_dataset
+from greedyprune.distributed import destroy, init_from_env, world
+from greedyprune.models import build_model
 from greedyprune.train import TrainConfig, train
 
 from ..pipeline.conftest import mlp, tv_model
@@ -80,11 +86,87 @@ def interrupted_train_job(run_dir: Path) -> dict:
     return {"state": model.state_dict(), "history": result.history, "steps": result.steps}
 
 
-def _rank(rank: int, world_size: int, out_dir: str) -> None:
+# --- the command line: a registered model with a weights file, random calibration images ----------
+def prune_command(folder: Path, out: str) -> list[str]:
+    """``greedyprune prune`` arguments; :func:`run_two_ranks` writes ``folder/w.pt`` first."""
+    return ["prune", "--model", "small-cnn", "--weights", str(folder / "w.pt"), "--data", "random:1x28x28",
+            "--calib", "24", "--batch-size", "6", "--keep", "0.5", "--device", "cpu", "--no-progress",
+            "--out", str(folder / out)]
+
+
+def torchrun(args: list[str], **popen) -> subprocess.Popen:
+    """``torchrun --standalone --nproc_per_node=2 ARGS`` (gloo, one thread per rank) in its own process group."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return subprocess.Popen([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
+                            + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            **popen)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):  # the process ended meanwhile
+            continue
+    return found
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL a launch at once: torchrun's workers (each leads its own session) and then the agent."""
+    for worker in _children(process.pid):
+        try:
+            os.killpg(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def finish(process: subprocess.Popen) -> str:
+    """Wait for a launch; its stdout (the test fails with its stderr when it fails)."""
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err.decode()[-3000:]
+    return out.decode()
+
+
+TRAIN = ["train", "--model", "lenet300-100", "--data", "random:1x28x28", "--epochs", "3", "--batch-size", "32",
+         "--lr", "0.05", "--checkpoint-every", "2"]  # 512 images: 16 steps per epoch, 48 in all
+# runs the command of its arguments with every optimizer step slowed (so a test can kill it mid-run)
+SLOW_MAIN = """
+import sys, time, torch
+from greedyprune.cli.main import main
+delay, step = float(sys.argv[1]), torch.optim.SGD.step
+def slow(self, *args, **kwargs):
+    time.sleep(delay)
+    return step(self, *args, **kwargs)
+torch.optim.SGD.step = slow
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_slow_training(folder: Path, delay: float = 1.0) -> tuple[subprocess.Popen, Path]:
+    """``greedyprune train`` on 2 ranks, ``delay`` seconds per step, into ``folder/killed`` (not waited for)."""
+    (folder / "slow_main.py").write_text(SLOW_MAIN)
+    run = folder / "killed"
+    return torchrun([str(folder / "slow_main.py"), str(delay)] + TRAIN + ["--out", str(run)]), run
+
+
+def run_two_ranks(out_dir: Path) -> Path:
+    torch.manual_seed(0)
+    torch.save(build_model("small-cnn").state_dict(), out_dir / "w.pt")
+    root = Path(__file__).resolve().parents[2]
+    (out_dir / "cli-stdout.txt").write_text(finish(torchrun(["-m", "tests.distributed.jobs", str(out_dir)], cwd=root)))
+    return out_dir
+
+
+def _rank_main(out: Path) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'init')}", rank=rank,
-                            world_size=world_size)
-    out = Path(out_dir)
+    init_from_env("cpu")
+    rank = world()[0]
     try:
         for name in PRUNE_MODELS:
             pruned, report = prune_job(name)
@@ -92,15 +174,15 @@ def _rank(rank: int, world_size: int, out_dir: str) -> None:
                         "images": report.calibration_images}, out / f"prune-{name}-rank{rank}.pt")
         torch.save(train_job(out / "ddp"), out / f"train-rank{rank}.pt")
         torch.save(interrupted_train_job(out / "ddp-interrupted"), out / f"interrupted-rank{rank}.pt")
+        assert main(prune_command(out, "cli-two.pt")) == 0  # the group exists already: main leaves it alone
     finally:
-        dist.destroy_process_group()
-
-
-def run_two_ranks(out_dir: Path) -> Path:
-    mp.spawn(_rank, args=(2, str(out_dir)), nprocs=2, join=True)
-    return out_dir
+        destroy()
 
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     """``max |a - b| / max |b|``."""
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+if __name__ == "__main__":
+    _rank_main(Path(sys.argv[1]))
