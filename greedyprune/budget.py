@@ -111,6 +111,13 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
                      np.array([g.width for g in groups], dtype=float))
 
 
+def _unreachable(model_cost: CostModel, target: float) -> UserError:
+    """The one-line error for a target below what one channel per group costs (it says what is reachable)."""
+    floor = model_cost.cost(np.ones_like(model_cost.full_widths)) / model_cost.cost(model_cost.full_widths)
+    return UserError(f"cost target {target} cannot be met without emptying a group: with every group at one channel "
+                     f"the model keeps {floor:.3f} of it; raise the target above {floor:.3f}")
+
+
 def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target: float) -> list[int]:
     """Greedy removal by smallest error increase per cost saved until ``cost <= target * full cost``."""
     widths = model_cost.full_widths.astype(int).copy()
@@ -123,7 +130,7 @@ def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target:
         rise = np.where(widths > 1, np.maximum(rise, 0.0), np.inf)
         ratio = np.where(saving > 0, rise / np.maximum(saving, 1e-300), np.inf)
         if not np.isfinite(ratio).any():
-            raise UserError(f"cost target {target} cannot be met without emptying a group; raise the target")
+            raise _unreachable(model_cost, target)
         widths[int(np.argmin(ratio))] -= 1
     return widths.tolist()
 
@@ -134,7 +141,7 @@ def allocate_uniform(model_cost: CostModel, target: float) -> list[int]:
     goal = target * model_cost.cost(full)
     widths_of = lambda f: np.maximum(1, np.round(f * full)).astype(int)  # noqa: E731
     if model_cost.cost(widths_of(0.0)) > goal:
-        raise UserError(f"cost target {target} cannot be met without emptying a group; raise the target")
+        raise _unreachable(model_cost, target)
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = (lo + hi) / 2
