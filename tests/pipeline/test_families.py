@@ -54,8 +54,10 @@ def test_keep_one_reproduces_the_original(name):
 def test_masked_reference_equals_materialized(name):
     model, x = FAMILIES[name](), inputs(name)
     calib = [x[:3], x[3:]]
-    small, report = greedyprune.prune(model, calib, keep=0.5, progress=False)
-    masked, masked_report = greedyprune.prune(model, calib, keep=0.5, materialize=False, progress=False)
+    # float64 products: the two networks round differently, and float32 statistics could break near-ties
+    small, report = greedyprune.prune(model, calib, keep=0.5, precision="float64", progress=False)
+    masked, masked_report = greedyprune.prune(model, calib, keep=0.5, materialize=False, precision="float64",
+                                              progress=False)
     assert [g.channels_after for g in report.groups] == [g.channels_after for g in masked_report.groups]
     assert report.params_after < report.params_before and masked_report.params_after == report.params_before
     with torch.no_grad():
