@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -57,15 +57,18 @@ def random_weights(name: str, path: Path) -> None:
 
 
 def run_cli(args: list[str]) -> dict:
-    """Run ``greedyprune ARGS`` in a child process; wall time, exit code, peak RSS of the child."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``greedyprune ARGS`` in a child process; wall time, and the peak RSS of that child alone."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "greedyprune.cli.main", *args], capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode != 0:
-        raise SystemExit(f"greedyprune {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mb": max(peak, before) / 1024, "stdout": proc.stdout[-3000:]}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "greedyprune.cli.main", *args], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"greedyprune {' '.join(args)} failed:\n{stderr[-2000:]}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout[-3000:]}
 
 
 def main() -> None:
