@@ -207,7 +207,8 @@ def test_no_budget(cli, files, tmp_path):
                       "give a budget: --keep F, --flops F or --params F", outputs=(out,))
 
 
-@pytest.mark.parametrize("budget", [["--flops", "0.001"], ["--params", "0.001", "--allocation", "uniform"]])
+@pytest.mark.parametrize("budget", [pytest.param(["--flops", "0.001"], id="flops"),
+                                    pytest.param(["--params", "0.001", "--allocation", "uniform"], id="params-uniform")])
 def test_budget_that_would_empty_a_group(cli, files, tmp_path, budget):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, *budget, "--out", out, *CALIB), "prune",
@@ -300,9 +301,11 @@ def test_report_path_not_writable_removes_the_model(tmp_path):
 
 # --------------------------------------------------------------------------------------------- arguments
 @pytest.mark.parametrize("args, prog, words", [
-    (["--keep", "half"], "greedyprune prune", "argument --keep: invalid float value: 'half'"),
-    (["--method", "best"], "greedyprune prune", "argument --method: invalid choice: 'best'"),
-    (["--no-such-flag"], "greedyprune", "unrecognized arguments: --no-such-flag")])
+    pytest.param(["--keep", "half"], "greedyprune prune", "argument --keep: invalid float value: 'half'",
+                 id="not-a-number"),
+    pytest.param(["--method", "best"], "greedyprune prune", "argument --method: invalid choice: 'best'",
+                 id="not-a-choice"),
+    pytest.param(["--no-such-flag"], "greedyprune", "unrecognized arguments: --no-such-flag", id="unknown-option")])
 def test_malformed_arguments(files, tmp_path, capsys, args, prog, words):
     from greedyprune.cli.main import main
     with pytest.raises(SystemExit) as info:

@@ -1,0 +1,80 @@
+"""docs/failure_behaviour.md and the tests back each other one-to-one.
+
+Every row of the "Bad input" table names a test case of ``test_bad_input.py`` (with its parameter id),
+every such test case appears in exactly one row, and every test the other tables name exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+from .conftest import REPO
+
+DOC = REPO / "docs" / "failure_behaviour.md"
+OUTSIDE_TABLE = {"test_real_process_prints_one_line", "test_debug_flag_shows_the_traceback"}  # named below it
+
+
+def _case_ids(module_name: str) -> set[str]:
+    """``name`` or ``name[id]`` for every test case of a module, ids as pytest derives them."""
+    module = importlib.import_module(f"tests.reliability.{module_name}")
+    cases = set()
+    for name, fn in vars(module).items():
+        if not (name.startswith("test_") and callable(fn)):
+            continue
+        marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
+        if not marks:
+            cases.add(name)
+            continue
+        assert len(marks) == 1, f"{name}: one parametrize per test, please"
+        for value in marks[0].args[1]:
+            if hasattr(value, "id") and hasattr(value, "values"):  # pytest.param
+                assert value.id, f"{name}: give pytest.param an id"
+                cases.add(f"{name}[{value.id}]")
+                continue
+            parts = value if isinstance(value, tuple) else (value,)
+            assert all(isinstance(p, str) for p in parts), f"{name}: non-string parameters need explicit ids"
+            cases.add(f"{name}[{'-'.join(parts)}]")
+    return cases
+
+
+def _section(title: str) -> str:
+    text = DOC.read_text()
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def _rows(section: str) -> list[list[str]]:
+    rows = [line.strip().strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return rows[1:]  # drop the header (the |---| line does not start with "| ")
+
+
+def test_bad_input_rows_and_tests_match_one_to_one():
+    rows = _rows(_section("Bad input"))
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
+    named = [re.fullmatch(r"`(test_[^`]+)`", r[-1].strip()).group(1) for r in rows]
+    cases = _case_ids("test_bad_input")
+    assert len(named) == len(set(named)), "a test backs two rows"
+    assert set(named) <= cases, sorted(set(named) - cases)
+    assert cases - set(named) == OUTSIDE_TABLE, sorted(cases - set(named) - OUTSIDE_TABLE)
+    below = _section("Bad input").split("How errors reach the user", 1)[1]
+    assert all(f"`{name}`" in below for name in OUTSIDE_TABLE)
+
+
+@pytest.mark.parametrize("title", ["Untrusted files", "Nothing lost", "Determinism", "Fuzzing"])
+def test_other_tables_name_existing_tests(title):
+    section = _section(title)
+    default = re.search(r"test \(`(test_\w+)\.py::`\)", section)
+    for row in _rows(section):
+        for ref in re.findall(r"`((?:tests/\w+/)?(?:test_\w+\.py::)?test_\w+)", row[-1]):
+            path, _, name = ref.rpartition("::")
+            if not path:
+                assert default, f"{title}: {ref} without a module"
+                path = f"tests/reliability/{default.group(1)}.py"
+            elif "/" not in path:
+                path = f"tests/reliability/{path}"
+            source = (REPO / path).read_text()
+            assert re.search(rf"^def {name}\(", source, re.M), f"{ref} not found in {path}"
