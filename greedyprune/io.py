@@ -234,20 +234,30 @@ def load(path: str | os.PathLike, model: torch.nn.Module | None = None, map_loca
     if not isinstance(data, dict) or "state_dict" not in data:
         raise UserError(f"{path} is not a greedyprune model file (no state_dict); use greedyprune.models.load_weights "
                         "for plain weight files")
+    state, spec = data["state_dict"], data.get("spec")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise UserError(f"{path} is not a valid greedyprune model file: its state_dict is not a dict of named tensors")
+    if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                                 and isinstance(spec.get("num_classes", 0), (int, type(None)))):
+        raise UserError(f"{path} is not a valid greedyprune model file: its spec {str(spec)[:80]!r} is not "
+                        "{'name': str, 'num_classes': int}")
     if model is None:
-        spec = data.get("spec")
         if not spec:
             raise UserError(f"{path} records no architecture spec; pass model= (an unpruned instance) to load it")
         from .models import build_model
         model = build_model(spec["name"], num_classes=spec.get("num_classes"))
-    adopt_shapes(model, data["state_dict"])
     try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as err:
-        first = [line.strip() for line in str(err).splitlines() if line.strip()][1:2] or [str(err)[:150]]
-        raise UserError(f"{path} does not match the architecture: {first[0][:200]}") from None
-    if data.get("spec"):
-        model.greedyprune_spec = data["spec"]
+        adopt_shapes(model, state)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as err:
+        if isinstance(err, UserError):
+            raise
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = (lines[1:2] or lines[:1] or [type(err).__name__])[0][:200]
+        raise UserError(f"{path} does not match the architecture: {detail}") from None
+    if spec:
+        model.greedyprune_spec = spec
     return model.eval()
 
 
@@ -255,4 +265,12 @@ def load_report(path: str | os.PathLike) -> dict | None:
     """The report stored inside a model file (or None)."""
     data = load_checkpoint(path)
     text = data.get("report_json") if isinstance(data, dict) else None
-    return json.loads(text) if text else None
+    if not text:
+        return None
+    try:
+        report = json.loads(text)
+    except (TypeError, ValueError):
+        report = None
+    if not isinstance(report, dict):
+        raise UserError(f"{path} holds a malformed pruning report (not a JSON object); re-save the model")
+    return report

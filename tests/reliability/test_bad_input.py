@@ -69,6 +69,22 @@ def test_weights_with_a_model_file(cli, files, tmp_path):
                       outputs=(out,))
 
 
+@pytest.mark.parametrize("content, words", [
+    pytest.param({"spec": "lenet300-100", "state_dict": {}}, "its spec 'lenet300-100' is not", id="spec-not-a-dict"),
+    pytest.param({"spec": {"name": "lenet300-100"}, "state_dict": {"1.weight": 3}},
+                 "its state_dict is not a dict of named tensors", id="state-dict-not-tensors"),
+    pytest.param("report", "holds a malformed pruning report (not a JSON object); re-save the model",
+                 id="report-not-json")])
+def test_malformed_model_file(cli, files, tmp_path, content, words):
+    """A file that loads safely but is not what greedyprune wrote (edited, or another tool's)."""
+    path = tmp_path / "odd.pt"
+    if content == "report":
+        data = torch.load(files.lenet, weights_only=True)
+        content = {**data, "report_json": "{not json"}
+    torch.save(content, path)
+    assert_user_error(cli("info", "--model", path), "info", words)
+
+
 # ------------------------------------------------------------------------------------------------------ data
 def test_data_folder_missing(cli, files, tmp_path):
     out = tmp_path / "out.pt"
