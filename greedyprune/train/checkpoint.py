@@ -92,6 +92,16 @@ def restore_training_checkpoint(state, callbacks: list, n_train: int) -> None:
     barrier()
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
+    try:
+        _restore(state, callbacks, n_train, ckpt, path)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # a damaged or edited file
+        raise UserError(f"{path} is a damaged training checkpoint ({type(err).__name__}: {str(err)[:80]}); delete it "
+                        "or pass resume=False (--no-resume)") from None
+
+
+def _restore(state, callbacks: list, n_train: int, ckpt: dict, path) -> None:
     old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)
     changed = [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
     if ckpt["n_train"] != n_train:
