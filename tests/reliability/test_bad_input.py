@@ -85,6 +85,16 @@ def test_malformed_model_file(cli, files, tmp_path, content, words):
     assert_user_error(cli("info", "--model", path), "info", words)
 
 
+def test_damaged_training_checkpoint(cli, tmp_path):
+    """``train --out DIR`` resumes from DIR/checkpoint.pt; one with the right tag but missing entries is refused."""
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": "greedyprune-train/1", "config": {}}, run / "checkpoint.pt")
+    assert_user_error(cli("train", "--model", "small-cnn", "--data", "random:1x28x28", "--epochs", "0.05", "--out", run),
+                      "train", "checkpoint.pt is a damaged training checkpoint", "--no-resume",
+                      outputs=(run / "model.pt",))
+
+
 # ------------------------------------------------------------------------------------------------------ data
 def test_data_folder_missing(cli, files, tmp_path):
     out = tmp_path / "out.pt"
