@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .at_init import InitOptions, run_at_init
+from .bip import BiPOptions, run_bip
 from .common import Splits, load_splits, run_training
 from .lth import LTHOptions, run_lth
 from .rigl import DynamicOptions, DynamicSparsity, run_dynamic
@@ -32,7 +33,8 @@ registered_baselines: dict[str, tuple[Callable, type]] = {
     "grasp": (run_at_init, InitOptions),
     "random": (run_at_init, InitOptions),
     "random-ratios": (run_at_init, InitOptions),
+    "bip": (run_bip, BiPOptions),  # bilevel mask learning (MRBO / VRBO / first-order), from a trained model
 }
 
-__all__ = ["DynamicOptions", "DynamicSparsity", "InitOptions", "LTHOptions", "Splits", "Verdict", "load_splits",
+__all__ = ["BiPOptions", "DynamicOptions", "DynamicSparsity", "InitOptions", "LTHOptions", "Splits", "Verdict", "load_splits",
            "registered_baselines", "run_at_init", "run_dynamic", "run_lth", "run_training", "winning_ticket_verdict"]

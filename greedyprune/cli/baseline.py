@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from ..errors import UserError
 from .options import opt
 
-HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense); resumable"
+HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense, bip); resumable"
 
-METHODS = ["lth", "rigl", "set", "static", "snip", "grasp", "random", "random-ratios", "dense"]
+METHODS = ["lth", "rigl", "set", "static", "snip", "grasp", "random", "random-ratios", "dense", "bip"]
 
 
 @dataclass
@@ -52,6 +52,11 @@ class Options:
     samples_per_class: int = opt(10, "snip/grasp: scoring images per class")
     temperature: float = opt(200.0, "grasp: logit temperature")
     ratios_from: str = opt("grasp", "random-ratios: copy per-layer counts of", choices=["grasp", "snip"])
+    # bip (bilevel mask learning; step sizes: see docs/bilevel.md)
+    solver: str = opt("first-order", "bip: bilevel solver", choices=["first-order", "mrbo", "vrbo"])
+    gamma: float = opt(1e-3, "bip: lower-level l2 coefficient")
+    lr_scores: float = opt(1.0, "bip: upper-level (mask score) step size")
+    lr_weights: float = opt(0.02, "bip: lower-level (weight) step size")
 
 
 def train_config(options: Options):
@@ -67,7 +72,8 @@ def train_config(options: Options):
 def method_options(options: Options):
     from ..baselines import registered_baselines
     cls = registered_baselines[options.method][1]
-    return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls) if hasattr(options, f.name)})
+    return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)
+                  if getattr(options, f.name, None) is not None})  # unset CLI values keep the method's default
 
 
 def _pct(x) -> str:
@@ -77,8 +83,10 @@ def _pct(x) -> str:
 def format_table(rows: list[dict]) -> str:
     lines = [f"{'run':<18} {'sparsity%':>9} {'non-zero':>9} {'test%':>7} {'early-stop':>10} {'test%@ES':>8} {'time s':>7}"]
     for r in rows:
-        lines.append(f"{r['label']:<18} {100 * r['sparsity']:>9.2f} {r['nonzero']:>9} {_pct(r['test_acc']):>7} "
-                     f"{str(r['early_stop_step']):>10} {_pct(r['test_acc_at_early_stop']):>8} {r['seconds']:>7.1f}")
+        label = r.get("label") or f"{r.get('method', '')}-{r.get('options', {}).get('solver', '')}".strip("-")
+        lines.append(f"{label:<18} {100 * r['sparsity']:>9.2f} {r['nonzero']:>9} {_pct(r['test_acc']):>7} "
+                     f"{str(r.get('early_stop_step', '-')):>10} {_pct(r.get('test_acc_at_early_stop')):>8} "
+                     f"{r['seconds']:>7.1f}")
     return "\n".join(lines)
 
 

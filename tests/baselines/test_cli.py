@@ -20,3 +20,13 @@ def test_baseline_cli_user_errors(tmp_path, capsys):
     assert "--sparsity must be in [0, 1)" in capsys.readouterr().err
     assert main(["baseline", "--method", "lth", "--data", "random:1x28x28"]) == 2
     assert "--out is required" in capsys.readouterr().err
+
+
+def test_bip_is_registered_and_cli_options_reach_it():
+    from greedyprune.baselines import BiPOptions, registered_baselines
+    from greedyprune.cli.baseline import Options, method_options
+    assert registered_baselines["bip"][1] is BiPOptions
+    opts = method_options(Options(method="bip", sparsity=0.8, solver="mrbo", lr_scores=0.5))
+    assert isinstance(opts, BiPOptions)
+    assert (opts.sparsity, opts.solver, opts.lr_scores) == (0.8, "mrbo", 0.5)
+    assert opts.batch_size == BiPOptions().batch_size  # unset CLI values keep BiP's own defaults
