@@ -1,6 +1,6 @@
 """Each bad input gives one stderr line naming the problem and the fix, exit code 2, and no output file.
 
-One test per row of the "Failure behaviour" table in docs/failure_behaviour.md.
+One test per row of the "Failure behaviour" table in README.md.
 """
 
 from __future__ import annotations

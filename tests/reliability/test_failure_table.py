@@ -1,4 +1,4 @@
-"""docs/failure_behaviour.md and the tests back each other one-to-one.
+"""README.md's "Failure behaviour" tables and the tests back each other one-to-one.
 
 Every row of the "Bad input" table names a test case of ``test_bad_input.py`` (with its parameter id),
 every such test case appears in exactly one row, and every test the other tables name exists.
@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import REPO
 
-DOC = REPO / "docs" / "failure_behaviour.md"
+DOC = REPO / "README.md"
 OUTSIDE_TABLE = {"test_real_process_prints_one_line", "test_debug_flag_shows_the_traceback"}  # named below it
 
 
@@ -41,10 +41,11 @@ def _case_ids(module_name: str) -> set[str]:
 
 
 def _section(title: str) -> str:
+    """The README sub-section ``### title`` (up to the next heading of level 2 or 3)."""
     text = DOC.read_text()
-    start = text.index(f"## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else len(text)]
+    start = text.index(f"### {title}\n")
+    ends = [e for e in (text.find("\n### ", start + 1), text.find("\n## ", start + 1)) if e > 0]
+    return text[start:min(ends) if ends else len(text)]
 
 
 def _rows(section: str) -> list[list[str]]:
