@@ -1,0 +1,80 @@
+"""Where does each method's error go? Stage-by-stage comparison of pruned and original networks.
+
+Prunes a trained model with ``reoptimized`` (which allocates the widths) and the other methods at the
+same widths, runs the original and each pruned network side by side on held-out test images, and after
+every stage (stem, each residual block / inverted residual, head) reports, over the batch:
+
+* ``error``: ||o - p||^2 / ||o - mean(o)||^2, the relative discrepancy of the pruned output p;
+* ``variance_ratio``: ||p - mean(p)||^2 / ||o - mean(o)||^2 (below 1: the pruned features are shrunk);
+* ``slope``: <p - mean(p), o - mean(o)> / ||o - mean(o)||^2, the regression slope of p on o;
+* ``mean_shift``: the part of ``error`` due to the batch means differing.
+
+A least-squares refit minimises the first number layer by layer, and in doing so shrinks its output
+towards the mean (its fitted variance is the target's minus the loss); the numbers show how that
+shrinkage reaches the logits. Writes ``experiments/results/stage_errors_<model>.json``.
+
+    python experiments/stage_errors.py --model resnet18-fmnist --flops 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from greedyprune.adapters import find_adapter
+from greedyprune.data import calibration_batches, get_dataset, subset
+from greedyprune.io import save_json
+from greedyprune.models import trained_model
+from greedyprune.paths import results_dir
+from greedyprune.prune import Pruner
+from greedyprune.train import evaluate
+
+
+@torch.no_grad()
+def stage_errors(original: torch.nn.Module, pruned: torch.nn.Module, images: torch.Tensor) -> list[dict[str, float]]:
+    """The four numbers of the module docstring after every stage of the adapter's stage list."""
+    adapter = find_adapter(original)
+    rows, o, p = [], images, images
+    for stage_o, stage_p in zip(adapter.stages(original), adapter.stages(pruned)):
+        o, p = stage_o(o), stage_p(p)
+        oc, pc = o - o.mean(0), p - p.mean(0)
+        spread = oc.pow(2).sum()
+        rows.append({"error": float((o - p).pow(2).sum() / spread),
+                     "variance_ratio": float(pc.pow(2).sum() / spread),
+                     "slope": float((pc * oc).sum() / spread),
+                     "mean_shift": float((o.mean(0) - p.mean(0)).pow(2).sum() * o.shape[0] / spread)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18-fmnist")
+    parser.add_argument("--flops", type=float, default=0.5)
+    parser.add_argument("--methods", default="reoptimized,magnitude,uniform,random")
+    parser.add_argument("--calib", type=int, default=512)
+    parser.add_argument("--test-images", type=int, default=1000)
+    args = parser.parse_args()
+
+    model, _ = trained_model(args.model)
+    calibration = calibration_batches("fashion-mnist", args.calib, 64, seed=0)
+    test = subset(get_dataset("fashion-mnist", "test"), args.test_images, seed=0)
+    images = torch.stack([test[i][0] for i in range(len(test))])
+    results = {"model": args.model, "flops_target": args.flops, "calibration_images": args.calib,
+               "test_images": len(test), "methods": {}}
+    widths = None
+    for method in ["reoptimized"] + [m for m in args.methods.split(",") if m != "reoptimized"]:
+        budget = {"flops": args.flops} if widths is None else {"widths": widths}
+        pruned, report = Pruner(model, calibration, method, progress=False, **budget).run()
+        widths = widths or report.widths()
+        rows = stage_errors(model, pruned, images)
+        results["methods"][method] = {"top1": evaluate(pruned, test)["top1"], "stages": rows}
+        print(f"{method:<12} top-1 {100 * results['methods'][method]['top1']:.2f}")
+        for key in ("error", "variance_ratio", "slope"):
+            print(f"  {key:<15}", " ".join(f"{r[key]:.2f}" for r in rows))
+    save_json(results, results_dir() / f"stage_errors_{args.model}.json")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
