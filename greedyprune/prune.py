@@ -37,6 +37,7 @@ from .stats.check import checked_forward
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
+from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 
 
@@ -77,6 +78,11 @@ class Pruner:
         precision: ``float32`` (default: each batch's products in float32, accumulated in float64; about
             twice as fast) or ``float64`` (every product in float64; for exactness checks).
         materialize: False keeps full width and zeroes removed channels instead (a test reference).
+        recalibrate_bn: after the last group, re-estimate every BatchNorm's running statistics on the
+            calibration batches (:func:`~greedyprune.train.recalibrate_batchnorm_on`). Least-squares
+            refits shrink outputs toward their mean and the next BN passes that on; recalibrating
+            undoes it (ResNet-18 on Fashion-MNIST at 50% FLOPs: 75.3 -> 82.1 top-1 before fine-tuning,
+            see README "Results on Fashion-MNIST"). Weights and kept channels are unchanged.
         shard_calibration: under ``torch.distributed``, each rank keeps every ``world_size``-th batch of
             ``calibration`` (pass False when the loader is already sharded, e.g. a DistributedSampler).
             Statistics are summed over ranks and rank 0's selection is broadcast, so every rank builds
@@ -87,7 +93,7 @@ class Pruner:
                  keep: float | None = None, flops: float | None = None, params: float | None = None,
                  allocation: str = "error", widths: dict[str, int] | None = None, device: str | None = None,
                  seed: int = 0, damping: float = 1e-4, precision: str = "float32", materialize: bool = True,
-                 progress: bool = True, shard_calibration: bool = True) -> None:
+                 progress: bool = True, shard_calibration: bool = True, recalibrate_bn: bool = False) -> None:
         if method not in registered_methods:
             raise UserError(f"unknown method {method!r}; choose one of {', '.join(sorted(registered_methods))}")
         budgets = [b for b in (keep, flops, params, widths) if b is not None]
@@ -105,6 +111,7 @@ class Pruner:
         self.original = copy.deepcopy(model).to(self.device).eval()
         self.model = copy.deepcopy(model).to(self.device).eval()
         self.method, self.seed, self.damping, self.materialize = method, seed, damping, materialize
+        self.recalibrate_bn = recalibrate_bn
         self.product_dtype = torch.float64 if precision == "float64" else torch.float32
         self.progress = progress
         self.batches = _share(_as_batches(calibration, self.device), shard_calibration)
@@ -121,7 +128,8 @@ class Pruner:
                                   flops_before=count_flops(self.original, example),
                                   calibration_images=_global_count(self.batches),
                                   input_shape=list(example.shape[1:]), device=str(self.device), seed=seed,
-                                  options={"damping": damping, "precision": precision, "materialize": materialize})
+                                  options={"damping": damping, "precision": precision, "materialize": materialize,
+                                           "recalibrate_bn": recalibrate_bn})
         self.widths = self._widths(keep, flops, params, allocation, widths, example)
         self.x_pruned = list(self.batches)
         self.x_orig = list(self.batches)
@@ -259,6 +267,8 @@ class Pruner:
             bar.update(1)
         bar.close()
         self.x_pruned = self.x_orig = []
+        if self.recalibrate_bn:
+            recalibrate_batchnorm_on(self.model, self.batches)
         self._orig_ahead, self._target_cache = None, {}
         example = self.batches[0][:1]
         self.report.params_after = count_parameters(self.model)

@@ -31,7 +31,8 @@ from ..pipeline.conftest import mlp, tv_model
 # --- pruning: 4 batches of 6 images, sharded 2 + 2 ------------------------------------------------
 DAMPING = 1e-3  # see test_prune_ranks.py
 PRUNE_MODELS = {"mlp": (mlp, (1, 8, 8), {"flops": 0.6}),
-                "mobilenet_v3_small": (lambda: tv_model("mobilenet_v3_small"), (3, 40, 40), {"keep": 0.5})}
+                "mobilenet_v3_small": (lambda: tv_model("mobilenet_v3_small"), (3, 40, 40),
+                                       {"keep": 0.5, "recalibrate_bn": True})}  # BN statistics combined over ranks
 
 
 def calibration(name: str) -> list[torch.Tensor]:
