@@ -1,9 +1,13 @@
-"""``greedyprune train``: train a registered model on a dataset, resumably, and save DIR/model.pt."""
+"""``greedyprune train``: train a registered model, or fine-tune a model file (e.g. a pruned model), resumably.
+
+Saves DIR/model.pt (architecture spec + weights; a pruned model keeps its smaller shapes) and DIR/model.json.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..data import get_dataset, num_classes, subset
 from ..errors import UserError
@@ -11,19 +15,20 @@ from ..io import save_json, save_torch
 from ..paths import final_model_path, report_path
 from .options import opt
 
-HELP = "train a model (resumable); saves OUT/model.pt and prints the test accuracy"
+HELP = "train a model or fine-tune a model file (resumable); saves OUT/model.pt and prints the test accuracy"
 
 
 @dataclass
 class Options:
-    model: str | None = opt(None, "model name, e.g. small-cnn, resnet18-fmnist, resnet50 (required)")
+    model: str | None = opt(None, "model name to train from scratch (small-cnn, resnet18-fmnist, resnet50, ...) or a "
+                                  "model file to fine-tune, e.g. pruned.pt (required)")
     data: str = opt("fashion-mnist", "dataset spec: fashion-mnist, imagefolder:DIR, random:CxHxW")
     epochs: float = opt(1.0, "passes over the training data (fractions allowed)")
     out: str | None = opt(None, "output folder: checkpoint.pt while training, model.pt at the end (required)")
     resume: bool = opt(True, "continue from OUT/checkpoint.pt when it exists")
     device: str = opt("cpu", "cpu or cuda")
     batch_size: int | None = opt(None, "images per step (default: the model's recipe)")
-    lr: float | None = opt(None, "peak learning rate (default: the model's recipe)")
+    lr: float | None = opt(None, "peak learning rate (default: the model's recipe; 0.01 when fine-tuning a file)")
     optimizer: str | None = opt(None, "sgd or adam (default: the model's recipe)", choices=["sgd", "adam"])
     weight_decay: float | None = opt(None, "weight decay (default: the model's recipe)")
     label_smoothing: float | None = opt(None, "label smoothing (default: the model's recipe)")
@@ -34,10 +39,17 @@ class Options:
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
 
 
+def _is_file(model: str) -> bool:
+    return Path(model).suffix in (".pt", ".pth") or Path(model).exists()
+
+
 def _config(options: Options):
     from ..models.cache import DEFAULT_RECIPES
     from ..train import TrainConfig
-    base = DEFAULT_RECIPES[options.model].train if options.model in DEFAULT_RECIPES else TrainConfig()
+    if _is_file(options.model):  # fine-tuning a trained model: a low peak learning rate
+        base = TrainConfig(lr=0.01, weight_decay=5e-5, label_smoothing=0.1)
+    else:
+        base = DEFAULT_RECIPES[options.model].train if options.model in DEFAULT_RECIPES else TrainConfig()
     changes = {k: getattr(options, k) for k in ("batch_size", "lr", "optimizer", "weight_decay", "label_smoothing")
                if getattr(options, k) is not None}
     return dataclasses.replace(base, epochs=options.epochs, max_steps=0, seed=options.seed, device=options.device,
@@ -52,7 +64,7 @@ def run(options: Options) -> None:
     from ..models import build_model, model_entry
     from ..io import check_writable
     from ..train import evaluate, resolve_device, train
-    from .common import dataset_options, report_skipped
+    from .common import dataset_options, load_model, report_skipped
 
     if not options.out:
         raise UserError("--out is required: the folder for checkpoint.pt and model.pt")
@@ -60,7 +72,8 @@ def run(options: Options) -> None:
         raise UserError("--model is required, e.g. --model small-cnn")
     resolve_device(options.device)
     check_writable(options.out, folder=True)  # fail now, not after the training
-    model_entry(options.model)
+    if not _is_file(options.model):
+        model_entry(options.model)
     config = _config(options)
     data_options = dataset_options(options.data, options.skip_bad_images)
     train_set = get_dataset(options.data, "train", **data_options)
@@ -68,7 +81,7 @@ def run(options: Options) -> None:
         train_set = subset(train_set, options.train_images, options.seed)
     test_set = get_dataset(options.data, "test", **data_options)
     torch.manual_seed(options.seed)
-    model = build_model(options.model, num_classes(test_set))
+    model = load_model(options.model) if _is_file(options.model) else build_model(options.model, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
     metrics = evaluate(model, test_set, 256, options.device, options.num_workers, shard=True)
     if not is_main():  # under torchrun (DDP) rank 0 writes and prints

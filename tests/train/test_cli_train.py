@@ -43,3 +43,22 @@ def test_train_command_errors(tmp_path, capsys):
     assert main(args + ["--lr", "0.02"]) == 2  # resuming a different run is refused
     err = capsys.readouterr().err
     assert "different run" in err and "--no-resume" in err and err.count("\n") == 1
+
+
+def test_fine_tuning_a_pruned_model_file_keeps_its_shapes(tmp_path, capsys):
+    import greedyprune
+    from greedyprune.data import calibration_batches
+
+    torch.manual_seed(0)
+    pruned, report = greedyprune.prune(build_model("lenet300-100"), calibration_batches("random:1x28x28", 64),
+                                       keep=0.25, progress=False)
+    greedyprune.save(tmp_path / "pruned.pt", pruned, report)
+    out = tmp_path / "ft"
+    assert main(["train", "--model", str(tmp_path / "pruned.pt"), "--data", "random:1x28x28", "--epochs", "1",
+                 "--batch-size", "64", "--out", str(out)]) == 0
+    assert "8 steps" in capsys.readouterr().out
+    tuned = greedyprune.load(out / "model.pt")
+    shapes = {k: v.shape for k, v in tuned.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in pruned.state_dict().items()} and shapes["1.weight"] == (75, 784)
+    assert not torch.equal(tuned[1].weight, pruned[1].weight)  # it trained
+    assert load_checkpoint(out / "model.pt")["spec"] == {"name": "lenet300-100", "num_classes": 10}
