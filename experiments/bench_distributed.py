@@ -57,7 +57,7 @@ def worker(args: argparse.Namespace) -> None:
     from greedyprune.stats import ConsumerStatistics
     from greedyprune.stats.collect import iter_group_statistics
 
-    from bench_pipeline import randomized
+    from random_models import randomized
 
     init_from_env("cpu")
     rank, size = world()

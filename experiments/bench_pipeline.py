@@ -19,27 +19,15 @@ import resource
 import time
 
 import torch
-import torchvision
 
 import greedyprune
 from greedyprune.io import save_json
 from greedyprune.metrics import measure_latency
+from random_models import randomized
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def randomized(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return model.eval()
 
 
 def main() -> None:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 
 from greedyprune.io import save_json, save_torch
 from greedyprune.paths import results_dir
+from random_models import randomized
 
 
 def write_imagefolder(root: Path, per_class: int, seed: int = 0) -> None:
@@ -44,16 +44,6 @@ def write_imagefolder(root: Path, per_class: int, seed: int = 0) -> None:
             for i in range(per_class):
                 small = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
                 Image.fromarray(small).resize((256, 256), Image.BICUBIC).save(folder / f"{i}.jpg", quality=90)
-
-
-def random_weights(name: str, path: Path) -> None:
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    save_torch(model.state_dict(), path)
 
 
 def run_cli(args: list[str]) -> dict:
@@ -84,7 +74,7 @@ def main() -> None:
         data = f"imagefolder:{root / 'imagenet'}"
         for name in args.models.split(","):
             weights, pruned = root / f"{name}.pth", root / f"{name}-pruned.pt"
-            random_weights(name, weights)
+            save_torch(randomized(name, affine=False).state_dict(), weights)
             steps = {
                 "prune": run_cli(["prune", "--model", name, "--weights", str(weights), "--data", data, "--calib",
                                   str(args.calib), "--batch-size", "16", "--keep", "0.5", "--out", str(pruned),

@@ -1,0 +1,25 @@
+"""Random-weight torchvision models with non-trivial BatchNorm, for benchmarks and dry runs (no downloads).
+
+A freshly initialised torchvision model has identity BatchNorm (mean 0, variance 1, weight 1, bias 0),
+which makes every BN a no-op and hides bugs in how pruning treats it; these helpers draw its
+statistics (and optionally its affine weights) from seeded uniform ranges instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+
+
+def randomized(name: str, affine: bool = True, seed: int = 0) -> torch.nn.Module:
+    """``torchvision.models.<name>()`` (random init, seeded) with random BN statistics; eval mode."""
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, name)()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            if affine:
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.1, 0.1)
+    return model.eval()
