@@ -40,25 +40,31 @@ def fine_tune(model, images: int, epochs: float, seed: int) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
+    """Top-1 vs FLOPs kept per method: as pruned, after BN recalibration, after fine-tuning (seeds averaged)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, key, title in zip(axes, ["top1_pruned", "top1_finetuned"], ["no fine-tuning", "after fine-tuning"]):
-        by_method: dict[str, dict[float, list[float]]] = {}
+    panels = [("top1_pruned", "no fine-tuning"), ("top1_recalibrated", "BN statistics re-estimated"),
+              ("top1_finetuned", "after fine-tuning")]
+    panels = [(k, t) for k, t in panels if any(r.get(k) is not None for r in results["runs"].values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (key, title) in zip(axes, panels):
+        by_method: dict[str, dict[float, list[tuple[float, float]]]] = {}
         for run in results["runs"].values():
             if run.get(key) is not None:
-                by_method.setdefault(run["method"], {}).setdefault(run["flops_after"] / run["flops_before"], []).append(run[key])
-        for method, points in by_method.items():
-            xs = sorted(points)
-            ys = [100 * sum(points[x]) / len(points[x]) for x in xs]
-            ax.plot([100 * x for x in xs], ys, "o-", color=COLORS.get(method), label=method)
+                point = (run["flops_after"] / run["flops_before"], run[key])
+                by_method.setdefault(run["method"], {}).setdefault(run["flops_target"], []).append(point)
+        for method, targets in by_method.items():
+            points = sorted((sum(x for x, _ in ps) / len(ps), sum(y for _, y in ps) / len(ps)) for ps in targets.values())
+            ax.plot([100 * x for x, _ in points], [100 * y for _, y in points], "o-", color=COLORS.get(method),
+                    label=method)
         ax.axhline(100 * results["dense_top1"], color="gray", ls=":", label="dense")
         ax.set_xlabel("FLOPs kept (%)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 on Fashion-MNIST test (%)")
-    axes[1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     fig.suptitle(f"{results['model']}: methods at matched widths")
     with atomic_write(path) as handle:
         fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
@@ -76,7 +82,12 @@ def main() -> None:
     parser.add_argument("--finetune-images", type=int, default=5000)
     parser.add_argument("--finetune-epochs", type=float, default=1.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = parser.parse_args()
+    if args.replot:
+        out = Path(args.out or results_dir() / f"compare_{args.model}.json")
+        plot(json.loads(out.read_text()), out.with_suffix(".png"))
+        return
 
     out = Path(args.out or results_dir() / f"compare_{args.model}.json")
     results = json.loads(out.read_text()) if out.exists() else {"model": args.model, "runs": {}}
