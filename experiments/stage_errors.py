@@ -11,7 +11,9 @@ every stage (stem, each residual block / inverted residual, head) reports, over 
 
 A least-squares refit minimises the first number layer by layer, and in doing so shrinks its output
 towards the mean (its fitted variance is the target's minus the loss); the numbers show how that
-shrinkage reaches the logits. Writes ``experiments/results/stage_errors_<model>.json``.
+shrinkage reaches the logits. Each method is also measured with its BatchNorm statistics re-estimated
+on the calibration images (``<method>+bn``, ``recalibrate_bn``), which undoes shrinkage.
+Writes ``experiments/results/stage_errors_<model>.json``.
 
     python experiments/stage_errors.py --model resnet18-fmnist --flops 0.5
 """
@@ -19,6 +21,7 @@ shrinkage reaches the logits. Writes ``experiments/results/stage_errors_<model>.
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 
@@ -28,7 +31,7 @@ from greedyprune.io import save_json
 from greedyprune.models import trained_model
 from greedyprune.paths import results_dir
 from greedyprune.prune import Pruner
-from greedyprune.train import evaluate
+from greedyprune.train import evaluate, recalibrate_batchnorm_on
 
 
 @torch.no_grad()
@@ -67,11 +70,12 @@ def main() -> None:
         budget = {"flops": args.flops} if widths is None else {"widths": widths}
         pruned, report = Pruner(model, calibration, method, progress=False, **budget).run()
         widths = widths or report.widths()
-        rows = stage_errors(model, pruned, images)
-        results["methods"][method] = {"top1": evaluate(pruned, test)["top1"], "stages": rows}
-        print(f"{method:<12} top-1 {100 * results['methods'][method]['top1']:.2f}")
-        for key in ("error", "variance_ratio", "slope"):
-            print(f"  {key:<15}", " ".join(f"{r[key]:.2f}" for r in rows))
+        for name, net in ((method, pruned), (f"{method}+bn", recalibrate_batchnorm_on(copy.deepcopy(pruned), calibration))):
+            rows = stage_errors(model, net, images)
+            results["methods"][name] = {"top1": evaluate(net, test)["top1"], "stages": rows}
+            print(f"{name:<15} top-1 {100 * results['methods'][name]['top1']:.2f}")
+            for key in ("error", "variance_ratio", "slope"):
+                print(f"  {key:<15}", " ".join(f"{r[key]:.2f}" for r in rows))
     save_json(results, results_dir() / f"stage_errors_{args.model}.json")
 
 
