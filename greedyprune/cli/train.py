@@ -57,6 +57,19 @@ def _config(options: Options):
                                num_workers=options.num_workers, **changes).validate()
 
 
+def _check_fits(model, train_set, classes: int) -> None:
+    """Fail in a second, with one line, when the model cannot take the data's images or has too few outputs."""
+    import torch
+
+    from ..stats.check import checked_forward
+    was_training = model.training
+    out = checked_forward(model.eval(), torch.stack([train_set[0][0]]), "the training images")
+    model.train(was_training)
+    if out.ndim != 2 or out.shape[1] < classes:
+        raise UserError(f"the model has {out.shape[-1]} outputs but the data has {classes} classes; "
+                        "train a model built for this data (or fine-tune on data with the classes it was built for)")
+
+
 def run(options: Options) -> None:
     import torch
 
@@ -82,6 +95,7 @@ def run(options: Options) -> None:
     test_set = get_dataset(options.data, "test", **data_options)
     torch.manual_seed(options.seed)
     model = load_model(options.model) if _is_file(options.model) else build_model(options.model, num_classes(test_set))
+    _check_fits(model, train_set, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
     metrics = evaluate(model, test_set, 256, options.device, options.num_workers, shard=True)
     if not is_main():  # under torchrun (DDP) rank 0 writes and prints

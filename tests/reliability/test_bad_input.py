@@ -156,6 +156,23 @@ def test_unknown_dataset(cli, files, tmp_path):
                       "fashion-mnist, imagefolder, random", outputs=(out,))
 
 
+def test_fine_tuning_on_data_of_the_wrong_shape(cli, files, tmp_path):
+    run = tmp_path / "run"
+    assert_user_error(cli("train", "--model", files.lenet, "--data", "random:3x32x32", "--epochs", "0.1",
+                          "--out", run), "train", "cannot run on the training images of shape (3, 32, 32)",
+                      "layer '1' (Linear)", "input shape the model was built for", outputs=(run / "model.pt",))
+
+
+def test_fine_tuning_a_model_with_fewer_outputs_than_classes(cli, tmp_path):
+    import greedyprune
+    from greedyprune.models import build_model
+    greedyprune.save(tmp_path / "five.pt", build_model("lenet300-100", num_classes=5))
+    run = tmp_path / "run"
+    assert_user_error(cli("train", "--model", tmp_path / "five.pt", "--data", "random:1x28x28", "--epochs", "0.1",
+                          "--out", run), "train", "the model has 5 outputs but the data has 10 classes",
+                      "train a model built for this data", outputs=(run / "model.pt",))
+
+
 def test_data_shape_does_not_fit_model(cli, files, tmp_path):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:3x32x32",
