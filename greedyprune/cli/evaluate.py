@@ -11,7 +11,7 @@ HELP = "evaluate a model: top-1 on held-out data, parameters, FLOPs, CPU/GPU lat
 
 @dataclass
 class Options:
-    model: str | None = opt(None, "model file (pruned or trained) or a registered name")
+    model: str | None = opt(None, "model file (pruned or trained) or a registered name", positional=True)
     weights: str | None = opt(None, "weights file for a registered name")
     data: str = opt("fashion-mnist", "dataset spec; its test split (val for imagefolder) is used")
     limit: int = opt(0, "evaluate on a seeded subset of this many images (0: all)")

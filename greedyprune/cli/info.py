@@ -11,7 +11,7 @@ HELP = "describe a saved model file: architecture, size, and its pruning report"
 
 @dataclass
 class Options:
-    model: str | None = opt(None, "model file written by greedyprune prune/train (required)")
+    model: str | None = opt(None, "model file written by greedyprune prune/train (required)", positional=True)
 
 
 def run(options: Options) -> None:

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _set_threads()
-    options = from_namespace(args._module.Options, args)
     from ..distributed import destroy, init_from_env
     try:
+        options = from_namespace(args._module.Options, args)
         joined = init_from_env(getattr(options, "device", None))
         try:
             args._module.run(options)
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"greedyprune {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (| head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 141
     return 0
 
 

@@ -14,12 +14,22 @@ import json
 import typing
 from typing import Any, TypeVar
 
+from ..errors import UserError
+
 T = TypeVar("T")
+_POSITIONAL = "positional_"  # namespace prefix of a field's positional twin
 
 
-def opt(default: Any, help: str, choices: list[str] | None = None, short: str | None = None) -> Any:
-    """Declare a dataclass field with CLI help (and optional choices / short flag)."""
+def opt(default: Any, help: str, choices: list[str] | None = None, short: str | None = None,
+        positional: bool = False) -> Any:
+    """Declare a dataclass field with CLI help (and optional choices / short flag).
+
+    ``positional=True`` also accepts the value as an optional positional argument
+    (``greedyprune info pruned.pt`` as well as ``greedyprune info --model pruned.pt``).
+    """
     meta: dict[str, Any] = {"help": help}
+    if positional:
+        meta["positional"] = True
     if choices is not None:
         meta["choices"] = list(choices)
     if short is not None:
@@ -49,11 +59,25 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument(*names, dest=f.name, type=kind, default=f.default,
                             choices=f.metadata.get("choices"), help=help_text + default_shown,
                             metavar=None if "choices" in f.metadata else f.name.upper())
+        if f.metadata.get("positional"):
+            parser.add_argument(_POSITIONAL + f.name, nargs="?", type=kind, default=None, metavar=f.name.upper(),
+                                help=f"the same as {flag}")
 
 
 def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
-    """Build ``cls`` from the parsed arguments (fields absent from the namespace keep their defaults)."""
+    """Build ``cls`` from the parsed arguments (fields absent from the namespace keep their defaults).
+
+    Raises :class:`UserError` when a field is given both as ``--name X`` and positionally as ``Y != X``.
+    """
     values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if hasattr(namespace, f.name)}
+    for f in dataclasses.fields(cls):
+        given = getattr(namespace, _POSITIONAL + f.name, None)
+        if given is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if values.get(f.name) not in (None, f.default, given):
+            raise UserError(f"{f.name} given twice ({flag} {values[f.name]} and {given}); give it once")
+        values[f.name] = given
     return cls(**values)
 
 

@@ -173,6 +173,11 @@ def test_fine_tuning_a_model_with_fewer_outputs_than_classes(cli, tmp_path):
                       "train a model built for this data", outputs=(run / "model.pt",))
 
 
+def test_model_given_twice(cli, files):
+    assert_user_error(cli("info", files.lenet, "--model", files.cnn_weights), "info", "model given twice",
+                      "give it once")
+
+
 def test_data_shape_does_not_fit_model(cli, files, tmp_path):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, "--data", "random:3x32x32",
