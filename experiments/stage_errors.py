@@ -36,11 +36,17 @@ from greedyprune.train import evaluate, recalibrate_batchnorm_on
 
 @torch.no_grad()
 def stage_errors(original: torch.nn.Module, pruned: torch.nn.Module, images: torch.Tensor) -> list[dict[str, float]]:
-    """The four numbers of the module docstring after every stage of the adapter's stage list."""
+    """The four numbers of the module docstring after every stage of the adapter's stage list.
+
+    Stages whose output was pruned (so pruned and original differ in shape) get ``None`` for all four.
+    """
     adapter = find_adapter(original)
     rows, o, p = [], images, images
     for stage_o, stage_p in zip(adapter.stages(original), adapter.stages(pruned)):
         o, p = stage_o(o), stage_p(p)
+        if o.shape != p.shape:  # a stage whose output channels were pruned (plain chains): nothing to compare
+            rows.append(dict.fromkeys(("error", "variance_ratio", "slope", "mean_shift")))
+            continue
         oc, pc = o - o.mean(0), p - p.mean(0)
         spread = oc.pow(2).sum()
         rows.append({"error": float((o - p).pow(2).sum() / spread),
@@ -57,6 +63,7 @@ def main() -> None:
     parser.add_argument("--methods", default="reoptimized,magnitude,uniform,random")
     parser.add_argument("--calib", type=int, default=512)
     parser.add_argument("--test-images", type=int, default=1000)
+    parser.add_argument("--out", default=None, help="JSON path (default: experiments/results/stage_errors_<model>.json)")
     args = parser.parse_args()
 
     model, _ = trained_model(args.model)
@@ -75,8 +82,8 @@ def main() -> None:
             results["methods"][name] = {"top1": evaluate(net, test)["top1"], "stages": rows}
             print(f"{name:<15} top-1 {100 * results['methods'][name]['top1']:.2f}")
             for key in ("error", "variance_ratio", "slope"):
-                print(f"  {key:<15}", " ".join(f"{r[key]:.2f}" for r in rows))
-    save_json(results, results_dir() / f"stage_errors_{args.model}.json")
+                print(f"  {key:<15}", " ".join("  - " if r[key] is None else f"{r[key]:.2f}" for r in rows))
+    save_json(results, args.out or results_dir() / f"stage_errors_{args.model}.json")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``greedyprune demo`` end to end on real Fashion-MNIST (small CNN, trained into a temporary cache)."""
+"""``greedyprune demo`` end to end on real Fashion-MNIST (the small CNN of the ``trained_cache`` fixture)."""
 
 import json
 
@@ -6,8 +6,8 @@ import greedyprune
 from greedyprune.cli.main import main
 
 
-def test_demo_prunes_compares_and_plots(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GREEDYPRUNE_CACHE", str(tmp_path / "cache"))
+def test_demo_prunes_compares_and_plots(trained_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GREEDYPRUNE_CACHE", str(trained_cache))
     out = tmp_path / "demo"
     assert main(["demo", "--model", "small-cnn", "--calib", "64", "--test-images", "300", "--finetune-images", "128",
                  "--curve-groups", "2", "--out", str(out)]) == 0

@@ -1,0 +1,47 @@
+"""The experiment scripts behind README's result tables run end to end (small CNN, tiny sizes) and resume."""
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def _run(script: str, *args, cache) -> str:
+    env = {**os.environ, "GREEDYPRUNE_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, f"experiments/{script}", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_compare_methods_table_and_resume(trained_cache, tmp_path):
+    out = tmp_path / "compare.json"
+    args = ["--model", "small-cnn", "--flops", "0.5", "--methods", "reoptimized,magnitude,random", "--seeds", "2",
+            "--calib", "64", "--test-images", "200", "--finetune-images", "64", "--out", out]
+    printed = _run("compare_methods.py", *args, cache=trained_cache)
+    results = json.loads(out.read_text())
+    assert set(results["runs"]) == {"0.5/reoptimized/0", "0.5/magnitude/0", "0.5/random/0", "0.5/random/1"}
+    greedy = results["runs"]["0.5/reoptimized/0"]
+    assert abs(greedy["flops_after"] / greedy["flops_before"] - 0.5) < 0.03
+    for run in results["runs"].values():
+        assert all(run["widths"][g] <= greedy["widths"][g] for g in greedy["widths"])  # the same allocated widths
+        assert run["top1_recalibrated"] == run["top1_pruned"]  # no BatchNorm in the small CNN
+        assert run["top1_finetuned"] is not None and set(run["group_errors"]) == set(greedy["widths"])
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    # finished runs are not run again
+    assert "FLOPs" not in _run("compare_methods.py", *args, cache=trained_cache) and "FLOPs" in printed
+    table = _run("compare_table.py", out, cache=trained_cache)
+    assert "| 50% | `reoptimized` |" in table and "| 50% | `random` |" in table and " ± " in table
+
+
+def test_stage_errors(trained_cache, tmp_path):
+    out = tmp_path / "stages.json"
+    _run("stage_errors.py", "--model", "small-cnn", "--methods", "reoptimized,magnitude", "--calib", "64",
+         "--test-images", "100", "--out", out, cache=trained_cache)
+    methods = json.loads(out.read_text())["methods"]
+    assert set(methods) == {"reoptimized", "reoptimized+bn", "magnitude", "magnitude+bn"}
+    logits = methods["reoptimized"]["stages"][-1]
+    assert 0 <= logits["error"] < 1 and 0 < logits["variance_ratio"] < 2
+    assert any(stage["error"] is None for stage in methods["magnitude"]["stages"])  # pruned-width stages skipped
