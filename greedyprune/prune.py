@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .adapters import ChannelGroup, find_adapter
 from .budget import allocate_by_error, allocate_uniform, check_fraction, cost_model, keep_widths
-from .distributed import all_reduce_sum, broadcast_from_first, shard, world
+from .calibration import agree_on_selection, as_batches, global_count, share_over_ranks
 from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
@@ -39,25 +39,6 @@ from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
-
-
-def _global_count(batches: list[torch.Tensor]) -> int:
-    count = torch.tensor([float(sum(b.shape[0] for b in batches))], dtype=torch.float64, device=batches[0].device)
-    all_reduce_sum(count)
-    return int(count.item())
-
-
-def _as_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
-    """A DataLoader / iterable of image batches (or ``(images, labels)`` pairs) as a list on ``device``."""
-    batches = []
-    for item in calibration:
-        x = item[0] if isinstance(item, (tuple, list)) else item
-        if not isinstance(x, torch.Tensor):
-            raise UserError(f"calibration batches must be tensors or (tensor, label) pairs, got {type(x).__name__}")
-        batches.append(x.to(device))
-    if not batches:
-        raise UserError("the calibration set is empty; give at least one batch of images")
-    return batches
 
 
 class Pruner:
@@ -114,7 +95,7 @@ class Pruner:
         self.recalibrate_bn = recalibrate_bn
         self.product_dtype = torch.float64 if precision == "float64" else torch.float32
         self.progress = progress
-        self.batches = _share(_as_batches(calibration, self.device), shard_calibration)
+        self.batches = share_over_ranks(as_batches(calibration, self.device), shard_calibration)
         self.orig_stages, self.stages = self.adapter.stages(self.original), self.adapter.stages(self.model)
         self.orig_groups, self.groups = self.adapter.groups(self.original), self.adapter.groups(self.model)
         if not self.groups:
@@ -126,7 +107,7 @@ class Pruner:
         self.report = PruneReport(method=method, budget={k: v for k, v in self.budget.items() if v is not None},
                                   groups=[], params_before=count_parameters(self.original),
                                   flops_before=count_flops(self.original, example),
-                                  calibration_images=_global_count(self.batches),
+                                  calibration_images=global_count(self.batches),
                                   input_shape=list(example.shape[1:]), device=str(self.device), seed=seed,
                                   options={"damping": damping, "precision": precision, "materialize": materialize,
                                            "recalibrate_bn": recalibrate_bn})
@@ -239,7 +220,7 @@ class Pruner:
             kept, coefficients = kept[nonzero], coefficients[nonzero]
         offset = stats.bias_correction(kept, coefficients)
         stats.free()
-        kept, coefficients, offset = _agree(kept, coefficients, offset)
+        kept, coefficients, offset = agree_on_selection(kept, coefficients, offset)
         if kept.numel() == 0:  # never leave a group empty (a layer with no inputs)
             raise UserError(f"group {group.name!r}: no channel can be selected because its consumer's output does not "
                             "vary over the calibration images (its channels are constant or dead there); use more, "
@@ -275,41 +256,6 @@ class Pruner:
         self.report.flops_after = count_flops(self.model, example)
         self.report.seconds = time.perf_counter() - self.started
         return self.model, self.report
-
-
-def _share(batches: list[torch.Tensor], enabled: bool) -> list[torch.Tensor]:
-    """This rank's calibration batches; every rank raises the same one-line error when some rank has none."""
-    rank, size = world()
-    mine = shard(batches, enabled)
-    if size > 1:
-        empty = torch.tensor([0.0 if mine else 1.0], dtype=torch.float64, device=batches[0].device)
-        all_reduce_sum(empty)  # collective, so no rank is left waiting for one that gave up
-        if float(empty.item()) > 0:
-            have = len(batches) if enabled else "too few"
-            raise UserError(f"{int(empty.item())} of {size} ranks got no calibration batch ({have} batches for "
-                            f"{size} ranks); give at least {size} batches: more calibration images or a smaller "
-                            "batch size")
-    elif not mine:
-        raise UserError("the calibration set is empty; give at least one batch of images")
-    return mine
-
-
-def _agree(kept: torch.Tensor, coefficients: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Every rank adopts rank 0's selection, so all ranks materialise the identical model.
-
-    The all-reduced statistics are the same everywhere, so the selections already agree; the broadcast
-    makes that certain even when ranks' BLAS round differently.
-    """
-    if world()[1] == 1:
-        return kept, coefficients, offset
-    count = torch.tensor([kept.numel()], device=offset.device)
-    broadcast_from_first(count)
-    n = int(count.item())
-    kept = kept.to(offset.device) if kept.numel() == n else torch.zeros(n, dtype=torch.long, device=offset.device)
-    coefficients = coefficients.to(offset.device) if coefficients.numel() == n else \
-        torch.zeros(n, dtype=coefficients.dtype, device=offset.device)
-    broadcast_from_first(kept, coefficients, offset)
-    return kept, coefficients, offset
 
 
 def prune(model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> tuple[nn.Module, PruneReport]:

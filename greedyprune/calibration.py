@@ -1,0 +1,68 @@
+"""Calibration data of the pruner across ranks: batches collected onto one device, shared out over ranks and
+counted globally; and the one selection every rank adopts."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from .distributed import all_reduce_sum, broadcast_from_first, shard, world
+from .errors import UserError
+
+
+def as_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
+    """A DataLoader / iterable of image batches (or ``(images, labels)`` pairs) as a list on ``device``."""
+    batches = []
+    for item in calibration:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, torch.Tensor):
+            raise UserError(f"calibration batches must be tensors or (tensor, label) pairs, got {type(x).__name__}")
+        batches.append(x.to(device))
+    if not batches:
+        raise UserError("the calibration set is empty; give at least one batch of images")
+    return batches
+
+
+def share_over_ranks(batches: list[torch.Tensor], enabled: bool) -> list[torch.Tensor]:
+    """This rank's calibration batches; every rank raises the same one-line error when some rank has none."""
+    _, size = world()
+    mine = shard(batches, enabled)
+    if size > 1:
+        empty = torch.tensor([0.0 if mine else 1.0], dtype=torch.float64, device=batches[0].device)
+        all_reduce_sum(empty)  # collective, so no rank is left waiting for one that gave up
+        if float(empty.item()) > 0:
+            have = len(batches) if enabled else "too few"
+            raise UserError(f"{int(empty.item())} of {size} ranks got no calibration batch ({have} batches for "
+                            f"{size} ranks); give at least {size} batches: more calibration images or a smaller "
+                            "batch size")
+    elif not mine:
+        raise UserError("the calibration set is empty; give at least one batch of images")
+    return mine
+
+
+def global_count(batches: list[torch.Tensor]) -> int:
+    """Number of calibration images summed over all ranks."""
+    count = torch.tensor([float(sum(b.shape[0] for b in batches))], dtype=torch.float64, device=batches[0].device)
+    all_reduce_sum(count)
+    return int(count.item())
+
+
+
+
+def agree_on_selection(kept: torch.Tensor, coefficients: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every rank adopts rank 0's selection, so all ranks materialise the identical model.
+
+    The all-reduced statistics are the same everywhere, so the selections already agree; the broadcast
+    makes that certain even when ranks' BLAS round differently.
+    """
+    if world()[1] == 1:
+        return kept, coefficients, offset
+    count = torch.tensor([kept.numel()], device=offset.device)
+    broadcast_from_first(count)
+    n = int(count.item())
+    kept = kept.to(offset.device) if kept.numel() == n else torch.zeros(n, dtype=torch.long, device=offset.device)
+    coefficients = coefficients.to(offset.device) if coefficients.numel() == n else \
+        torch.zeros(n, dtype=coefficients.dtype, device=offset.device)
+    broadcast_from_first(kept, coefficients, offset)
+    return kept, coefficients, offset
