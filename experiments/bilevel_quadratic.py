@@ -3,7 +3,9 @@
 Each solver runs a grid of step sizes / batch sizes (the plain stocBiO baseline the largest),
 several seeds each; for every accuracy eps we report the fewest samples any grid point needed until the
 seed-averaged relative squared error E||x_t - x*||^2 / ||x*||^2 fell below eps^2 and stayed below
-1.5 eps^2 for the next 20% of iterations. Writes experiments/results/bilevel_quadratic.{json,png}.
+1.5 eps^2 for the next 20% of iterations (greedyprune.bilevel.benchmark, shared with the tests), and
+the gradient calls and second-order products (Hessian-vector / mixed) spent by then.
+Writes experiments/results/bilevel_quadratic.{json,png}.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_quadratic.py            # ~30 min on 2 busy cores
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_quadratic.py --confirm 10  # best points, fresh seeds
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from greedyprune.bilevel import MRBOOptions, QuadraticBilevel, StocBiOOptions, VRBOOptions, make_solver
+from greedyprune.bilevel import MRBOOptions, StocBiOOptions, VRBOOptions
+from greedyprune.bilevel.benchmark import cost_to, error_trace, mean_errors
 from greedyprune.io import atomic_write, save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,30 +44,16 @@ GRID = {
 }
 
 
-def trace(name: str, options, seed: int, budget: int) -> list[tuple[int, float]]:
-    """``(samples so far, relative squared error)`` after every iteration of one run."""
-    problem = QuadraticBilevel(seed=0)
-    x_star, _ = problem.solution()
-    zero = torch.zeros_like(x_star)
-    out: list[tuple[int, float]] = []
-
-    def record(solver) -> bool:
-        out.append((solver.cost.samples, float(((solver.x[0] - x_star).norm() / x_star.norm()) ** 2)))
-        return solver.cost.samples >= budget
-
-    solver = "mrbo" if name.startswith("mrbo") else name
-    make_solver(solver, problem, zero, zero, options, torch.Generator().manual_seed(1000 + seed)).run(10 ** 9, record)
-    return out
+def trace(name: str, options, seed: int, budget: int) -> list[dict[str, float]]:
+    """Cost so far and relative squared error after every iteration of one run (seed ``1000 + seed``)."""
+    return error_trace("mrbo" if name.startswith("mrbo") else name, options, 1000 + seed, budget)
 
 
-def samples_to(traces: list[list[tuple[int, float]]], eps: float) -> int | None:
-    """First sample count where the seed-mean squared error is <= eps^2 and stays <= 1.5 eps^2 for 20% more steps."""
-    n = min(len(t) for t in traces)
-    mean = [sum(t[i][1] for t in traces) / len(traces) for i in range(n)]
-    for i in range(n):
-        if mean[i] <= eps ** 2 and all(m <= 1.5 * eps ** 2 for m in mean[i:min(n, int(i * 1.2) + 2)]):
-            return traces[0][i][0]
-    return None
+def costs(traces) -> dict:
+    """Per eps: samples (``samples_to_eps``) and samples / gradient calls / second-order products (``cost_to_eps``)."""
+    reached = {str(e): cost_to(traces, e) for e in EPS}
+    return {"samples_to_eps": {e: None if c is None else int(round(c["samples"])) for e, c in reached.items()},
+            "cost_to_eps": reached}
 
 
 def main() -> None:
@@ -88,8 +77,8 @@ def main() -> None:
         for options in grid:
             start = time.perf_counter()
             traces = [trace(name, options, s, budget) for s in range(seeds)]
-            row = {"options": vars(options), "samples_to_eps": {str(e): samples_to(traces, e) for e in EPS},
-                   "final_rel_sq_error": sum(t[-1][1] for t in traces) / seeds,
+            row = {"options": vars(options), **costs(traces),
+                   "final_rel_sq_error": sum(t[-1]["error"] for t in traces) / seeds,
                    "seconds_per_seed": (time.perf_counter() - start) / seeds}
             rows.append(row)
             curves[(name, len(rows) - 1)] = traces
@@ -115,8 +104,8 @@ def confirm(seeds: int) -> None:
             raise SystemExit(f"{path} was written with another grid; re-run the grid first")
         traces = [trace(name, options, 100 + s, budget) for s in range(seeds)]
         curves[(name, 0)] = traces
-        out[name] = {"options": vars(options), "samples_to_eps": {str(e): samples_to(traces, e) for e in EPS},
-                     "final_rel_sq_error": sum(t[-1][1] for t in traces) / seeds}
+        out[name] = {"options": vars(options), **costs(traces),
+                     "final_rel_sq_error": sum(t[-1]["error"] for t in traces) / seeds}
         print("confirm", name, out[name]["samples_to_eps"], f"final {out[name]['final_rel_sq_error']:.2e}", flush=True)
     results["confirm"] = {"seeds": [1100 + s for s in range(seeds)], "methods": out}
     save_json(results, path)
@@ -132,9 +121,8 @@ def plot(results, curves, path: Path) -> None:
         finals = [r["final_rel_sq_error"] for r in entry["grid"]]
         k = finals.index(min(finals))
         traces = curves[(name, k)]
-        n = min(len(t) for t in traces)
-        ax.loglog([traces[0][i][0] for i in range(n)], [sum(t[i][1] for t in traces) / len(traces) for i in range(n)],
-                  label=f"{name} (best grid point)")
+        mean = mean_errors(traces)
+        ax.loglog([traces[0][i]["samples"] for i in range(len(mean))], mean, label=f"{name} (best grid point)")
     ax.set_xlabel("samples")
     ax.set_ylabel("E ||x - x*||^2 / ||x*||^2")
     ax.legend()

@@ -1,14 +1,19 @@
 """MRBO, VRBO and stocBiO on the closed-form quadratic bilevel problem: convergence, cost, resume.
 
-Step sizes for the cost comparison are the best grid points of experiments/bilevel_quadratic.py;
-the seeds here differ from the experiment's.
+``CONFIGS`` are hand-picked settings for the convergence, momentum and resume tests. The cost ordering
+against stocBiO uses ``CONFIRMED``: the settings experiments/bilevel_quadratic.py selected and confirmed
+(``bilevel_quadratic.json["confirm"]``; a test keeps the two equal), on seeds unlike the experiment's.
 """
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from greedyprune.bilevel import (MRBOOptions, QuadraticBilevel, StocBiOOptions, VRBOOptions, hypergradient,
                                  make_solver, registered_solvers)
+from greedyprune.bilevel.benchmark import cost_to, error_trace
 from greedyprune.bilevel.hypergrad import HypergradOptions
 from greedyprune.bilevel.problem import OracleCost
 from greedyprune.errors import UserError
@@ -20,6 +25,13 @@ CONFIGS = {
     "mrbo": MRBOOptions(batch_size=8, lr_x=0.3, lr_y=0.3, d=1.0, m=8, c1=1.0, c2=1.0, **HG),
     "vrbo": VRBOOptions(batch_size=4, lr_x=0.1, lr_y=0.3, large_batch=256, period=8, inner_steps=3, **HG),
 }
+
+CONFIRMED = {
+    "stocbio": StocBiOOptions(batch_size=128, lr_x=0.05, lr_y=0.3, inner_steps=1, **HG),
+    "mrbo": MRBOOptions(batch_size=8, lr_x=0.3, lr_y=0.3, d=1.0, m=8, c1=0.3, c2=0.3, **HG),
+    "vrbo": VRBOOptions(batch_size=8, lr_x=0.1, lr_y=0.3, large_batch=1024, period=16, inner_steps=4, **HG),
+}
+RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "bilevel_quadratic.json"
 
 
 def _relative_sq_errors(name, options, seed, budget, problem=None):
@@ -86,6 +98,40 @@ def test_recursive_momentum_cuts_the_samples_of_the_same_single_loop_sgd(noisy_r
     mrbo, plain = _samples_to(noisy_runs["mrbo"], 0.2), _samples_to(noisy_runs["mrbo-no-momentum"], 0.2)
     assert mrbo is not None and (plain is None or mrbo <= 0.5 * plain), (mrbo, plain)
     assert _final(noisy_runs["mrbo"]) <= 0.6 * _final(noisy_runs["mrbo-no-momentum"])
+
+
+def test_cost_ordering_uses_the_settings_the_experiment_confirmed():
+    confirmed = json.loads(RESULTS.read_text())["confirm"]["methods"]
+    for name, options in CONFIRMED.items():
+        assert vars(options) == confirmed[name]["options"], name
+
+
+@pytest.mark.slow
+def test_mrbo_and_vrbo_need_fewer_samples_than_stocbio():
+    """Samples until the seed-mean relative error reaches eps and stays (greedyprune.bilevel.benchmark).
+
+    On these seeds (10 MRBO, 20 stocBiO / VRBO; ~15-25 s): to eps = 0.05 MRBO 4,112 samples, stocBiO
+    11,520 (the experiment's fresh seeds: 3,856 vs 11,136; ratio 0.32-0.43 over 14 sets of 10 seeds).
+    To eps = 0.1 VRBO 5,680, stocBiO 6,144. VRBO vs stocBiO is asserted at eps = 0.1 only: VRBO got
+    there first in all 20 sets of 10 seeds tried (ratio 0.81-0.92), but at 0.07 and 0.05 its hit moves
+    by a whole anchor period (~3,300 samples) between seed sets, and it lost to stocBiO in 2-3 of 20
+    (docs/bilevel.md). Per sample, the small-batch methods spend far more oracle calls: to eps = 0.05
+    MRBO used 1,026 gradient calls and 3,078 second-order products against stocBiO's 90 and 180;
+    that ordering (the other way round) is asserted too.
+    """
+    seeds = range(3000, 3020)
+    runs = {"stocbio": [error_trace("stocbio", CONFIRMED["stocbio"], s, 14_000) for s in seeds],
+            "vrbo": [error_trace("vrbo", CONFIRMED["vrbo"], s, 9_000) for s in seeds],
+            "mrbo": [error_trace("mrbo", CONFIRMED["mrbo"], s, 6_000) for s in seeds[:10]]}
+    at = {eps: {n: cost_to(r, eps) for n, r in runs.items()} for eps in (0.1, 0.05)}
+    stoc, mrbo = at[0.05]["stocbio"], at[0.05]["mrbo"]
+    assert stoc is not None and mrbo is not None, at
+    assert mrbo["samples"] <= 0.5 * stoc["samples"], at  # ratio 0.32-0.43 over 14 seed sets
+    vrbo, stoc1 = at[0.1]["vrbo"], at[0.1]["stocbio"]
+    assert vrbo is not None and vrbo["samples"] < stoc1["samples"], at
+    # the other side of the ledger: batch-8 estimates cost many more gradient calls and products
+    assert mrbo["gradients"] > 5 * stoc["gradients"] and mrbo["products"] > 5 * stoc["products"], at
+    assert vrbo["gradients"] > 3 * stoc1["gradients"], at
 
 
 def test_vrbo_recursive_estimate_has_less_error_than_a_fresh_small_batch():
