@@ -1,11 +1,14 @@
 """Check the theory on real statistics: decay curves, rate fits, bound constants (cvxpy), the check, plots.
 
-Entry point: :func:`analyze_groups` (``from analysis import GroupStatistics, analyze_groups``).
+Entry point: :func:`analyze_groups` (``from analysis import GroupStatistics, analyze_groups``); the
+statistics come from raw ``(G, b, E)`` (:class:`GroupStatistics`), from a model and calibration data
+(:func:`group_statistics`) or from a pruning run (:func:`from_prune`: original model + its report).
 The bounds checked are stated and proved in ``analysis/THEORY.md``.
 """
 
 from .bounds import BOUNDS, TheoryConstants, bound_curves, compute_constants
-from .check import BoundCheck, check_group, summarize
+from .check import BoundCheck, check_group, group_bounds, summarize
+from .collect import from_prune, group_statistics
 from .curves import METHODS, GroupCurves, MethodCurve, decay_curves
 from .fits import CurveFit, LineFit, fit_curve, picks_to_reach
 from .group import GroupStatistics
@@ -13,5 +16,5 @@ from .report import AnalysisReport, GroupAnalysis, analyze_group, analyze_groups
 
 __all__ = ["BOUNDS", "METHODS", "AnalysisReport", "BoundCheck", "CurveFit", "GroupAnalysis", "GroupCurves",
            "GroupStatistics", "LineFit", "MethodCurve", "TheoryConstants", "analyze_group", "analyze_groups",
-           "bound_curves", "check_group", "compute_constants", "decay_curves", "fit_curve", "picks_to_reach",
-           "summarize"]
+           "bound_curves", "check_group", "compute_constants", "decay_curves", "fit_curve", "from_prune",
+           "group_bounds", "group_statistics", "picks_to_reach", "summarize"]

@@ -9,13 +9,16 @@ Symbols (as in ``THEORY.md``; all losses are absolute, bound curves are divided 
 * ``Lstar = min_{a in simplex} |Phi a - T|^2`` (QP; bracket ``[Lstar_lower, Lstar]``, ``Lstar`` is
   the loss of the returned feasible ``a*`` so it is never below the true value)
 * ``V(a) = sum_i a_i |phi_i - Phi a|^2 = N^2 (sum_i a_i G_ii - a'Ga)``; ``V_T = V(1/N) = N tr G - E``
-  when ``T`` is the centroid, else ``V(a*)``
+  when ``T`` is the centroid, else ``V(a*)``; ``delta2 = |Phi a - T|^2`` for that same ``a`` (0 up to
+  rounding in the centroid case)
 * ``r`` interior margin, ``t_max`` largest min barycentric weight, ``mu2`` span covering,
   ``L_span = E - b'G^+b`` (best free least-squares loss).
 
 Bounds (``n = 1, 2, ...``; method in brackets; see THEORY.md for statements and proofs):
 
-* B1 ``herding_hull``     [uniform]: ``L_n <= V_T / n``  (<= D2 / (2n)); needs ``T in M``.
+* B1 ``herding_hull``     [uniform]: ``L_n <= (V_T + delta2)/n + sqrt(delta2 M) (n-1)/n`` with
+  ``M = min(DT2, delta2 + V_T)``; ``= V_T / n`` (<= D2 / (2n)) when ``T = Phi a`` exactly. Valid for any
+  ``T``; O(1/n) only for ``T in M``.
 * B2 ``herding_general``  [uniform]: ``L_n <= L(Phi a*) + V(a*) H_n / n``; no assumption.
 * B3 ``fcfw_sublinear``   [reoptimized-simplex]: ``L_n - Lstar <= h1 / (1 + (n-1) h1 / (4 D2))``,
   ``h1 = L1 - Lstar``; no assumption.
@@ -48,8 +51,10 @@ class BoundSpec:
 
 
 BOUNDS = {
-    "herding_hull": BoundSpec("herding_hull", "uniform", "L_n <= V_T / n  (and V_T <= D^2/2)",
-                              "T in the convex hull M of the phi_i"),
+    "herding_hull": BoundSpec("herding_hull", "uniform",
+                              "L_n <= (V_T + d2)/n + sqrt(d2 M)(n-1)/n, d2 = |Phi a - T|^2, M = min(D_T^2, d2 + V_T);"
+                              " = V_T/n <= D^2/(2n) when T = Phi a",
+                              "T in the convex hull M (for the O(1/n) form; valid for any T)"),
     "herding_general": BoundSpec("herding_general", "uniform", "L_n <= L(Phi a*) + V(a*) H_n / n",
                                  "none"),
     "fcfw_sublinear": BoundSpec("fcfw_sublinear", "reoptimized-simplex",
@@ -83,6 +88,7 @@ class TheoryConstants:
     V_a_star: float
     V_T: float
     V_T_source: str
+    delta2: float
     in_hull: bool
     aff_dist2: float
     r: float
@@ -100,8 +106,8 @@ class TheoryConstants:
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items()}
-        keys = ("D2", "DT2", "L1", "L1_free", "Lstar", "Lstar_lower", "L_a_star", "V_a_star", "V_T", "aff_dist2",
-                "L_span")
+        keys = ("D2", "DT2", "L1", "L1_free", "Lstar", "Lstar_lower", "L_a_star", "V_a_star", "V_T", "delta2",
+                "aff_dist2", "L_span")
         rel = {k: getattr(self, k) / self.energy for k in keys}
         out["relative_to_E"] = rel
         out["r2_over_DT2"] = self.r ** 2 / self.DT2 if self.DT2 > 0 else 0.0
@@ -131,8 +137,10 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL,
     v_a = float(n * n * (a_star @ diag - a_star @ gram @ a_star))
     if centroid:
         v_t, v_src = float(n * np.trace(gram) - energy), "centroid weights a = 1/N (exact)"
+        delta2 = max(loss_of(gram, cross, energy, np.full(n, 1.0 / n)), 0.0)  # rounding only
     else:
         v_t, v_src = v_a, "QP weights a* (T is not the centroid)"
+        delta2 = max(loss_of(gram, cross, energy, a_star), 0.0)
     depth = interior_depth(emb)
     timings["margin_lp"], tick = time.perf_counter() - tick, time.perf_counter()
     cover = span_covering(gram, max_rank=cover_max_rank)
@@ -145,7 +153,7 @@ def compute_constants(group: GroupStatistics, hull_rtol: float = HULL_RTOL,
         L1_free=float(max(energy - gains.max(), 0.0)), Lstar=proj.upper, Lstar_lower=proj.lower,
         qp_solver=proj.solver, a_star_support=int((a_star > 1e-9).sum()),
         L_a_star=loss_of(gram, cross, energy, a_star),
-        V_a_star=max(v_a, 0.0), V_T=max(v_t, 0.0), V_T_source=v_src, in_hull=bool(in_hull),
+        V_a_star=max(v_a, 0.0), V_T=max(v_t, 0.0), V_T_source=v_src, delta2=delta2, in_hull=bool(in_hull),
         aff_dist2=depth.aff_dist2, r=margin, r_method=depth.method, r_cert=depth.r_cert,
         r_exact=depth.r_exact, t_max=depth.t_max, mu2=cover.mu2, mu2_method=cover.method, mu2_eig=cover.mu2_eig,
         L_span=emb.outside)
@@ -179,13 +187,25 @@ def harmonic(n: np.ndarray) -> np.ndarray:
     return np.cumsum(1.0 / np.arange(1, int(n.max()) + 1))[n - 1]
 
 
+def herding_hull(n: np.ndarray, variance: float, delta2: float, dt2: float) -> np.ndarray:
+    """B1's absolute right-hand side ``(V + d2)/n + sqrt(d2 M)(n-1)/n``, ``M = min(D_T^2, d2 + V)``.
+
+    ``V = V(a)``, ``d2 = |Phi a - T|^2`` for one ``a`` in the simplex (THEORY.md §3). ``M`` bounds every
+    ``L_k``: ``f_k`` lies in the hull (``L_k <= D_T^2``) and B2 with ``H_k/k <= 1`` (``L_k <= d2 + V``).
+    With ``d2 = 0`` (``T = Phi a``) this is ``V/n``.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    big = min(dt2, delta2 + variance)
+    return (variance + delta2) / n + np.sqrt(max(delta2, 0.0) * max(big, 0.0)) * (n - 1) / n
+
+
 def bound_curves(c: TheoryConstants, n_max: int) -> dict[str, np.ndarray | None]:
     """Relative right-hand sides (divided by ``E``) for ``n = 1 .. n_max``; ``None`` if undefined."""
     n = np.arange(1, n_max + 1)
     e = c.energy
     out: dict[str, np.ndarray | None] = {}
-    out["herding_hull"] = c.V_T / n / e
-    out["herding_hull_D2"] = c.D2 / (2 * n) / e
+    out["herding_hull"] = herding_hull(n, c.V_T, c.delta2, c.DT2) / e
+    out["herding_hull_D2"] = herding_hull(n, c.D2 / 2, c.delta2, c.DT2) / e  # V(a) <= D^2/2 (Lemma 0)
     out["herding_general"] = (c.L_a_star + c.V_a_star * harmonic(n) / n) / e
     h1 = max(c.L1 - c.Lstar, 0.0)
     out["fcfw_sublinear"] = (c.Lstar + (h1 / (1 + (n - 1) * h1 / (4 * c.D2)) if c.D2 > 0 else 0 * n)) / e

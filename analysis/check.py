@@ -2,7 +2,9 @@
 
 A bound is compared with the curve of the one method its theorem is about (``BOUNDS[key].method``);
 the comparison is on relative errors (``L/E``) with a small absolute tolerance ``atol`` for rounding
-(the engine forms ``E - 2 b.g + g.G.g`` in float64). Each row says:
+(the engine forms ``E - 2 b.g + g.G.g`` in float64). ``n`` is the theorem's ``n``: the number of picks,
+which for ``uniform`` (picks with replacement) is not the number of distinct kept channels -- its bounds
+are checked against its error per pick (``MethodCurve.pick_errors``). Each row says:
 
 * ``status``: ``pass`` (every ``n`` satisfies the bound), ``FAIL`` (some ``n`` does not) or ``n/a``
   (the bound is undefined because its assumption is violated, e.g. no interior margin exists);
@@ -10,8 +12,11 @@ the comparison is on relative errors (``L/E``) with a small absolute tolerance `
 * ``n_failed``, ``first_failure``, ``min_margin`` (``min_{n>=2} bound - measured``), ``max_ratio``
   (``max_{n>=2} measured / bound``: near 1 means nearly attained, small means loose; ``n = 1`` is
   left out because several bounds equal the first-pick error there by construction);
-* ``decay``: ``bound(n_max) / bound(1)``, how much decrease the bound certifies over the whole range
-  ``n = 1 .. n_max`` (informativeness), even where the measured curve already stopped at zero.
+* ``min_bound``: the smallest ``bound(n) / E`` over the whole range, and ``below_one_from``: the first
+  ``n`` where ``bound(n) / E < 1`` (``None``: never). Keeping nothing has error ``L/E = 1``, so a bound
+  says something about a pruned layer only where it is below 1: it is ``informative`` when it holds and
+  goes below 1 somewhere in the range. (A ratio such as ``bound(n_max)/bound(1)`` is no measure of this:
+  for ``V_T/n`` it is ``1/n_max`` whatever the constants.)
 
 A FAIL whose assumptions hold would mean a wrong constant, a solver inaccuracy or an engine bug; it
 is reported as such (``explanation``), never hidden.
@@ -27,11 +32,11 @@ from .bounds import BOUNDS, TheoryConstants, bound_curves
 from .curves import GroupCurves
 
 ATOL = 1e-10
-VACUOUS_DECAY = 0.5  # a bound whose whole-range decrease is less than 2x certifies (almost) nothing
-INFORMATIVE_DECAY = 0.1  # counted as informative when it certifies at least a 10x decrease
-# bounds that assume T in M: membership is decided numerically (L*/E <= HULL_RTOL), so the check
-# grants the certified L*/E of the returned weights as extra slack (0 when T is exactly the centroid)
-HULL_BOUNDS = ("herding_hull", "fcfw_linear")
+TRIVIAL = 1.0  # relative error of keeping nothing (f = 0): a bound at or above it says nothing
+# B4 assumes T in the relative interior of M: membership is decided numerically (L*/E <= HULL_RTOL), so
+# the check grants the certified L*/E of the returned weights as extra slack (0 when T is exactly the
+# centroid). B1 needs no slack: its right-hand side carries the |Phi a - T| terms (THEORY.md §3).
+HULL_BOUNDS = ("fcfw_linear",)
 
 
 @dataclass
@@ -49,12 +54,13 @@ class BoundCheck:
     first_failure: int | None
     min_margin: float | None
     max_ratio: float | None
-    decay: float | None
+    min_bound: float | None
+    below_one_from: int | None
 
     @property
     def informative(self) -> bool:
-        """Holds and certifies at least a ``1/INFORMATIVE_DECAY``-fold decrease over the n range."""
-        return self.status == "pass" and self.decay is not None and self.decay <= INFORMATIVE_DECAY
+        """Holds and goes below the trivial error 1 (of keeping nothing) at some ``n`` of the range."""
+        return self.status == "pass" and self.below_one_from is not None
 
     def to_json(self) -> dict:
         return {**asdict(self), "informative": self.informative}
@@ -67,10 +73,11 @@ def _one(group: str, key: str, measured: np.ndarray | None, rhs: np.ndarray | No
                 violated=violated)
     if measured is None:
         return BoundCheck(**base, status="n/a", explanation=f"no {spec.method} curve was computed", n_checked=0,
-                          n_failed=0, first_failure=None, min_margin=None, max_ratio=None, decay=None)
+                          n_failed=0, first_failure=None, min_margin=None, max_ratio=None, min_bound=None,
+                          below_one_from=None)
     if rhs is None:
         return BoundCheck(**base, status="n/a", explanation=f"bound undefined: {violated}", n_checked=0, n_failed=0,
-                          first_failure=None, min_margin=None, max_ratio=None, decay=None)
+                          first_failure=None, min_margin=None, max_ratio=None, min_bound=None, below_one_from=None)
     k = min(len(measured), len(rhs))
     meas, bnd = np.asarray(measured[:k]), np.asarray(rhs[:k])
     margin = bnd - meas
@@ -80,13 +87,16 @@ def _one(group: str, key: str, measured: np.ndarray | None, rhs: np.ndarray | No
         ratio = np.where(bnd > 0, meas / bnd, np.where(meas > atol, np.inf, 0.0))
     # several bounds equal the first-pick error at n = 1 by construction: tightness is read from n >= 2
     tail = slice(1, None) if k >= 2 else slice(0, None)
-    full = np.asarray(rhs)
-    decay = float(full[-1] / full[0]) if full[0] > 0 else None  # over the whole n range, not just measured n
+    full = np.asarray(rhs)  # over the whole n range, also where the measured curve already stopped
+    min_bound = float(full.min())
+    below = np.nonzero(full < TRIVIAL)[0]
+    below_one_from = int(below[0]) + 1 if len(below) else None
     if len(failed) == 0:
         status = "pass"
         explanation = "holds at every n" + (f" although its assumption is violated ({violated})" if violated else "")
-        if decay is not None and decay > VACUOUS_DECAY:
-            explanation += f"; nearly vacuous: certifies only a factor {1 / decay:.3g} decrease over n = 1..{len(full)}"
+        if below_one_from is None:
+            explanation += (f"; vacuous: bound/E >= 1 (the error of keeping nothing) at every n = 1..{len(full)}, "
+                            f"smallest {min_bound:.3g}")
     else:
         status = "FAIL"
         first = int(failed[0]) + 1
@@ -97,26 +107,39 @@ def _one(group: str, key: str, measured: np.ndarray | None, rhs: np.ndarray | No
                            "inaccuracy or an engine bug (please report)")
     return BoundCheck(**base, status=status, explanation=explanation, n_checked=k, n_failed=int(len(failed)),
                       first_failure=int(failed[0]) + 1 if len(failed) else None, min_margin=float(margin[tail].min()),
-                      max_ratio=float(ratio[tail].max()), decay=decay)
+                      max_ratio=float(ratio[tail].max()), min_bound=min_bound, below_one_from=below_one_from)
+
+
+def group_bounds(curves: GroupCurves, constants: TheoryConstants) -> dict[str, np.ndarray | None]:
+    """Relative bound curves over each bound's own range of ``n``: ``uniform``'s picks for its bounds
+    (B1, B2 and the ``herding_hull_D2`` form), ``n = 1 .. n_max`` for the others."""
+    rhs = bound_curves(constants, curves.n_checked)
+    out = {}
+    for key, values in rhs.items():
+        curve = curves.curves.get(BOUNDS[key].method if key in BOUNDS else "uniform")
+        length = curve.n_picks if curve is not None and curve.pick_errors is not None else curves.n_max
+        out[key] = None if values is None else values[:length]
+    return out
 
 
 def check_group(curves: GroupCurves, constants: TheoryConstants, atol: float = ATOL) -> list[BoundCheck]:
-    """One :class:`BoundCheck` per bound of ``BOUNDS`` for one group."""
-    rhs = bound_curves(constants, curves.n_max)
+    """One :class:`BoundCheck` per bound of ``BOUNDS`` for one group (``n`` = picks, see the module doc)."""
+    rhs = group_bounds(curves, constants)
     rows = []
     for key, spec in BOUNDS.items():
         curve = curves.curves.get(spec.method)
-        measured = None if curve is None else curve.errors[:curve.measured_until]
+        measured = None if curve is None else curve.checked_errors()
+        bound = rhs[key]
         slack = atol
         if key in HULL_BOUNDS and constants.in_hull:
             slack += constants.Lstar / constants.energy  # T in M was decided up to this (HULL_RTOL)
-        rows.append(_one(curves.name, key, measured, rhs[key], constants.violations.get(key), slack))
+        rows.append(_one(curves.name, key, measured, bound, constants.violations.get(key), slack))
     return rows
 
 
 def summarize(checks: list[BoundCheck]) -> dict[str, dict[str, int]]:
     """Per bound: how many groups ``pass`` / ``fail`` / ``n/a``, and how many passing ones are
-    ``informative`` (certify at least a 10x decrease over the n range)."""
+    ``informative`` (go below the trivial error 1 at some ``n``)."""
     out: dict[str, dict[str, int]] = {}
     for row in checks:
         counts = out.setdefault(row.bound, {"pass": 0, "fail": 0, "n/a": 0, "informative": 0})

@@ -1,10 +1,20 @@
-"""Decay curves: relative discrepancy ``L(n) / E`` after ``n = 1 .. n_max`` picks, for every method.
+"""Decay curves: relative discrepancy ``L(n) / E`` with ``n = 1 .. n_max`` kept channels, for every method.
 
 All curves come from one group's statistics (``G, b, E``) through the selection engine, so one
 calibration pass gives them all. ``Selection.errors[n-1]`` is the exact relative loss after ``n``
 picks of that method. A method that stops early (the residual reached zero, or every remaining
 candidate is redundant) keeps its last error for larger ``n``: more picks cannot help it, and
 ``measured_until`` records where the engine stopped.
+
+Picks vs kept channels: every method but ``uniform`` picks each channel at most once, so ``n`` picks
+keep ``n`` channels. ``uniform`` (herding, picks with replacement) may pick a channel again; its
+``pick_errors[t-1]`` is the error after ``t`` picks (the ``n`` of its theorems, B1/B2) and
+``distinct[t-1]`` the number of distinct channels those picks keep. It runs ``uniform_picks`` picks
+(default ``4 n_max``) and its ``errors[d-1]`` -- the curve compared with the other methods -- is the best
+error of a prefix of its path that keeps at most ``d`` distinct channels:
+``min{pick_errors[t-1] : distinct[t-1] <= d}`` (stop herding before the ``(d+1)``-th channel would be
+added, at the best pick so far). If the path never reaches ``d`` distinct channels, ``measured_until``
+says how many it reached.
 
 Budget: ``reoptimized-simplex`` (fully-corrective Frank-Wolfe) solves one QP per pick, O(n^3) per
 step; it is capped at ``simplex_max`` picks (default 256, about 1-7 s at N = 512 on one core) and the
@@ -38,11 +48,14 @@ class MethodCurve:
     Attributes:
         method: engine method name.
         n: ``1 .. len(errors)``.
-        errors: relative error after ``n`` picks (for ``random``: the mean over seeds).
+        errors: relative error with ``n`` kept channels (for ``random``: the mean over seeds; for
+            ``uniform``: the best prefix of its path with at most ``n`` distinct channels).
         measured_until: last ``n`` actually computed by the engine (later entries repeat its value).
         note: budget caps or why the engine stopped, if any.
         spread: for ``random``: ``{"std", "min", "max", "seeds"}`` per ``n``; otherwise ``None``.
         seconds: wall time of the engine call(s).
+        pick_errors: ``uniform`` only: relative error after ``t = 1, 2, ...`` picks (with repeats).
+        distinct: ``uniform`` only: distinct channels kept by the first ``t`` picks.
     """
 
     method: str
@@ -51,16 +64,30 @@ class MethodCurve:
     note: str | None = None
     spread: dict | None = None
     seconds: float = 0.0
+    pick_errors: np.ndarray | None = None
+    distinct: np.ndarray | None = None
 
     @property
     def n(self) -> np.ndarray:
         return np.arange(1, len(self.errors) + 1)
+
+    @property
+    def n_picks(self) -> int:
+        """Picks made: ``len(pick_errors)`` for ``uniform``, else the measured kept-channel count."""
+        return len(self.pick_errors) if self.pick_errors is not None else self.measured_until
+
+    def checked_errors(self) -> np.ndarray:
+        """The curve the theorems are about: error per pick (``uniform``), else per kept channel."""
+        return self.pick_errors if self.pick_errors is not None else self.errors[:self.measured_until]
 
     def to_json(self) -> dict:
         out = {"method": self.method, "n_max": int(len(self.errors)), "measured_until": self.measured_until,
                "note": self.note, "seconds": round(self.seconds, 4), "errors": [float(e) for e in self.errors]}
         if self.spread is not None:
             out["spread"] = {k: [float(x) for x in v] if k != "seeds" else list(v) for k, v in self.spread.items()}
+        if self.pick_errors is not None:
+            out["pick_errors"] = [float(e) for e in self.pick_errors]
+            out["distinct_channels"] = [int(d) for d in self.distinct]
         return out
 
 
@@ -73,6 +100,11 @@ class GroupCurves:
     n_max: int
     curves: dict[str, MethodCurve] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_checked(self) -> int:
+        """Length of the longest curve a bound is checked on (``uniform``'s picks may exceed ``n_max``)."""
+        return max([self.n_max] + [c.n_picks for c in self.curves.values() if c.pick_errors is not None])
 
     def to_json(self) -> dict:
         return {"name": self.name, "N": self.size, "n_max": self.n_max,
@@ -87,8 +119,42 @@ def _padded(errors: np.ndarray, n_max: int) -> np.ndarray:
 
 
 def _run(group: GroupStatistics, k: int, method: str, damping: float, **options) -> tuple[np.ndarray, str | None]:
-    sel = greedy_select_gram(group.gram, group.cross, group.energy, k, method=method, damping=damping, **options)
+    sel = _select(group, k, method, damping, **options)
     return sel.errors.detach().cpu().numpy().astype(np.float64), sel.stopped_early
+
+
+def _select(group: GroupStatistics, k: int, method: str, damping: float, **options):
+    return greedy_select_gram(group.gram, group.cross, group.energy, k, method=method, damping=damping, **options)
+
+
+def distinct_counts(indices: np.ndarray) -> np.ndarray:
+    """``out[t-1]`` = number of distinct entries among ``indices[:t]``."""
+    indices = np.asarray(indices)
+    first = np.zeros(len(indices), dtype=bool)
+    _, where = np.unique(indices, return_index=True)
+    first[where] = True
+    return np.cumsum(first)
+
+
+def by_channels(pick_errors: np.ndarray, distinct: np.ndarray, n_max: int) -> np.ndarray:
+    """``out[d-1] = min{pick_errors[t-1] : distinct[t-1] <= d}`` for ``d = 1 .. n_max``."""
+    best = np.minimum.accumulate(np.asarray(pick_errors, dtype=np.float64))
+    last = np.searchsorted(np.asarray(distinct), np.arange(1, n_max + 1), side="right") - 1
+    return best[last]
+
+
+def _uniform(group: GroupStatistics, n_max: int, picks: int, damping: float) -> MethodCurve:
+    start = time.perf_counter()
+    sel = _select(group, picks, "uniform", damping)
+    pick_errors = sel.errors.detach().cpu().numpy().astype(np.float64)
+    distinct = distinct_counts(sel.indices.detach().cpu().numpy())
+    reached = int(distinct[-1])
+    note = None
+    if reached < n_max:
+        note = (f"{picks} picks kept only {reached} distinct channels: n > {reached} repeats the best error of "
+                f"all {picks} picks")
+    return MethodCurve("uniform", by_channels(pick_errors, distinct, n_max), min(reached, n_max), note, None,
+                       time.perf_counter() - start, pick_errors, distinct)
 
 
 def _simplex_doubling(group: GroupStatistics, k: int, damping: float) -> tuple[np.ndarray, str | None]:
@@ -130,7 +196,7 @@ def _doubling(group: GroupStatistics, k: int, damping: float) -> tuple[np.ndarra
 
 def decay_curves(group: GroupStatistics, n_max: int | None = None, *, methods: tuple[str, ...] = METHODS,
                  simplex_max: int = 256, seeds: tuple[int, ...] = DEFAULT_SEEDS,
-                 damping: float = 0.0) -> GroupCurves:
+                 damping: float = 0.0, uniform_picks: int | None = None) -> GroupCurves:
     """Decay curves ``n = 1 .. n_max`` (default ``N``) for ``methods`` on one group.
 
     Args:
@@ -141,6 +207,7 @@ def decay_curves(group: GroupStatistics, n_max: int | None = None, *, methods: t
         seeds: seeds of the ``random`` baseline (mean and spread over them).
         damping: engine ridge (relative); 0 so that the curves are the exact undamped greedy paths
             the theorems describe.
+        uniform_picks: picks (with repeats) of ``uniform``; default ``4 n_max``, at least ``n_max``.
     Returns:
         :class:`GroupCurves`.
     """
@@ -154,12 +221,18 @@ def decay_curves(group: GroupStatistics, n_max: int | None = None, *, methods: t
         raise UserError(f"unknown analysis method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if "random" in methods and not seeds:
         raise UserError("the random baseline needs at least one seed")
+    picks = 4 * n_max if uniform_picks is None else int(uniform_picks)
+    if picks < n_max:
+        raise UserError(f"uniform_picks must be at least n_max = {n_max} (picks repeat channels), got {picks}")
     out = GroupCurves(group.name, size, n_max)
     for method in methods:
         start = time.perf_counter()
         note = None
         if method == "magnitude" and group.scores is None:
             out.skipped[method] = "no magnitude scores given for this group"
+            continue
+        if method == "uniform":
+            out.curves[method] = _uniform(group, n_max, picks, damping)
             continue
         if method == "random":
             runs = []

@@ -24,20 +24,32 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _source(key: str, value) -> str:
+    """One ``key: value`` of ``AnalysisReport.source``; accuracies (``*acc*`` keys) as percentages."""
+    if "acc" in key and isinstance(value, float):
+        return f"{key}: {100 * value:.2f}%"
+    return f"{key}: {value}"
+
+
 def render_report(report: "AnalysisReport", title: str | None = None) -> str:
     res = report.groups
-    out = [f"# {title or 'Decay curves and bound checks'}\n",
-           f"{len(res)} group(s), analysed in {report.seconds:.1f} s. Error = relative discrepancy "
-           "||T - f_n||² / ||T||² after n kept channels. Bounds are stated and proved in `analysis/THEORY.md`; "
-           "raw numbers are in `curves.json` and `bounds.json`.\n"]
+    out = [f"# {title or 'Decay curves and bound checks'}\n"]
+    if report.source:
+        out.append("Analysed: " + "; ".join(_source(k, v) for k, v in report.source.items()) + ".\n")
+    out.append(f"{len(res)} group(s), analysed in {report.seconds:.1f} s. Error = relative discrepancy "
+               "||T - f_n||² / ||T||² with n kept channels (keeping none gives 1). `uniform` picks with repeats: "
+               "per kept channel its error is the best prefix of its path with at most n distinct channels; its "
+               "theorems (B1, B2) are about n = picks. Bounds are stated and proved in `analysis/THEORY.md`; "
+               "raw numbers are in `curves.json` and `bounds.json`.\n")
 
     out.append("## Fitted rates\n")
     out.append("Exponential fit `log err ~ a - c n` (rate c) and power law `log err ~ a - p log n` "
-               "(exponent p), least squares over the stated n range; *better* = larger R².\n")
+               "(exponent p), least squares over the stated n range; *better* = larger R². n = kept channels, "
+               "except `uniform (per pick)`: n = picks, the n of the O(1/n) theorem.\n")
     rows = []
     for r in res:
-        for m in ("reoptimized", "reoptimized-simplex", "uniform"):
-            f = r.fits.get(m)
+        for m, f in [(m, r.fits.get(m)) for m in ("reoptimized", "reoptimized-simplex", "uniform")] + \
+                [(f"{m} (per pick)", f) for m, f in r.pick_fits.items()]:
             if f is None:
                 continue
             rng = f"{f.n_range[0]}..{f.n_range[1]}" if f.n_range else "-"
@@ -46,7 +58,9 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
     out.append(_table(["group", "depth", "method", "exp. rate c (R²)", "power exponent p (R²)", "better", "n range"],
                       rows))
 
-    out.append("\n## Picks needed to reach a tolerance\n")
+    out.append("\n## Kept channels needed to reach a tolerance\n")
+    out.append("Smallest number of kept channels with error ≤ the tolerance (`uniform`: distinct channels of the "
+               "first prefix of its path that reaches it).\n")
     tols = sorted({t for r in res for f in r.fits.values() for t in f.n_to_reach}, reverse=True)
     rows = []
     for r in res:
@@ -62,30 +76,33 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
         e = c.energy
         rows.append([c.name, str(c.N), f"{c.rank}/{c.affine_dim}", "yes" if c.centroid_target else "no",
                      _g(c.D2 / e), _g(c.DT2 / e), f"[{_g(c.Lstar_lower / e)}, {_g(c.Lstar / e)}]",
-                     "yes" if c.in_hull else "no", _g(c.V_T / e), f"{_g(c.r / e ** 0.5)} ({c.r_method})",
+                     "yes" if c.in_hull else "no", _g(c.V_T / e), _g(c.delta2 / e),
+                     f"{_g(c.r / e ** 0.5)} ({c.r_method})",
                      _g(c.r ** 2 / c.DT2 if c.DT2 > 0 else 0.0), _g(c.t_max), f"{_g(c.mu2)} ({c.mu2_method})",
                      f"{c.seconds:.1f}"])
     out.append(_table(["group", "N", "rank/aff. dim", "T = centroid", "D²/E", "D_T²/E", "L*/E bracket", "T in hull",
-                       "V_T/E", "r/√E (how)", "r²/D_T²", "t_max", "μ² (how)", "s"], rows))
+                       "V_T/E", "‖Φa−T‖²/E (B1)", "r/√E (how)", "r²/D_T²", "t_max", "μ² (how)", "s"], rows))
 
     out.append("\n## Check: measured ≤ bound at every n\n")
-    out.append("`margin` = min over n ≥ 2 of bound − measured; `max ratio` = max over n ≥ 2 of measured/bound "
-               "(near 1: nearly attained); `decay` = bound(n_max)/bound(1), the decrease the bound certifies "
-               "(near 1: nearly vacuous).\n")
+    out.append("n = picks (`uniform`: with repeats, up to its pick count; the others: kept channels). "
+               "`margin` = min over n ≥ 2 of bound − measured; `max ratio` = max over n ≥ 2 of measured/bound "
+               "(near 1: nearly attained); `min bound` = smallest bound/E over the range; `< 1 from n` = first n "
+               "where bound/E < 1, the error of keeping nothing (`-`: never, the bound says nothing there).\n")
     rows = []
     for r in res:
         for c in r.checks:
             rows.append([c.group, c.bound, c.method, f"**{c.status}**" if c.status == "FAIL" else c.status,
                          f"{c.n_failed}/{c.n_checked}", _g(c.first_failure), _g(c.min_margin), _g(c.max_ratio),
-                         _g(c.decay), c.violated or "-"])
+                         _g(c.min_bound), _g(c.below_one_from), c.violated or "-"])
     out.append(_table(["group", "bound", "method", "status", "failed n", "first failure", "margin", "max ratio",
-                       "decay", "violated assumption"], rows))
+                       "min bound", "< 1 from n", "violated assumption"], rows))
 
     out.append("\n## Summary per bound (number of groups)\n")
     rows = [[k, BOUNDS[k].method, f"`{BOUNDS[k].statement}`", BOUNDS[k].assumption]
             + [str(report.summary.get(k, {}).get(key, 0)) for key in ("pass", "fail", "n/a", "informative")]
             for k in BOUNDS]
-    out.append("`informative` = passes and certifies at least a 10x decrease over n = 1..n_max (decay ≤ 0.1).\n")
+    out.append("`informative` = passes and goes below bound/E = 1 (the error of keeping nothing) at some n of the "
+               "range; a bound that stays at or above 1 is valid but says nothing about a pruned layer.\n")
     out.append(_table(["bound", "method", "statement", "assumption", "pass", "FAIL", "n/a", "informative"], rows))
 
     notes = [f"- {r.curves.name} / {m}: {c.note}" for r in res for m, c in r.curves.curves.items() if c.note]

@@ -1,4 +1,9 @@
-"""Figures: per group, error vs n (log y) with every method, fitted lines and bounds; a rate summary.
+"""Figures: per group, error vs kept channels (log y) with every method, fitted lines and bounds; a rate summary.
+
+The x-axis is the number of kept (distinct) channels for every method. ``uniform`` picks with repeats:
+its curve is the best prefix of its path with at most ``n`` distinct channels, and its bounds (stated
+per pick) are drawn through the same map (``min`` of the bound over those prefixes), so they still
+bound the drawn curve.
 
 Colours are fixed per method (:data:`COLORS`) so every figure reads the same. Bounds are drawn in the
 colour of the method they bound, dotted / dash-dotted; fitted lines are thin dashed. The y-axis
@@ -17,7 +22,7 @@ import numpy as np  # noqa: E402
 from greedyprune.io import atomic_write  # noqa: E402
 
 from .bounds import BOUNDS  # noqa: E402
-from .curves import GroupCurves  # noqa: E402
+from .curves import GroupCurves, by_channels  # noqa: E402
 from .fits import CurveFit  # noqa: E402
 
 COLORS = {"reoptimized": "tab:blue", "reoptimized-simplex": "tab:purple", "uniform": "tab:orange",
@@ -69,6 +74,9 @@ def plot_group(curves: GroupCurves, fits: dict[str, CurveFit], bounds: dict[str,
         method = BOUNDS[key].method
         if method not in curves.curves:
             continue
+        curve = curves.curves[method]
+        if curve.distinct is not None:  # per pick -> per kept channel, as the curve itself
+            rhs = by_channels(rhs, curve.distinct[:len(rhs)], curves.n_max)
         n = np.arange(1, len(rhs) + 1)
         ax.plot(n, np.maximum(rhs, FLOOR), color=COLORS[method], lw=1.3, ls=BOUND_STYLE[key], alpha=0.9,
                 label=f"bound {BOUND_LABEL[key]} (on {method})")
@@ -76,7 +84,7 @@ def plot_group(curves: GroupCurves, fits: dict[str, CurveFit], bounds: dict[str,
     top = max(float(np.nanmax([c.errors.max() for c in curves.curves.values()])) * 3, 1.0)
     ax.set_ylim(max(lowest / 5, SHOWN_FLOOR / 2), top)
     ax.set_xlim(1, curves.n_max)
-    ax.set_xlabel("n = number of kept channels")
+    ax.set_xlabel("n = number of kept channels (uniform: distinct channels among its picks, best prefix)")
     ax.set_ylabel("relative discrepancy  ||T - f_n||² / ||T||²")
     ax.set_title(title or f"{curves.name} (N = {curves.size})")
     ax.grid(True, which="major", alpha=0.3)
@@ -87,33 +95,44 @@ def plot_group(curves: GroupCurves, fits: dict[str, CurveFit], bounds: dict[str,
 def plot_summary(rows: list[dict], path) -> None:
     """Fitted rates across depth: exponential rate c (re-optimised) and power exponent p (uniform).
 
-    ``rows``: one dict per group with ``name``, ``depth`` and ``fits`` (method -> :class:`CurveFit`).
+    ``rows``: one dict per group with ``name``, ``depth``, ``fits`` (method -> :class:`CurveFit`, per kept
+    channel) and optionally ``pick_fits`` (``uniform`` per pick: the ``n`` of its O(1/n) theorem).
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    width = max(10.0, 0.55 * len(rows) * 2)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(min(width, 22.0), 4.8))
     xs = [r["depth"] if r["depth"] is not None else i + 1 for i, r in enumerate(rows)]
     order = sorted(range(len(rows)), key=lambda i: xs[i])
     rows, xs = [rows[i] for i in order], [xs[i] for i in order]
-    panels = ((left, ("reoptimized", "reoptimized-simplex"), "exponential",
-               "exponential rate c  (err ~ exp(-c n))"),
-              (right, ("uniform", "uniform-noreplace"), "power", "power-law exponent p  (err ~ n^-p)"))
-    for ax, methods, model, ylabel in panels:
-        for k, method in enumerate(methods):
-            pts = [(x, getattr(r["fits"][method], model)) for x, r in zip(xs, rows)
-                   if method in r["fits"] and getattr(r["fits"][method], model) is not None]
+    panels = ((left, (("reoptimized", "fits", "reoptimized"), ("reoptimized-simplex", "fits", "reoptimized-simplex")),
+               "exponential", "exponential rate c  (err ~ exp(-c n))"),
+              (right, (("uniform", "pick_fits", "uniform, n = picks"),
+                       ("uniform", "fits", "uniform, n = distinct channels"),
+                       ("uniform-noreplace", "fits", "uniform-noreplace")),
+               "power", "power-law exponent p  (err ~ n^-p)"))
+    offsets = (5, -11, 14)
+    for ax, series, model, ylabel in panels:
+        for k, (method, which, label) in enumerate(series):
+            pts = [(x, getattr(r.get(which, {})[method], model)) for x, r in zip(xs, rows)
+                   if method in r.get(which, {}) and getattr(r[which][method], model) is not None]
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1].rate for p in pts], "o-", color=COLORS[method], label=method)
-            for x, line in pts:
-                ax.annotate(f"R² {line.r2:.2f}", (x, line.rate), fontsize=6.5, textcoords="offset points",
-                            xytext=(4, 5 if k == 0 else -11), color=COLORS[method])
+            style = "s--" if which == "fits" and method == "uniform" else "o-"
+            ax.plot([p[0] for p in pts], [p[1].rate for p in pts], style, color=COLORS[method], label=label,
+                    alpha=0.9)
+            if len(rows) <= 12:
+                for x, line in pts:
+                    ax.annotate(f"R² {line.r2:.2f}", (x, line.rate), fontsize=6, textcoords="offset points",
+                                xytext=(4, offsets[k % 3]), color=COLORS[method])
         ax.set_xlabel("depth (layer index)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     left.set_title("re-optimised greedy: fitted exponential rate")
     right.set_title("uniform (1/n) greedy: fitted power-law exponent")
-    if len(rows) <= 12:
+    if len(rows) <= 24:  # group names under the ticks, slanted so that long names do not overlap
         for ax in (left, right):
             ax.set_xticks(xs)
-            ax.set_xticklabels([f"{x:g}\n{r['name']}" for x, r in zip(xs, rows)], fontsize=7)
+            ax.set_xticklabels([f"{r['name']} ({x:g})" for x, r in zip(xs, rows)], fontsize=6.5, rotation=40,
+                               ha="right", rotation_mode="anchor")
+    fig.tight_layout()
     _save(fig, path)

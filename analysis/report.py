@@ -1,7 +1,7 @@
 """``analyze_groups``: statistics of channel groups -> curves.json, bounds.json, report.md, PNG plots.
 
 Per group: decay curves of every method (:mod:`analysis.curves`), exponential and power-law fits
-(:mod:`analysis.fits`), the theory constants and bound curves (:mod:`analysis.bounds`), the check
+(:mod:`analysis.fits`; per kept channel, and for ``uniform`` also per pick), the theory constants and bound curves (:mod:`analysis.bounds`), the check
 (:mod:`analysis.check`) and a figure (:mod:`analysis.plots`). Across groups: a summary figure of
 fitted rates against depth and pass/FAIL/n-a counts per bound. Bounds and proofs: ``analysis/THEORY.md``.
 """
@@ -18,8 +18,8 @@ from tqdm import tqdm
 from greedyprune.errors import UserError
 from greedyprune.io import atomic_write, save_json
 
-from .bounds import BOUNDS, TheoryConstants, bound_curves, compute_constants
-from .check import BoundCheck, check_group, summarize
+from .bounds import BOUNDS, TheoryConstants, compute_constants
+from .check import BoundCheck, check_group, group_bounds, summarize
 from .curves import DEFAULT_SEEDS, METHODS, GroupCurves, decay_curves, single_thread
 from .fits import TOLERANCES, CurveFit, fit_curve
 from .group import GroupStatistics
@@ -38,6 +38,7 @@ class GroupAnalysis:
     checks: list[BoundCheck]
     plot: Path | None
     seconds: float
+    pick_fits: dict[str, CurveFit] = field(default_factory=dict)  # uniform: fits of the error per pick
 
 
 @dataclass
@@ -49,6 +50,7 @@ class AnalysisReport:
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    source: dict | None = None
 
 
 def safe_name(name: str) -> str:
@@ -58,23 +60,28 @@ def safe_name(name: str) -> str:
 def analyze_group(group: GroupStatistics, *, n_max: int | None = None, methods: tuple[str, ...] = METHODS,
                   seeds: tuple[int, ...] = DEFAULT_SEEDS, simplex_max: int = 256,
                   fit_range: tuple[int, int] | None = None, tolerances: tuple[float, ...] = TOLERANCES,
-                  cover_max_rank: int = 128) -> GroupAnalysis:
+                  cover_max_rank: int = 128, uniform_picks: int | None = None) -> GroupAnalysis:
     """Curves, fits, constants and checks of one group (no files written)."""
     start = time.perf_counter()
     group = group.validated()
     with single_thread(group.size <= SINGLE_THREAD_MAX):
-        curves = decay_curves(group, n_max, methods=methods, simplex_max=simplex_max, seeds=seeds)
+        curves = decay_curves(group, n_max, methods=methods, simplex_max=simplex_max, seeds=seeds,
+                              uniform_picks=uniform_picks)
         constants = compute_constants(group, cover_max_rank=cover_max_rank)
-    fits = {m: fit_curve(c.errors, fit_range, tolerances=tolerances) for m, c in curves.curves.items()}
+    fits = {m: fit_curve(c.errors[:c.measured_until], fit_range, tolerances=tolerances)
+            for m, c in curves.curves.items()}
+    pick_fits = {m: fit_curve(c.pick_errors, fit_range, tolerances=tolerances)
+                 for m, c in curves.curves.items() if c.pick_errors is not None}
     checks = check_group(curves, constants)
-    return GroupAnalysis(group, curves, fits, constants, checks, None, time.perf_counter() - start)
+    return GroupAnalysis(group, curves, fits, constants, checks, None, time.perf_counter() - start, pick_fits)
 
 
 def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max: int | None = None,
                    methods: tuple[str, ...] = METHODS, seeds: tuple[int, ...] = DEFAULT_SEEDS,
                    simplex_max: int = 256, fit_range: tuple[int, int] | None = None,
                    tolerances: tuple[float, ...] = TOLERANCES, plots: bool = True, progress: bool = True,
-                   cover_max_rank: int = 128, title: str | None = None) -> AnalysisReport:
+                   cover_max_rank: int = 128, title: str | None = None, uniform_picks: int | None = None,
+                   source: dict | None = None) -> AnalysisReport:
     """Analyse every group and write ``curves.json``, ``bounds.json``, ``report.md`` (+ PNGs) to ``out_dir``.
 
     Args:
@@ -85,7 +92,10 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
         seeds: seeds of the ``random`` baseline.
         simplex_max: cap on ``reoptimized-simplex`` picks (slow path).
         fit_range: ``(n_lo, n_hi)`` for the fits (default: 1 .. last n above 1e-10).
-        tolerances: relative errors for the "picks needed" table.
+        tolerances: relative errors for the "kept channels needed" table.
+        uniform_picks: picks (with repeats) of ``uniform`` per group (default ``4 n_max``).
+        source: what was analysed (e.g. ``{"model", "weights", "test_acc", "data", "calibration_images"}``),
+            written into ``curves.json`` / ``bounds.json`` and at the top of ``report.md``.
         plots: write ``plots/<group>.png`` and ``plots/summary_rates.png``.
         progress: tqdm progress over groups.
         cover_max_rank: largest rank for the dual certificate of ``mu^2`` (above it: eigenvalue one).
@@ -105,16 +115,19 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
         if not isinstance(group, GroupStatistics):
             raise UserError(f"every group must be a GroupStatistics, got {type(group).__name__}")
         cap = None if n_max is None else min(int(n_max), group.size)
+        picks = None if uniform_picks is None else max(int(uniform_picks), cap or group.size)
         results.append(analyze_group(group, n_max=cap, methods=methods, seeds=seeds, simplex_max=simplex_max,
-                                     fit_range=fit_range, tolerances=tolerances, cover_max_rank=cover_max_rank))
-    report = AnalysisReport(results, out)
+                                     fit_range=fit_range, tolerances=tolerances, cover_max_rank=cover_max_rank,
+                                     uniform_picks=picks))
+    report = AnalysisReport(results, out, source=dict(source) if source else None)
     if plots:
         from .plots import plot_group, plot_summary
         for res in results:
             path = out / "plots" / f"{safe_name(res.curves.name)}.png"
-            plot_group(res.curves, res.fits, bound_curves(res.constants, res.curves.n_max), path)
+            plot_group(res.curves, res.fits, group_bounds(res.curves, res.constants), path)
             res.plot = path
-        rows = [{"name": r.curves.name, "depth": r.group.depth, "fits": r.fits} for r in results]
+        rows = [{"name": r.curves.name, "depth": r.group.depth, "fits": r.fits, "pick_fits": r.pick_fits}
+                for r in results]
         report.files["summary_plot"] = out / "plots" / "summary_rates.png"
         plot_summary(rows, report.files["summary_plot"])
     report.summary = summarize([c for r in results for c in r.checks])
@@ -122,27 +135,35 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
     report.files["curves"] = out / "curves.json"
     report.files["bounds"] = out / "bounds.json"
     report.files["report"] = out / "report.md"
-    save_json(_curves_json(results, fit_range), report.files["curves"])
-    save_json(_bounds_json(results, report.summary), report.files["bounds"])
+    save_json(_curves_json(results, fit_range, report.source), report.files["curves"])
+    save_json(_bounds_json(results, report.summary, report.source), report.files["bounds"])
     with atomic_write(report.files["report"], "w") as handle:
         handle.write(render_report(report, title=title))
     return report
 
 
-def _curves_json(results: list[GroupAnalysis], fit_range) -> dict:
-    return {"version": 1, "error": "relative discrepancy ||T - f_n||^2 / ||T||^2 after n kept channels",
+def _curves_json(results: list[GroupAnalysis], fit_range, source: dict | None) -> dict:
+    return {"version": 2, "source": source,
+            "error": "relative discrepancy ||T - f_n||^2 / ||T||^2 with n kept channels",
+            "uniform": "errors: best prefix of the herding path with at most n distinct channels; pick_errors: "
+                       "after t picks (with repeats), distinct_channels: channels kept by those t picks",
             "fit_range": list(fit_range) if fit_range else "default: n = 1 .. last n with error > 1e-10",
             "groups": [{**r.curves.to_json(), "depth": r.group.depth,
-                        "fits": {m: f.to_json() for m, f in r.fits.items()}} for r in results]}
+                        "fits": {m: f.to_json() for m, f in r.fits.items()},
+                        "pick_fits": {m: f.to_json() for m, f in r.pick_fits.items()}} for r in results]}
 
 
-def _bounds_json(results: list[GroupAnalysis], summary: dict) -> dict:
+def _bounds_json(results: list[GroupAnalysis], summary: dict, source: dict | None) -> dict:
     groups = []
     for r in results:
-        rhs = bound_curves(r.constants, r.curves.n_max)
+        rhs = group_bounds(r.curves, r.constants)
         groups.append({"name": r.curves.name, "depth": r.group.depth, "constants": r.constants.to_json(),
                        "bounds_relative": {k: (None if v is None else [float(x) for x in v]) for k, v in rhs.items()},
                        "checks": [c.to_json() for c in r.checks]})
-    return {"version": 1, "statements": {k: {"method": s.method, "statement": s.statement,
-                                             "assumption": s.assumption} for k, s in BOUNDS.items()},
+    return {"version": 2, "source": source,
+            "statements": {k: {"method": s.method, "statement": s.statement,
+                               "assumption": s.assumption} for k, s in BOUNDS.items()},
+            "n": "the theorems' n: picks (uniform: with repeats, up to its pick count; others: kept channels, "
+                 "up to n_max)",
+            "informative": "passes and bound/E < 1 (the error of keeping nothing) at some n",
             "see": "analysis/THEORY.md", "summary": summary, "groups": groups}

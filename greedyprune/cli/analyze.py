@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .options import opt
 
@@ -11,13 +12,18 @@ HELP = "measure error-vs-kept-channels curves per group, fit rates, check the th
 
 @dataclass
 class Options:
-    model: str | None = opt(None, "registered model name or a greedyprune model file")
-    weights: str | None = opt(None, "weights file for a registered name")
+    model: str | None = opt(None, "registered model name or a greedyprune model file; a name with a training "
+                                  "recipe (resnet18-fmnist, mobilenet_v2-fmnist, ...) and no --weights is the "
+                                  "trained model from the cache (trained once, minutes, if absent)")
+    weights: str | None = opt(None, "weights file for a registered name (without it: the trained cache where "
+                                    "there is a recipe, else RANDOM weights, with a warning)")
     data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
     calib: int = opt(256, "number of calibration images")
     batch_size: int = opt(32, "calibration batch size")
     groups: str = opt("all", "'all' or comma-separated group names (see `greedyprune analyze --groups list`)")
-    n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel)")
+    n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel, n = 1..N)")
+    fit_range: str | None = opt(None, "fit range N_LO:N_HI of kept channels (default: 1 .. last n with error > 1e-10)")
+    uniform_picks: int | None = opt(None, "picks (with repeats) of uniform herding per group (default: 4 x n_max)")
     methods: str = opt("all", "comma-separated methods (default: all of analysis.METHODS)")
     seeds: int = opt(3, "seeds of the random baseline")
     precision: str = opt("float64", "statistics products", choices=["float32", "float64"])
@@ -28,59 +34,90 @@ class Options:
     progress: bool = opt(True, "show progress bars")
 
 
-def model_group_statistics(model, batches, names=None, precision: str = "float64", progress: bool = False) -> list:
-    """``analysis.GroupStatistics`` of every group (or ``names``) of an unpruned ``model``."""
-    import torch
-
-    from analysis import GroupStatistics
-
-    from ..stats.collect import iter_group_statistics, magnitude_scores
-    dtype = torch.float64 if precision == "float64" else torch.float32
-    return [GroupStatistics(group.name, s.gram, s.cross, s.energy, scores=magnitude_scores(group), depth=depth)
-            for depth, (group, s) in enumerate(iter_group_statistics(model, batches, dtype, progress=progress,
-                                                                     names=names))]
+def parse_fit_range(text: str | None) -> tuple[int, int] | None:
+    """``"N_LO:N_HI"`` -> ``(N_LO, N_HI)``; one-line error otherwise."""
+    from ..errors import UserError
+    if text is None:
+        return None
+    parts = text.replace(",", ":").split(":")
+    try:
+        lo, hi = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--fit-range must be N_LO:N_HI (two whole numbers, e.g. 1:64), got {text!r}") from None
+    if not 1 <= lo < hi:
+        raise UserError(f"--fit-range needs 1 <= N_LO < N_HI, got {text!r}")
+    return lo, hi
 
 
 def run(options: Options) -> None:
     import time
 
-    from analysis import METHODS, analyze_groups
+    from analysis import METHODS, analyze_groups, group_statistics
 
     from ..adapters import find_adapter
     from ..errors import UserError
     from ..io import check_writable
     from ..stats.check import checked_forward
     from ..train import resolve_device
-    from .common import calibration_data, load_model
+    from ..models import build_model
+    from .common import calibration_data, is_model_file, load_model
 
     if not options.out and options.groups != "list":
         raise UserError("--out is required: the folder for curves.json, bounds.json, report.md and plots")
     device = resolve_device(options.device)
+    fit_range = parse_fit_range(options.fit_range)
+    if options.uniform_picks is not None and options.uniform_picks < 1:
+        raise UserError(f"--uniform-picks must be at least 1, got {options.uniform_picks}")
     if options.groups != "list":
         check_writable(options.out, folder=True)  # fail now, not after the statistics
-    model = load_model(options.model, options.weights).to(device).eval()
-    available = [g.name for g in find_adapter(model).groups(model)]
-    if options.groups == "list":
-        print("\n".join(available))
+    if options.groups == "list":  # the names do not depend on the weights: no training, no warning
+        if options.model and not options.weights and not is_model_file(options.model):
+            model = build_model(options.model)
+        else:
+            model = load_model(options.model, options.weights)
+        print("\n".join(g.name for g in find_adapter(model).groups(model)))
         return
+    model = load_model(options.model, options.weights, warn_random=True, progress=options.progress)
+    weights = getattr(model, "greedyprune_weights", {})
+    model = model.to(device).eval()
+    available = [g.name for g in find_adapter(model).groups(model)]
     names = None
     if options.groups != "all":
         names = {n.strip() for n in options.groups.split(",") if n.strip()}
+        if not names:
+            raise UserError(f"--groups {options.groups!r} names no group; give 'all', comma-separated group names, "
+                            "or 'list' to see them")
         unknown = sorted(names - set(available))
         if unknown:
-            raise UserError(f"unknown group(s) {', '.join(unknown[:3])}; run with --groups list to see the "
+            raise UserError(f"--groups: unknown group(s) {', '.join(unknown[:3])}; run with --groups list to see the "
                             f"{len(available)} groups")
-    methods = METHODS if options.methods == "all" else tuple(m.strip() for m in options.methods.split(","))
+    methods = METHODS if options.methods == "all" else tuple(m.strip() for m in options.methods.split(",") if m.strip())
+    if not methods:
+        raise UserError(f"--methods {options.methods!r} names no method; give 'all' or some of {', '.join(METHODS)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        raise UserError(f"--methods: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if "random" in methods and options.seeds < 1:
+        raise UserError(f"--seeds must be at least 1 for the random baseline, got {options.seeds}; "
+                        "or leave random out of --methods")
+    if options.n_max is not None and options.n_max < 1:
+        raise UserError(f"--n-max must be at least 1 kept channel (or left out: every channel), got {options.n_max}")
     start = time.perf_counter()
     batches = [b.to(device) for b in calibration_data(options.data, options.calib, options.batch_size, options.seed,
                                                       options.skip_bad_images)]
     checked_forward(model, batches[0])
-    groups = model_group_statistics(model, batches, names, options.precision, options.progress)
+    groups = group_statistics(model, batches, names, precision=options.precision, device=device,
+                              progress=options.progress)
+    source = {"model": options.model, "weights": weights.get("weights", "?"), "test_acc": weights.get("test_acc"),
+              "data": options.data, "calibration_images": options.calib, "seed": options.seed}
+    # report.md is written last: remove an older run's results first, so report.md (with curves.json and
+    # bounds.json written just before it) is only there for one complete analysis, even after a kill
+    for name in ("report.md", "curves.json", "bounds.json"):
+        (Path(options.out) / name).unlink(missing_ok=True)
     report = analyze_groups(groups, options.out, n_max=options.n_max, methods=methods,
-                            seeds=tuple(range(options.seeds)), progress=options.progress,
+                            seeds=tuple(range(options.seeds)), progress=options.progress, fit_range=fit_range,
+                            uniform_picks=options.uniform_picks, source={k: v for k, v in source.items()
+                                                                         if v is not None},
                             title=f"Analysis of {options.model} on {options.calib} images of {options.data}")
     passed = "; ".join(f"{bound}: {c.get('pass', 0)} pass / {c.get('fail', 0)} fail"
                        for bound, c in report.summary.items())

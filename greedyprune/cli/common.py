@@ -9,20 +9,58 @@ from torch import nn
 from ..errors import UserError
 
 
-def load_model(model: str | None, weights: str | None = None, num_classes: int | None = None) -> nn.Module:
-    """``--model`` is a greedyprune model file (pruned or trained) or a registered name (+ ``--weights``)."""
+def is_model_file(model: str) -> bool:
+    """``--model`` names a file (``.pt``/``.pth`` or an existing path), not a registered model."""
+    return Path(model).suffix in (".pt", ".pth") or Path(model).exists()
+
+
+def load_model(model: str | None, weights: str | None = None, num_classes: int | None = None, *,
+               warn_random: bool = False, progress: bool = True) -> nn.Module:
+    """``--model`` is a greedyprune model file (pruned or trained) or a registered name (+ ``--weights``).
+
+    A registered name without ``--weights``: a name with a default training recipe (``resnet18-fmnist``,
+    ``mobilenet_v2-fmnist``, ... -- ``greedyprune.models.has_recipe``) gives the *trained* model from the
+    model cache (trained once, with progress, when absent) and one stderr note saying so; any other name
+    (the torchvision ImageNet architectures) has random weights, and ``warn_random`` prints a one-line
+    stderr warning about it. ``model.greedyprune_weights`` records what was loaded:
+    ``{"weights": <file> | "trained cache: <path>" | "random (no --weights)", "test_acc": float | None}``.
+    """
+    import sys
+
     from ..io import load
-    from ..models import build_model, load_weights
+    from ..models import build_model, has_recipe, load_weights, model_entry, trained_model
     if not model:
         raise UserError("--model is required: a registered name (e.g. resnet50) or a greedyprune model file")
-    if Path(model).suffix in (".pt", ".pth") or Path(model).exists():
+    if is_model_file(model):
         if weights:
             raise UserError("--weights is only for registered model names; the model file already holds weights")
-        return load(model)
+        net = load(model)
+        net.greedyprune_weights = {"weights": str(model), "test_acc": None}
+        return net
+    entry = model_entry(model)
+    if not weights and has_recipe(model) and num_classes in (None, entry.num_classes):
+        net, acc = trained_model(model, progress=progress)
+        path = net.greedyprune_info["path"]
+        print(f"greedyprune: {model} without --weights: the trained model from the cache ({path}; "
+              f"test top-1 {100 * acc:.2f}%)", file=sys.stderr)
+        net.greedyprune_weights = {"weights": f"trained cache: {path}", "test_acc": acc}
+        return net.eval()
     net = build_model(model, num_classes)
     if weights:
         load_weights(net, weights)
+        net.greedyprune_weights = {"weights": str(weights), "test_acc": None}
+    else:
+        if warn_random:
+            print(f"greedyprune: warning: {model} without --weights has RANDOM weights (no trained recipe for it); "
+                  "pass --weights FILE to use trained ones", file=sys.stderr)
+        net.greedyprune_weights = {"weights": "random (no --weights)", "test_acc": None}
     return net.eval()
+
+
+def default_device() -> str:
+    """``--device`` when not given: ``cuda`` where there is a GPU, else ``cpu``."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def eval_split(data: str) -> str:

@@ -42,16 +42,15 @@ def _fine_tune(model, dataset, options: Options, device) -> None:
 
 def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
     """Error vs kept channels for a few groups spread over the depth (one PNG each)."""
-    from analysis import decay_curves, fit_curve
+    from analysis import decay_curves, fit_curve, group_statistics
     from analysis.plots import plot_group
     from analysis.report import safe_name
 
     from ..adapters import find_adapter
-    from .analyze import model_group_statistics
     names = [g.name for g in find_adapter(model).groups(model)]
     chosen = {names[round(i * (len(names) - 1) / max(groups - 1, 1))] for i in range(groups)}
     paths = []
-    for group in model_group_statistics(model, batches, chosen):
+    for group in group_statistics(model, batches, chosen):
         curves = decay_curves(group, min(group.size, 128), methods=("reoptimized", "uniform", "magnitude", "random"),
                               seeds=(0, 1, 2))
         path = out / f"decay_{safe_name(group.name)}.png"

@@ -5,9 +5,9 @@ ImageNet archs), weight loading, and the cache of models trained once on this ma
 """
 
 from . import fmnist, imagenet  # noqa: F401  (register the models)
-from .cache import Recipe, TrainedModel, cached_model_path, default_recipe, trained_model
+from .cache import Recipe, TrainedModel, cached_model_path, default_recipe, has_recipe, trained_model
 from .registry import build_model, input_shape, model_entry, model_spec, register, registered_models
 from .weights import load_weights
 
-__all__ = ["Recipe", "TrainedModel", "build_model", "cached_model_path", "default_recipe", "input_shape", "load_weights",
-           "model_entry", "model_spec", "register", "registered_models", "trained_model"]
+__all__ = ["Recipe", "TrainedModel", "build_model", "cached_model_path", "default_recipe", "has_recipe", "input_shape",
+           "load_weights", "model_entry", "model_spec", "register", "registered_models", "trained_model"]

@@ -72,6 +72,11 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
 }
 
 
+def has_recipe(name: str) -> bool:
+    """True when ``name`` has a default recipe, i.e. :func:`trained_model` can train it on data found here."""
+    return name in DEFAULT_RECIPES
+
+
 def default_recipe(name: str) -> Recipe:
     model_entry(name)
     if name not in DEFAULT_RECIPES:

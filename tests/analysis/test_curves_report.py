@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from analysis import GroupStatistics, analyze_groups, decay_curves
+from analysis.curves import by_channels, distinct_counts
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
 
@@ -20,9 +21,17 @@ def test_curves_equal_engine_paths_and_random_spread():
     curves = decay_curves(group, 15, seeds=(0, 1, 2), simplex_max=10)
     assert set(curves.curves) == {"reoptimized", "reoptimized-simplex", "uniform", "uniform-noreplace", "magnitude",
                                   "random"}
-    for method in ("reoptimized", "uniform", "uniform-noreplace"):
+    for method in ("reoptimized", "uniform-noreplace"):
         ref = greedy_select_gram(group.gram, group.cross, group.energy, 15, method=method, damping=0.0).errors
         np.testing.assert_allclose(curves.curves[method].errors, ref.numpy(), rtol=1e-12, atol=1e-15)
+    uniform = curves.curves["uniform"]  # 4 x 15 picks with repeats, then per kept (distinct) channel
+    sel = greedy_select_gram(group.gram, group.cross, group.energy, 60, method="uniform", damping=0.0)
+    np.testing.assert_allclose(uniform.pick_errors, sel.errors.numpy(), rtol=1e-12, atol=1e-15)
+    picks, errs = sel.indices.tolist(), sel.errors.numpy()
+    for d in range(1, 16):  # slow reference: best prefix with at most d distinct channels
+        best = min(errs[t] for t in range(60) if len(set(picks[:t + 1])) <= d)
+        assert uniform.errors[d - 1] == pytest.approx(best, rel=1e-12, abs=1e-15)
+    assert list(uniform.distinct) == [len(set(picks[:t + 1])) for t in range(60)]
     simplex = curves.curves["reoptimized-simplex"]
     assert len(simplex.errors) == 10 and "capped" in simplex.note
     rnd = curves.curves["random"]
@@ -68,12 +77,38 @@ def test_analyze_groups_writes_reports(tmp_path):
     bounds = json.loads(report.files["bounds"].read_text())
     assert _finite(curves) and _finite(bounds)
     assert [g["name"] for g in curves["groups"]] == ["layer1.conv", "layer2", "off"]
-    assert bounds["summary"]["herding_hull"] == {"pass": 2, "fail": 1, "n/a": 0, "informative": 2}
-    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "fail": 0, "n/a": 1, "informative": 1}
+    assert bounds["summary"]["herding_hull"] == {"pass": 3, "fail": 0, "n/a": 0, "informative": 3}
+    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "fail": 0, "n/a": 1, "informative": 2}
+    off = next(g for g in bounds["groups"] if g["name"] == "off")
+    assert len(off["bounds_relative"]["herding_hull"]) == 48 and len(off["bounds_relative"]["free_linear"]) == 12
+    assert bounds["source"] is None and "pick_errors" in curves["groups"][0]["methods"]["uniform"]
     text = report.files["report"].read_text()
-    assert "| off | herding_hull | uniform | **FAIL** |" in text and "outside the convex hull" in text
+    assert "| off | herding_hull | uniform | pass |" in text and "outside the convex hull" in text
+    assert "uniform (per pick)" in text and "< 1 from n" in text
     assert "## Fitted rates" in text and "plots/summary_rates.png" in text
+    sourced = analyze_groups(groups[:1], tmp_path / "src", seeds=(0,), progress=False, plots=False,
+                             source={"model": "m", "weights": "trained cache: x", "test_acc": 0.8612})
+    assert json.loads(sourced.files["bounds"].read_text())["source"]["weights"] == "trained cache: x"
+    assert "Analysed: model: m; weights: trained cache: x; test_acc: 86.12%." in sourced.files["report"].read_text()
     with pytest.raises(UserError, match="distinct"):
         analyze_groups([groups[0], groups[0]], tmp_path / "x", progress=False)
     with pytest.raises(UserError, match="non-empty"):
         analyze_groups([], tmp_path / "x", progress=False)
+
+
+def test_distinct_counts_and_best_prefix_per_channel_count():
+    idx = np.array([3, 1, 3, 3, 2, 1, 0])
+    assert distinct_counts(idx).tolist() == [1, 2, 2, 2, 3, 3, 4]
+    errs = np.array([0.9, 0.5, 0.6, 0.4, 0.45, 0.2, 0.1])
+    assert by_channels(errs, distinct_counts(idx), 5).tolist() == [0.9, 0.4, 0.2, 0.1, 0.1]
+
+
+def test_uniform_that_never_reaches_every_channel_says_so():
+    # one candidate equals the target: herding picks it over and over and keeps 1 channel
+    phi = torch.cat([torch.zeros(1, 3, dtype=torch.float64), points(5, 3, seed=3) + 4.0])
+    group = group_from_phi("one", phi, torch.zeros(3, dtype=torch.float64) + 1e-3)
+    curve = decay_curves(group, methods=("uniform",), uniform_picks=10).curves["uniform"]
+    assert len(curve.pick_errors) == 10 and curve.measured_until < 6 and "distinct channels" in curve.note
+    assert len(curve.errors) == 6 and np.all(np.diff(curve.errors) <= 0)
+    with pytest.raises(UserError, match="uniform_picks"):
+        decay_curves(group, methods=("uniform",), uniform_picks=3)
