@@ -21,12 +21,30 @@ def parse(description: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny budget smoke run (results not meaningful)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the saved JSON")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel (one process of 1 thread each)")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
         torch.set_num_threads(1)
     return args
+
+
+def _one_thread(fn, item):
+    import torch
+    torch.set_num_threads(1)
+    return fn(item)
+
+
+def map_seeds(fn, seeds: list[int], jobs: int = 1) -> dict:
+    """``{seed: fn(seed)}``, with up to ``jobs`` seeds in parallel worker processes (``fn`` must be picklable)."""
+    if jobs <= 1 or len(seeds) <= 1:
+        return {seed: fn(seed) for seed in seeds}
+    import functools
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return dict(zip(seeds, pool.map(functools.partial(_one_thread, fn), seeds)))
 
 
 def mean_std(values: list[float]) -> dict:

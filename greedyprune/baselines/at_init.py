@@ -1,14 +1,17 @@
 """Pruning at initialisation: SNIP, GraSP and their random controls, then static sparse training.
 
 * ``snip``: keep the ``(1 - s) N`` largest ``|g (.) theta|`` over all layers together;
-* ``grasp``: remove the highest ``-theta (.) Hg`` (keep the ``(1 - s) N`` lowest), over all layers;
+* ``grasp``: remove the highest ``S = -theta (.) Hg`` (keep the ``(1 - s) N`` lowest), over all layers:
+  removing weight ``q`` changes the gradient norm ``||g||^2`` by ``~ 2 S_q``, and GraSP removes the
+  weights whose removal reduces gradient flow least (see :mod:`greedyprune.baselines.saliency`);
 * ``random``: a uniformly random mask with the same density in every layer;
 * ``random-ratios``: a random mask with the per-layer counts the criterion named by ``ratios_from``
   (``snip`` or ``grasp``) chose -- separates *which* weights a criterion keeps from *how many per layer*.
 
 Scores use a class-balanced batch of ``samples_per_class`` training images per class
 (:func:`greedyprune.baselines.saliency.class_balanced_batch`), on the network at its initialisation.
-The mask is fixed during training (weights in the mask train normally).
+The mask is fixed during training (weights in the mask train normally). Under ``torchrun`` rank 0
+chooses and saves the mask, the other ranks read it, and rank 0 alone writes the result.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..cli.options import opt
+from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch
 from ..sparse import apply_masks, weight_shapes
@@ -54,7 +58,7 @@ def criterion_masks(method: str, model: torch.nn.Module, splits: Splits, options
     inputs, targets = inputs.to(param.device), targets.to(param.device)
     if method == "snip":
         return global_topk(snip_scores(model, inputs, targets), keep)
-    if method == "grasp":
+    if method == "grasp":  # keep the lowest S = -theta (.) Hg, i.e. the top-k of -S
         scores = grasp_scores(model, inputs, targets, options.temperature)
         return global_topk({n: -s for n, s in scores.items()}, keep)
     raise UserError(f"unknown criterion {method!r}; choose snip, grasp or random")
@@ -75,23 +79,26 @@ def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfi
     torch.manual_seed(config.seed)
     model = new_model(model_name, splits)
     path = out / "mask.pt"
-    if path.exists():
-        masks = load_checkpoint(path)
-    elif method == "random-ratios":
-        source = out.parent / options.ratios_from / "mask.pt"
-        if source.exists():
-            reference = load_checkpoint(source)
-        else:
-            torch.manual_seed(config.seed)
-            reference = criterion_masks(options.ratios_from, new_model(model_name, splits), splits, options, config.seed)
-        masks = random_masks(weight_shapes(model), mask_counts(reference),
-                             torch.Generator().manual_seed(30_000 + config.seed))
-    else:
-        masks = criterion_masks(method, model, splits, options, config.seed)
-    if not path.exists():
-        save_torch(masks, path)
-    apply_masks(model, masks)
+    if not first_rank_says(path.exists()):
+        if is_main():
+            save_torch(_choose(method, model_name, model, splits, config, options, out), path)
+        barrier()
+    apply_masks(model, load_checkpoint(path))
     record = run_training(model, splits, config, out, resume=resume, progress=progress, label=method)
     record["method"] = method
-    save_json(record, out / "result.json")
+    if is_main():
+        save_json(record, out / "result.json")
     return record
+
+
+def _choose(method: str, model_name: str, model: torch.nn.Module, splits: Splits, config: TrainConfig,
+            options: InitOptions, out: Path) -> dict[str, torch.Tensor]:
+    if method != "random-ratios":
+        return criterion_masks(method, model, splits, options, config.seed)
+    source = out.parent / options.ratios_from / "mask.pt"
+    if source.exists():
+        reference = load_checkpoint(source)
+    else:
+        torch.manual_seed(config.seed)
+        reference = criterion_masks(options.ratios_from, new_model(model_name, splits), splits, options, config.seed)
+    return random_masks(weight_shapes(model), mask_counts(reference), torch.Generator().manual_seed(30_000 + config.seed))

@@ -4,7 +4,7 @@ A run is one call of :func:`greedyprune.train.train` in its own folder (``run_di
 a killed run resumes at the step it stopped and a finished one returns at once with its final weights
 (the loop restores them). :func:`run_training` adds a test-set tracker (test accuracy at every
 validation point, hence at the early-stop step = the step of minimum validation loss) and writes
-``run_dir/result.json``.
+``run_dir/result.json`` (under ``torchrun``: rank 0 writes it, every rank returns the record).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import get_dataset, num_classes
+from ..distributed import is_main
 from ..io import load_checkpoint, save_json
 from ..models import build_model
 from ..paths import checkpoint_path
@@ -90,7 +91,8 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
     """Train ``model`` in ``run_dir`` and return (and save as ``result.json``) its record.
 
     Record: ``steps``, ``seconds`` (training time; a finished run reloaded keeps the time it took),
-    ``early_stop_step`` (min validation loss),
+    ``early_stop_step`` (min validation loss), ``early_stop_censored`` (that minimum is the last
+    validation point: the run may not have reached its early-stop iteration, which is then ``>= steps``),
     ``val_loss_min``, ``test_acc_at_early_stop``, ``test_acc`` / ``test_loss`` / ``val_acc`` (final),
     ``nonzero`` / ``weights`` / ``sparsity`` of the prunable weights, ``history`` (validation points
     with test accuracy). ``model`` is left at its final trained weights.
@@ -111,6 +113,7 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
         # training time of the call that trained the run (a finished run reloaded keeps its time)
         "seconds": earlier["seconds"] if earlier and earlier.get("steps") == result.steps else result.seconds,
         "early_stop_step": result.early_stop_step,
+        "early_stop_censored": bool(scored) and result.early_stop_step == scored[-1]["step"],
         "val_loss_min": min(h["val_loss"] for h in scored) if scored else None,
         "test_acc_at_early_stop": early["test_acc"] if early else None,
         "test_acc": final["top1"], "test_loss": final["loss"],
@@ -121,7 +124,8 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
         "layer_density": {layer["name"]: layer["density"] for layer in report["layers"]},
         "config": dataclasses.asdict(config), "history": history,
     }
-    save_json(record, run_dir / "result.json")
+    if is_main():
+        save_json(record, run_dir / "result.json")
     return record
 
 

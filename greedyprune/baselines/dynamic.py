@@ -2,13 +2,16 @@
 
 At update step ``t`` (every ``dT`` steps, while ``t < T_end``) each layer with ``k`` active weights:
 
-1. drop: ``n = round(alpha_t * k)`` active weights with the smallest ``|W|`` leave; the ``k - n`` others
+1. drop: ``n = floor(alpha_t * k)`` active weights with the smallest ``|W|`` leave; the ``k - n`` others
    form ``K'``;
-2. grow: ``n`` entries outside ``K'`` join -- RigL: the largest dense-gradient magnitudes ``|dL/dW|``
-   (the gradient of the effective weight, non-zero also at inactive entries); SET: uniformly at random.
-   Entries dropped in step 1 are candidates too (as in RigL);
-3. the new mask ``K' + G`` has exactly ``k`` entries; grown entries start at ``W = 0`` with their
-   optimizer state reset to zero; dropped entries are zeroed with their state.
+2. grow: ``n`` entries outside ``K'`` join (the set ``G``) -- RigL: the largest dense-gradient magnitudes
+   ``|dL/dW|`` (the gradient of the effective weight, non-zero also at inactive entries); SET: uniformly
+   at random. Entries dropped in step 1 are candidates too (as in RigL);
+3. the new mask ``K' + G`` has exactly ``k`` entries. Only connections outside the *old* mask are new
+   (``grown = G - old``): they start at ``W = 0`` with their optimizer state reset to zero. An entry
+   dropped in step 1 and chosen again in step 2 (``regrown = G & old``) never left the network: it keeps
+   its value and its optimizer state (momentum, Adam moments). Entries that leave (``dropped = old - new``)
+   are zeroed with their state. So ``|grown| = |dropped| <= n``.
 
 ``alpha_t = (alpha / 2) (1 + cos(pi t / T_end))`` (cosine annealing, alpha = 0.3 in the paper).
 """
@@ -40,12 +43,23 @@ def is_update_step(step: int, interval: int, end_step: int) -> bool:
 
 @dataclass
 class MaskUpdate:
-    """One layer's update: the new mask, the grown entries (start at zero) and the dropped ones."""
+    """One layer's update (bool tensors of the weight's shape, see the module docstring).
+
+    ``grown``: new connections (outside the old mask; start at zero), ``dropped``: connections that left,
+    ``regrown``: dropped by magnitude but chosen again by the growth rule (keep value and state),
+    ``n_swap``: ``n = floor(alpha_t k)``, the number dropped and grown by the rule.
+    """
 
     mask: torch.Tensor
     grown: torch.Tensor
     dropped: torch.Tensor
     n_swap: int
+    regrown: torch.Tensor
+
+    @property
+    def changed(self) -> torch.Tensor:
+        """Entries whose weight and optimizer state are reset to zero: ``grown | dropped``."""
+        return self.grown | self.dropped
 
 
 def update_mask(weight: torch.Tensor, mask: torch.Tensor, fraction: float, growth: str = "gradient",
@@ -55,23 +69,24 @@ def update_mask(weight: torch.Tensor, mask: torch.Tensor, fraction: float, growt
     Args:
         weight: the effective weight ``W`` (shape of ``mask``).
         mask: current bool mask.
-        fraction: ``alpha_t``; ``n = round(fraction * k)`` weights are swapped.
+        fraction: ``alpha_t``; ``n = floor(fraction * k)`` weights are dropped and grown.
         growth: ``"gradient"`` or ``"random"``.
         dense_grad: ``dL/dW`` of the effective weight (needed for ``"gradient"``).
         generator: random source for ``"random"``.
     Returns:
-        :class:`MaskUpdate`; ``grown`` = new mask minus ``K'`` (may include just-dropped entries, which
-        restart at zero), ``dropped`` = old mask minus new mask.
+        :class:`MaskUpdate`; ``grown`` = new mask minus old mask (new connections, restart at zero),
+        ``regrown`` = just-dropped entries chosen again (keep their value and state),
+        ``dropped`` = old mask minus new mask.
     """
     if growth not in GROWTH:
         raise UserError(f"unknown growth rule {growth!r}; choose one of {', '.join(GROWTH)}")
     mask = mask.bool()
     active = int(mask.sum())
-    n = int(round(fraction * active))
-    n = min(n, active)
+    # floor, tolerant of a product that floating point leaves just below an integer
+    n = min(math.floor(fraction * active + 1e-9), active)
     if n <= 0:
         empty = torch.zeros_like(mask)
-        return MaskUpdate(mask.clone(), empty, empty.clone(), 0)
+        return MaskUpdate(mask.clone(), empty, empty.clone(), 0, empty.clone())
     magnitude = torch.where(mask, weight.detach().abs().to(torch.float64),
                             torch.full(mask.shape, -math.inf, dtype=torch.float64, device=mask.device))
     kept = topk_mask(magnitude, active - n)
@@ -82,6 +97,6 @@ def update_mask(weight: torch.Tensor, mask: torch.Tensor, fraction: float, growt
     else:
         score = torch.rand(mask.shape, generator=generator, dtype=torch.float64).to(mask.device)
     score = torch.where(kept, torch.full_like(score, -math.inf), score)
-    grown = topk_mask(score, n)
-    new = kept | grown
-    return MaskUpdate(new, grown, mask & ~new, n)
+    chosen = topk_mask(score, n)
+    new = kept | chosen
+    return MaskUpdate(new, chosen & ~mask, mask & ~new, n, chosen & mask)

@@ -8,9 +8,18 @@ round ``r-1`` trained network -- per layer with the output layer at ``p/2`` (``s
 every ticket has the dense run's budget of ``T`` steps. After ``r`` layer-wise rounds a hidden layer
 keeps ``(1-p)^r`` of its weights (LeNet-300-100, p = 0.2: round 7 leaves Pm = 21.1%, round 15 3.6%).
 
+Data order. Round ``r`` visits the training examples in the order drawn from seed ``data_seed(seed, r)
+= seed + 1009 r`` (round 0, the dense run: ``seed``), so rounds do not all see the same batches -- with
+one shared order the minimum of the validation loss keeps landing on the same evaluation points. A
+control at round ``r`` uses round ``r``'s order, so ticket and control differ only in mask/start.
+
+Early stopping is read afterwards: the step of minimum validation loss. When that minimum is the last
+evaluation (``early_stop_censored``), the true early-stop iteration is at least ``T``.
+
 Controls at chosen rounds, each trained exactly like the ticket:
 
-* ``reinit``: the ticket's mask on a fresh random initialisation (another seed);
+* ``reinit``: the ticket's mask on a fresh random initialisation (torch seeded with ``seed + 1000003``,
+  so it differs from ``theta_0``; saved as ``start.pt`` in the control's folder);
 * ``random``: a random mask with the ticket's per-layer counts, rewound to ``theta_k``;
 * ``oneshot``: magnitude pruning of the dense trained network straight to the ticket's per-layer counts
   (global: its total), rewound to ``theta_k``.
@@ -18,6 +27,9 @@ Controls at chosen rounds, each trained exactly like the ticket:
 Resumption: every run lives in its own folder (``round_RR/``, ``controls/NAME_rRR/``) with the loop's
 ``checkpoint.pt``; masks are saved before their run starts, ``theta_0``/``theta_k`` once. A killed
 experiment re-run with the same arguments skips finished runs and resumes the interrupted one at its step.
+
+Under ``torchrun`` every rank trains (DDP), rank 0 alone writes the masks, ``theta_0``/``theta_k``, the
+results and ``summary.json``; the other ranks wait for it and read the same files.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from pathlib import Path
 import torch
 
 from ..cli.options import opt
+from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch
 from ..models import build_model
@@ -92,6 +105,14 @@ def closest_round(schedule: list[float], sparsity: float) -> int:
     return min(range(1, len(schedule)), key=lambda r: (abs(schedule[r] - sparsity), r))
 
 
+def data_seed(seed: int, round_: int) -> int:
+    """The data-order seed of IMP round ``round_`` (and of its controls): ``seed + 1009 round_``."""
+    return seed + 1009 * round_
+
+
+REINIT_SEED_OFFSET = 1_000_003  # the reinit control's initialisation: torch seeded with seed + this
+
+
 def total_steps(config: TrainConfig, n_train: int) -> int:
     """``T``: the loop's step count for ``config`` on ``n_train`` examples."""
     if config.max_steps > 0:
@@ -106,7 +127,7 @@ class RewindSaver:
         self.step, self.path = step, Path(path)
 
     def after_step(self, state) -> None:
-        if state.step == self.step:
+        if state.step == self.step and is_main():
             save_torch({k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}, self.path)
 
 
@@ -126,17 +147,23 @@ def _magnitudes(model_name: str, state: dict, classes: int | None = None) -> dic
 
 
 def _load_or_make_mask(path: Path, make) -> dict[str, torch.Tensor]:
-    if path.exists():
-        return load_checkpoint(path)
-    masks = make()
-    save_torch(masks, path)
-    return masks
+    """``path``'s tensors; made by ``make()`` and saved first when missing (by rank 0 alone; all ranks read it)."""
+    if not first_rank_says(path.exists()):
+        if is_main():
+            save_torch(make(), path)
+        barrier()
+    return load_checkpoint(path)
+
+
+def _save_summary(summary: dict, out: Path) -> None:
+    if is_main():
+        save_json(summary, out / "summary.json")
 
 
 def _brief(record: dict) -> dict:
-    keys = ("label", "test_acc", "test_acc_at_early_stop", "early_stop_step", "val_loss_min", "steps", "seconds",
-            "nonzero", "weights", "sparsity", "layer_density", "macs")
-    return {k: record[k] for k in keys}
+    keys = ("label", "test_acc", "test_acc_at_early_stop", "early_stop_step", "early_stop_censored", "val_loss_min",
+            "steps", "seconds", "nonzero", "weights", "sparsity", "layer_density", "macs")
+    return {**{k: record[k] for k in keys}, "data_seed": record["config"]["seed"]}
 
 
 def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOptions, out: str | Path, *,
@@ -188,12 +215,13 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
             return prune_surviving(scores, prev_masks, fractions, options.scope)
 
         masks = _load_or_make_mask(run_dir / "mask.pt", make)
-        record = run_training(_model(model_name, theta_k, masks, C), splits, retrain, run_dir, resume=resume,
+        record = run_training(_model(model_name, theta_k, masks, C), splits,
+                              retrain.replace(seed=data_seed(config.seed, r)), run_dir, resume=resume,
                               progress=progress, label=f"ticket r{r}")
         summary["rounds"].append({"round": r, **_brief(record)})
         ticket_masks[r] = masks
         previous = run_dir
-        save_json(summary, out / "summary.json")
+        _save_summary(summary, out)
 
     dense_magnitudes = None
     for r in control_rounds:
@@ -201,8 +229,10 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
         for control in controls:
             run_dir = out / "controls" / f"{control}_r{r:02d}"
             if control == "reinit":
-                torch.manual_seed(config.seed + 1_000_003)
-                start, masks = new_model(model_name, splits).state_dict(), ticket_masks[r]
+                def fresh():
+                    torch.manual_seed(config.seed + REINIT_SEED_OFFSET)
+                    return new_model(model_name, splits).state_dict()
+                start, masks = _load_or_make_mask(run_dir / "start.pt", fresh), ticket_masks[r]
             elif control == "random":
                 g = torch.Generator().manual_seed(config.seed * 1000 + r)
                 start = theta_k
@@ -214,9 +244,10 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
                 masks = _load_or_make_mask(run_dir / "mask.pt", lambda: (
                     global_topk(dense_magnitudes, sum(counts.values())) if options.scope == "global"
                     else layerwise_topk(dense_magnitudes, counts)))
-            record = run_training(_model(model_name, start, masks, C), splits, retrain, run_dir, resume=resume,
+            record = run_training(_model(model_name, start, masks, C), splits,
+                                  retrain.replace(seed=data_seed(config.seed, r)), run_dir, resume=resume,
                                   progress=progress, label=f"{control} r{r}")
             summary["controls"].append({"control": control, "round": r, **_brief(record)})
-            save_json(summary, out / "summary.json")
-    save_json(summary, out / "summary.json")
+            _save_summary(summary, out)
+    _save_summary(summary, out)
     return summary

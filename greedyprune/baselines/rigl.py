@@ -3,10 +3,15 @@
 The masks start random with per-layer counts from a density distribution (ERK or uniform) and are
 updated by :class:`DynamicSparsity`, a callback of the shared training loop, with the rule of
 :mod:`greedyprune.baselines.dynamic`: at step ``t`` in ``{dT, 2dT, ...}``, ``t < T_end``, between the
-backward pass and the optimizer step, each layer swaps ``round(alpha_t k)`` of its ``k`` weights.
-After an update, grown and dropped entries hold ``W_orig = 0``, zero gradient and zero optimizer
-state, so the optimizer step that follows leaves them at exactly zero (see :mod:`greedyprune.sparse.masks`);
-grown ones start to move at the next step. Per-layer non-zero counts never change.
+backward pass and the optimizer step, each layer drops ``floor(alpha_t k)`` of its ``k`` weights and
+grows as many. After an update, new connections (outside the old mask) and dropped ones hold
+``W_orig = 0``, zero gradient and zero optimizer state, so the optimizer step that follows leaves them
+at exactly zero (see :mod:`greedyprune.sparse.masks`); new ones start to move at the next step. A weight
+dropped and regrown in the same update keeps its value, gradient and optimizer state. Per-layer non-zero
+counts never change.
+
+Under ``torchrun`` the dense gradient that RigL grows by is averaged over the ranks first (each rank's
+hook sees only its own images), so every rank takes the same update as one process with the global batch.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..cli.options import opt
+from ..distributed import all_reduce_sum, is_main, world
 from ..errors import UserError
 from ..io import save_json
 from ..sparse import apply_masks, mask_module, prunable_weights, raw_weight, zero_optimizer_state
@@ -49,7 +55,7 @@ class DynamicSparsity:
             raise UserError("need update_interval >= 1, alpha in [0, 1] and end_fraction in (0, 1]")
         self.growth, self.interval, self.alpha, self.end_fraction = growth, interval, alpha, end_fraction
         self.generator = torch.Generator().manual_seed(seed)
-        self.log: list[list[int]] = []  # [step, swapped, non-zeros] per update
+        self.log: list[list[int]] = []  # [step, connections moved (= new ones), non-zeros] per update
         self.end_step = 0
         self.names: list[str] = []
         self.counts: dict[str, int] = {}
@@ -73,16 +79,19 @@ class DynamicSparsity:
         if not self._due(state.step):
             return
         fraction = drop_fraction(state.step, self.alpha, self.end_step)
-        swapped = 0
+        swapped, size = 0, world()[1]
         layers = prunable_weights(state.model)
         for name in self.names:
             wm = mask_module(state.model, name)
             grad = wm.dense_grad
             if self.growth == "gradient" and grad is None:
                 raise RuntimeError(f"no dense gradient captured for {name} at step {state.step}")
+            if grad is not None and size > 1:  # the hook saw this rank's images only: average as DDP does
+                all_reduce_sum(grad)
+                grad.div_(size)
             up = update_mask(layers[name].weight, wm.mask.bool(), fraction, self.growth, grad, self.generator)
             raw = raw_weight(state.model, name)
-            changed = up.grown | up.dropped
+            changed = up.changed  # new connections and dropped ones; regrown ones keep value and state
             with torch.no_grad():
                 wm.mask.copy_(up.mask.to(wm.mask.dtype))
                 raw.masked_fill_(changed, 0.0)
@@ -92,7 +101,7 @@ class DynamicSparsity:
             wm.dense_grad = None
             if int(up.mask.sum()) != self.counts[name]:
                 raise RuntimeError(f"{name}: {int(up.mask.sum())} active weights after the update, {self.counts[name]} before")
-            swapped += up.n_swap
+            swapped += int(up.grown.sum())
         self.log.append([state.step, swapped, sum(self.counts.values())])
         self._capture(state.model, False)
 
@@ -131,5 +140,6 @@ def run_dynamic(method: str, model_name: str, splits: Splits, config: TrainConfi
                           label=method if method == "dense" else f"{method}-{options.distribution}")
     record["method"] = method
     record["updates"] = callbacks[0].log if callbacks else []
-    save_json(record, Path(out) / "result.json")
+    if is_main():
+        save_json(record, Path(out) / "result.json")
     return record

@@ -5,8 +5,12 @@ For the prunable weights ``theta`` (Linear/Conv weights) and a small batch:
 * SNIP: ``S = |g (.) theta|`` with ``g = dL/dtheta``; keep the largest scores.
 * GraSP: ``S = -theta (.) H g`` where ``H`` is the Hessian of ``L`` and ``g`` its gradient, both with
   the logits divided by a temperature ``T`` (200 in the paper). ``Hg`` is computed by double backprop:
-  ``Hg = d/dtheta (stopgrad(g) . dL/dtheta)``. GraSP removes the *highest* scores (weights whose
-  removal reduces gradient flow least), i.e. it keeps the lowest.
+  ``Hg = d/dtheta (stopgrad(g) . dL/dtheta)``. Convention (Wang et al. 2020, Sec. 4): GraSP preserves
+  the gradient flow ``||g||^2``. Removing a set ``R`` of weights is the perturbation ``delta = -theta``
+  on ``R``, which changes ``||g||^2`` to first order by ``2 delta^T H g = 2 sum_{q in R} S_q``. So a high
+  ``S_q`` marks a weight whose removal *raises* the gradient flow, or lowers it least: GraSP removes
+  the highest scores and keeps the lowest (the most negative: the weights whose removal would cut the
+  gradient flow most). (Tested: ``d/de ||g(theta - e theta_q e_q)||^2 = 2 S_q`` at ``e = 0``.)
 
 The batch for both is class-balanced (:func:`class_balanced_batch`, ~10 samples per class).
 """

@@ -26,13 +26,28 @@ def test_rigl_update_keeps_count_and_grows_where_gradient_is_largest(seed):
     k = int(mask.sum())
     frac = 0.3
     up = update_mask(weight * mask, mask, frac, "gradient", grad)
-    n = round(frac * k)
+    n = math.floor(frac * k)
     assert int(up.mask.sum()) == k and up.n_swap == n
-    kept, grown = slow_reference(weight * mask, mask, grad, n)
+    kept, chosen = slow_reference(weight * mask, mask, grad, n)
     flat = up.mask.flatten()
-    assert {i for i in range(flat.numel()) if flat[i]} == kept | grown
-    assert {i for i, v in enumerate(up.grown.flatten().tolist()) if v} == grown
+    assert {i for i in range(flat.numel()) if flat[i]} == kept | chosen
+    old = {i for i, v in enumerate(mask.flatten().tolist()) if v}
+    # only connections outside the old mask are new; a dropped-and-chosen-again entry is "regrown"
+    assert {i for i, v in enumerate(up.grown.flatten().tolist()) if v} == chosen - old
+    assert {i for i, v in enumerate(up.regrown.flatten().tolist()) if v} == chosen & old
     assert torch.equal(up.dropped, mask & ~up.mask)
+    assert torch.equal(up.changed, up.grown | up.dropped) and int(up.grown.sum()) == int(up.dropped.sum())
+
+
+def test_drop_count_is_floor_and_a_dense_layer_regrows_in_place():
+    weight = torch.arange(1.0, 21.0).view(4, 5)
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    grad = torch.rand(4, 5, generator=torch.Generator().manual_seed(0))
+    up = update_mask(weight, mask, 0.29, "gradient", grad)  # 0.29 * 20 = 5.8: floor 5, not round 6
+    assert up.n_swap == 5
+    # a dense layer has no inactive entry: the 5 dropped ones are chosen again and nothing is new
+    assert torch.equal(up.mask, mask) and not up.grown.any() and not up.dropped.any()
+    assert int(up.regrown.sum()) == 5 and bool(up.regrown.flatten()[:5].all())
 
 
 def test_set_update_keeps_count_and_grows_outside_kept():
@@ -43,7 +58,8 @@ def test_set_update_keeps_count_and_grows_outside_kept():
     assert int(up.mask.sum()) == int(mask.sum())
     kept = up.mask & ~up.grown
     assert bool((kept <= mask).all())  # kept weights were active
-    assert int(up.grown.sum()) == up.n_swap == round(0.5 * int(mask.sum()))
+    assert up.n_swap == int(mask.sum()) // 2
+    assert int((up.grown | up.regrown).sum()) == up.n_swap and not bool((up.grown & mask).any())
     with pytest.raises(UserError):
         update_mask(weight, mask, 0.5, "gradient")
 

@@ -7,10 +7,10 @@ import torch
 
 from greedyprune.baselines import common
 from greedyprune.baselines.common import load_splits, trained_state
-from greedyprune.baselines.lth import LTHOptions, _model, closest_round, run_lth, sparsity_schedule
+from greedyprune.baselines.lth import LTHOptions, _model, closest_round, data_seed, run_lth, sparsity_schedule
 from greedyprune.io import load_checkpoint
 from greedyprune.models import build_model
-from greedyprune.sparse import get_masks, mask_counts, prunable_weights, weight_shapes
+from greedyprune.sparse import get_masks, load_masked_state_dict, mask_counts, prunable_weights, weight_shapes
 from greedyprune.train import TrainConfig, train
 
 CONFIG = TrainConfig(max_steps=12, batch_size=32, optimizer="adam", lr=1e-3, schedule="constant", weight_decay=0,
@@ -59,6 +59,34 @@ def test_rewinding_restores_exactly_the_saved_weights(splits, tmp_path):
     for control in ("random", "oneshot"):
         assert mask_counts(load_checkpoint(tmp_path / "controls" / f"{control}_r02" / "mask.pt")) == mask_counts(masks)
     assert summary["controls"][0]["nonzero"] <= sum(mask_counts(masks).values())
+    # each round has its own data order (seeded by the round), shared by that round's controls
+    assert [e["data_seed"] for e in summary["rounds"]] == [0, 1009, 2018] == [data_seed(0, r) for r in range(3)]
+    assert {e["data_seed"] for e in summary["controls"]} == {2018}
+    # an early stop at the last validation point is flagged as censored (the minimum may lie beyond T)
+    for entry in summary["rounds"] + summary["controls"]:
+        assert entry["early_stop_censored"] == (entry["early_stop_step"] == entry["steps"])
+
+
+def test_reinit_control_is_a_fresh_seeded_init_on_the_tickets_mask(splits, tmp_path):
+    summary = run_lth("lenet300-100", splits, CONFIG, LTHOptions(rounds=2, controls="reinit"), tmp_path,
+                      progress=False)
+    assert [c["control"] for c in summary["controls"]] == ["reinit"]
+    start = load_checkpoint(tmp_path / "controls" / "reinit_r02" / "start.pt")
+    torch.manual_seed(CONFIG.seed + 1_000_003)  # a fresh initialisation with its own seed ...
+    fresh = build_model("lenet300-100").state_dict()
+    assert start.keys() == fresh.keys() and all(torch.equal(start[k], fresh[k]) for k in fresh)
+    theta0 = load_checkpoint(tmp_path / "init.pt")
+    for key in fresh:  # ... unlike theta_0 (= theta_k here, k = 0) in practically every entry
+        assert float((start[key] == theta0[key]).float().mean()) < 0.01, key
+    ticket_mask = load_checkpoint(tmp_path / "round_02" / "mask.pt")
+    trained = trained_state(tmp_path / "controls" / "reinit_r02")
+    control_mask = get_masks(load_masked_state_dict(build_model("lenet300-100"), trained))
+    assert control_mask.keys() == ticket_mask.keys()
+    assert all(torch.equal(control_mask[n], ticket_mask[n]) for n in ticket_mask)
+    # the control trained from exactly that start on that mask, with round 2's budget (T, k = 0) and data order
+    model = _model("lenet300-100", start, ticket_mask)
+    train(model, splits.train, CONFIG.replace(seed=data_seed(CONFIG.seed, 2)), progress=False)
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
 
 
 def test_killed_lth_run_resumes_at_round_and_step(splits, tmp_path, monkeypatch):

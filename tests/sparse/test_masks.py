@@ -78,6 +78,25 @@ def test_masks_save_and_load_with_weights_only(tmp_path):
         load_masked_state_dict(nn.Sequential(nn.Linear(2, 2)), load_checkpoint(tmp_path / "m.pt"))
 
 
+def test_loading_an_unmasked_state_unmasks_a_masked_model():
+    source = tiny(seed=3)
+    target = tiny()
+    masks = half_masks(target)
+    masks.pop("5.weight")  # the last layer stays unmasked in the target, as in the state
+    apply_masks(target, masks)
+    partly = tiny(seed=4)
+    apply_masks(partly, {"0.weight": masks["0.weight"]})  # a state with one mask, the other layers plain
+    for state, masked in [(source.state_dict(), set()), (partly.state_dict(), {"0.weight"})]:
+        load_masked_state_dict(target, state)
+        assert set(get_masks(target)) == masked
+        x = torch.randn(3, 1, 8, 8)
+        reference = source if not masked else partly
+        assert torch.equal(target(x), reference(x))
+        for name, module in prunable_weights(target).items():
+            assert torch.equal(module.weight, prunable_weights(reference)[name].weight), name
+        apply_masks(target, masks)  # masked again for the next case
+
+
 def test_remove_masks_bakes_zeros_and_reapply_replaces():
     model = tiny()
     masks = half_masks(model)
