@@ -10,17 +10,23 @@ the same training budget: ``--epochs`` passes' worth of training samples after p
   with densities ``d^(r/R)``, each followed by fine-tuning for budget/R (same recipe); pruned weights
   never return (``greedyprune.sparse.prune_surviving``).
 * ``bip-first-order`` / ``bip-mrbo`` / ``bip-vrbo``: :func:`greedyprune.baselines.bip.bip_prune`; every
-  minibatch the solver draws counts against the budget (no fine-tuning after).
+  minibatch the solver draws counts against the budget, f- and g-batches alike (so at batch 128 BiP
+  takes ~215 weight steps where magnitude-ft takes 430); no fine-tuning after. MRBO / VRBO use BiP's
+  bilinear implicit gradient (``implicit="bilinear"``, see greedyprune/baselines/bip.py for why not
+  the network's indefinite Hessian).
 * ``frozen-mask``: control -- BiP first-order with score step 0: the magnitude mask never changes and
   only the lower level (plain SGD on cross-entropy + gamma/2 ||theta||^2) trains. BiP minus this
   control is what learning the mask adds with the same weight optimiser.
 
 Step sizes: ``--tune`` evaluates a 3-point grid per method at 95% sparsity on the *validation* split
-and writes the winners to results/bilevel_prune_tuned.json; the main run reads them (defaults if absent).
-Test accuracy is reported only by the main run. Resumable: every run lives under ``--out``.
+(first seed) and merges the winners into results/bilevel_prune_tuned.json (other methods' entries are
+kept); the main run reads them (defaults if absent) and runs every seed of ``--seeds``: the trained
+network is the same, a seed changes the minibatch draws and the data order. Test accuracy is reported
+only by the main run. Each row also records ``overlap_magnitude``: the fraction of its kept weights
+that the global magnitude mask keeps too. Resumable: every run lives under ``--out``.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --tune
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --seeds 0,1
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --quick   # one sparsity, 0.2 epochs
 """
 
@@ -49,8 +55,8 @@ DEFAULTS = {
     "magnitude-ft": {"lr": 0.03},
     "imp-ft": {"lr": 0.03},
     "bip-first-order": {"lr_scores": 10.0, "lr_weights": 0.1},
-    "bip-mrbo": {"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0},
-    "bip-vrbo": {"lr_scores": 10.0, "lr_weights": 0.1},
+    "bip-mrbo": {"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0, "implicit": "bilinear"},
+    "bip-vrbo": {"lr_scores": 10.0, "lr_weights": 0.1, "implicit": "bilinear"},
     "frozen-mask": {"lr_scores": 0.0, "lr_weights": 0.1},
 }
 GRID = {
@@ -58,10 +64,12 @@ GRID = {
     "imp-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}],
     "bip-first-order": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
                         {"lr_scores": 100.0, "lr_weights": 0.1}],
-    "bip-mrbo": [{"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0}, {"lr_scores": 20.0, "lr_weights": 0.4, "mrbo_c": 10.0},
-                 {"lr_scores": 5.0, "lr_weights": 0.2, "mrbo_c": 10.0}],
-    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
-                 {"lr_scores": 3.0, "lr_weights": 0.05}],
+    "bip-mrbo": [{"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0, "implicit": "bilinear"},
+                 {"lr_scores": 60.0, "lr_weights": 0.2, "mrbo_c": 10.0, "implicit": "bilinear"},
+                 {"lr_scores": 20.0, "lr_weights": 0.4, "mrbo_c": 10.0, "implicit": "bilinear"}],
+    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.05, "implicit": "bilinear"},
+                 {"lr_scores": 10.0, "lr_weights": 0.1, "implicit": "bilinear"},
+                 {"lr_scores": 3.0, "lr_weights": 0.05, "implicit": "bilinear"}],
     "frozen-mask": [{"lr_scores": 0.0, "lr_weights": 0.05}, {"lr_scores": 0.0, "lr_weights": 0.1},
                     {"lr_scores": 0.0, "lr_weights": 0.2}],
 }
@@ -140,8 +148,10 @@ def measured(method, dense, splits, sparsity, epochs, params, seed, imp_rounds, 
     masks = get_masks(model)
     if row is None:
         kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+        reference = magnitude_masks(dense, sparsity)
+        both = sum(int((masks[n] & reference[n].to(masks[n].device)).sum()) for n in masks)
         row = {"method": method, "target_sparsity": sparsity, "sparsity": 1 - kept / total, "nonzero": kept,
-               "params": params, "seed": seed, **result,
+               "params": params, "seed": seed, **result, "overlap_magnitude": both / kept,
                f"{eval_on}_acc": evaluate(model, splits[eval_on], 1000)["top1"]}
     if mask_ft_lr is not None:
         control = copy.deepcopy(dense)
@@ -166,23 +176,44 @@ def settings_key(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def summary(rows) -> dict:
+    """method -> sparsity -> seed means of test / mask+FT accuracy, their per-seed values, seconds, overlap."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["method"], {}).setdefault(f"{r['target_sparsity']:g}", []).append(r)
+    def mean(values):
+        return sum(values) / len(values)
+    return {method: {sp: {"seeds": [r["seed"] for r in rs],
+                          "test_acc": mean([r["test_acc"] for r in rs]), "test_acc_per_seed": [r["test_acc"] for r in rs],
+                          "mask_ft_test_acc": mean([r["mask_ft_test_acc"] for r in rs]),
+                          "mask_ft_test_acc_per_seed": [r["mask_ft_test_acc"] for r in rs],
+                          "seconds": mean([r["seconds"] for r in rs]), "overlap_magnitude": mean([r["overlap_magnitude"] for r in rs])}
+                     for sp, rs in by.items()} for method, by in out.items()}
+
+
 def plot(rows, dense_acc, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    table = summary(rows)
+    seeds = sorted({r["seed"] for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     panels = [("test_acc", "each method as run (equal sample budget)"),
               ("mask_ft_test_acc", "its mask on the dense weights + the same fine-tuning")]
     for ax, (key, title) in zip(axes, panels):
         for method in METHODS:
-            pts = sorted((r["sparsity"], 100 * r[key]) for r in rows if r["method"] == method and key in r)
-            if pts:
-                ax.plot([100 * s for s, _ in pts], [a for _, a in pts], marker="o", label=method)
+            if method not in table:
+                continue
+            pts = sorted((float(sp), 100 * v[key], 100 * min(v[key + "_per_seed"]), 100 * max(v[key + "_per_seed"]))
+                         for sp, v in table[method].items())
+            xs, ys = [100 * p[0] for p in pts], [p[1] for p in pts]
+            ax.errorbar(xs, ys, yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], marker="o",
+                        capsize=3, label=method)
         ax.axhline(100 * dense_acc, color="grey", linestyle="--", label="dense (trained)")
         ax.set_xlabel("sparsity of Linear weights (%)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylabel(f"test accuracy (%), mean of seeds {seeds} (bars: range)")
     axes[0].legend(fontsize=8)
     fig.suptitle("LeNet-300-100 on Fashion-MNIST, from the trained network, 1 epoch of samples each")
     fig.tight_layout()
@@ -196,7 +227,7 @@ def main() -> None:
     parser.add_argument("--sparsities", default="0.8,0.9,0.95,0.98")
     parser.add_argument("--epochs", type=float, default=1.0, help="training budget per method, in epochs of samples")
     parser.add_argument("--imp-rounds", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1", help="comma list; --tune uses the first")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", default="runs/bilevel_prune", help="run folders (resume)")
     parser.add_argument("--tune", action="store_true", help="choose step sizes on the validation split at 95%%")
@@ -204,6 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods = [m for m in args.methods.split(",") if m]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     splits = {s: get_dataset("fashion-mnist", split=s) for s in ("train-minus-val", "val", "test")}
     splits["train"] = splits.pop("train-minus-val")
     print(f"loading (or training once) the cached trained {args.model}", flush=True)
@@ -211,38 +243,44 @@ def main() -> None:
     dense_id = fingerprint(dense)  # the trained weights themselves (cache folders may be renamed)
     out = Path(args.out) / f"{args.model}-{dense_id}"
     tuned_path = RESULTS / "bilevel_prune_tuned.json"
+    tuned = json.loads(tuned_path.read_text()) if tuned_path.exists() else None
+    if tuned is not None and tuned.get("dense_fingerprint") != dense_id:
+        if not args.tune:
+            raise SystemExit(f"{tuned_path} was tuned on another trained model ({tuned['dense_model']}); run --tune again")
+        tuned = None
     if args.tune:
-        tuned = {"sparsity": 0.95, "epochs": args.epochs, "dense_model": dense.greedyprune_info["path"],
-                 "dense_fingerprint": dense_id, "grid": {}, "chosen": {}}
-        for method in methods:
-            rows = [measured(method, dense, splits, 0.95, args.epochs, p, args.seed, args.imp_rounds,
+        tuned = tuned or {"sparsity": 0.95, "epochs": args.epochs, "grid": {}, "chosen": {}}
+        tuned.update(dense_model=dense.greedyprune_info["path"], dense_fingerprint=dense_id, seed=seeds[0])
+        for method in methods:  # merged: methods not tuned now keep their entries
+            rows = [measured(method, dense, splits, 0.95, args.epochs, p, seeds[0], args.imp_rounds,
                              out / "tune" / f"{method}_{settings_key(p)}", "val") for p in GRID[method]]
             tuned["grid"][method] = rows
             tuned["chosen"][method] = max(rows, key=lambda r: r["val_acc"])["params"]
             print(method, [(r["params"], round(100 * r["val_acc"], 2), round(r["seconds"])) for r in rows], flush=True)
-        save_json(tuned, tuned_path)
+            save_json(tuned, tuned_path)
         return
-    tuned = json.loads(tuned_path.read_text()) if tuned_path.exists() else None
-    if tuned is not None and tuned.get("dense_fingerprint") != dense_id:
-        raise SystemExit(f"{tuned_path} was tuned on another trained model ({tuned['dense_model']}); run --tune again")
     chosen = {**DEFAULTS, **(tuned["chosen"] if tuned else {})}
     sparsities = [0.9] if args.quick else [float(s) for s in args.sparsities.split(",")]
     epochs = 0.2 if args.quick else args.epochs
     rows = []
-    for sparsity in sparsities:
-        for method in methods:
-            folder = out / ("quick" if args.quick else "main") / f"{method}_{sparsity:g}_{settings_key(chosen[method])}"
-            row = measured(method, dense, splits, sparsity, epochs, chosen[method], args.seed, args.imp_rounds,
-                           folder, "test", mask_ft_lr=chosen["magnitude-ft"]["lr"])
-            rows.append(row)
-            print(f"{method:16s} sparsity {100 * row['sparsity']:.2f}%  test {100 * row['test_acc']:.2f}%  "
-                  f"{row['seconds']:.0f} s  {row['samples']} samples  "
-                  f"mask+FT control {100 * row['mask_ft_test_acc']:.2f}%", flush=True)
+    for seed in seeds:
+        for sparsity in sparsities:
+            for method in methods:
+                folder = (out / ("quick" if args.quick else "main")
+                          / f"{method}_{sparsity:g}_{settings_key(chosen[method])}_s{seed}")
+                row = measured(method, dense, splits, sparsity, epochs, chosen[method], seed, args.imp_rounds,
+                               folder, "test", mask_ft_lr=chosen["magnitude-ft"]["lr"])
+                rows.append(row)
+                print(f"seed {seed} {method:16s} sparsity {100 * row['sparsity']:.2f}%  test {100 * row['test_acc']:.2f}%  "
+                      f"{row['seconds']:.0f} s  {row['samples']} samples  {row.get('steps', '-')} steps  "
+                      f"overlap {100 * row['overlap_magnitude']:.1f}%  "
+                      f"mask+FT control {100 * row['mask_ft_test_acc']:.2f}%", flush=True)
     if args.quick:
         return
     result = {"model": args.model, "dense_test_acc": dense_acc, "epochs_budget": epochs,
-              "dense_model": dense.greedyprune_info["path"], "dense_fingerprint": dense_id, "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seed": args.seed,
-              "params": {m: chosen[m] for m in methods}, "rows": rows,
+              "dense_model": dense.greedyprune_info["path"], "dense_fingerprint": dense_id,
+              "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seeds": seeds,
+              "params": {m: chosen[m] for m in methods}, "summary": summary(rows), "rows": rows,
               "torch_threads": torch.get_num_threads()}
     save_json(result, RESULTS / "bilevel_prune.json")
     plot(rows, dense_acc, RESULTS / "bilevel_prune.png")

@@ -56,6 +56,13 @@ def costs(traces) -> dict:
             "cost_to_eps": reached}
 
 
+def same_options(options, stored: dict) -> bool:
+    """``options`` equal the stored ones; fields added since (absent from the file) are at their defaults."""
+    current, defaults = vars(options), vars(type(options)())
+    return (all(current.get(k) == v for k, v in stored.items())
+            and all(current[k] == defaults[k] for k in current.keys() - stored.keys()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, 8k-sample budget")
@@ -100,7 +107,7 @@ def confirm(seeds: int) -> None:
         finals = [r["final_rel_sq_error"] for r in entry["grid"]]
         k = finals.index(min(finals))
         options = GRID[name][k]
-        if vars(options) != entry["grid"][k]["options"]:
+        if not same_options(options, entry["grid"][k]["options"]):
             raise SystemExit(f"{path} was written with another grid; re-run the grid first")
         traces = [trace(name, options, 100 + s, budget) for s in range(seeds)]
         curves[(name, 0)] = traces

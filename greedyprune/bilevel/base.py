@@ -28,9 +28,11 @@ class SolverOptions:
     batch_size: int = opt(32, "samples per minibatch (one for f and one for g per estimate)")
     lr_x: float = opt(0.1, "upper-level step size")
     lr_y: float = opt(0.1, "lower-level step size")
-    hypergrad: str = opt("neumann", "linear solver in the implicit gradient", choices=["neumann", "cg"])
+    hypergrad: str = opt("neumann", "implicit gradient: Neumann series or CG on autograd Hessian products, or "
+                         "the problem's bilinear closed form", choices=["neumann", "cg", "bilinear"])
     hypergrad_iters: int = opt(10, "Neumann terms or CG iterations")
     neumann_eta: float = opt(0.1, "Neumann step (below 2 / largest eigenvalue of the lower Hessian)")
+    damping: float = opt(0.0, "CG only: solve (H + damping I) p = grad_y f")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -40,7 +42,7 @@ class SolverOptions:
         self.hypergrad_options()  # validates
 
     def hypergrad_options(self) -> HypergradOptions:
-        return HypergradOptions(self.hypergrad, self.hypergrad_iters, self.neumann_eta)
+        return HypergradOptions(self.hypergrad, self.hypergrad_iters, self.neumann_eta, self.damping)
 
 
 class BilevelSolver:

@@ -11,7 +11,10 @@ double backward through ``grad_y g`` (never forming H or J). The linear system i
 - ``neumann``: ``p = eta * sum_{j=0}^{Q-1} (I - eta H)^j grad_y f`` (the truncated Neumann series of
   ``H^{-1}``; converges when ``0 < eta < 2 / lambda_max(H)``; Q-1 Hessian-vector products), or
 - ``cg``: Q conjugate-gradient iterations on ``(H + damping I) p = grad_y f`` (Q products; for a
-  positive-definite H, exact after dim(y) iterations).
+  positive-definite H, exact after dim(y) iterations; stops early at non-positive curvature), or
+- ``bilinear``: no linear solve -- the problem's own closed form for a bilinear model
+  (``problem.bilinear_estimates``; for mask learning ``H = gamma I``, ``J = diag(G)``, see
+  :mod:`.masking`): two first-order oracle calls, no products.
 
 Both use the given batches only, so calling twice with the same batches at two points gives the
 paired differences that MRBO's and VRBO's recursive estimators need.
@@ -34,18 +37,20 @@ from .problem import BilevelProblem, OracleCost, Tensors, dot, lincomb
 class HypergradOptions:
     """How the linear system ``H p = grad_y f`` is solved."""
 
-    solver: str = opt("neumann", "linear solver for the implicit gradient", choices=["neumann", "cg"])
+    solver: str = opt("neumann", "linear solver for the implicit gradient", choices=["neumann", "cg", "bilinear"])
     iters: int = opt(10, "Neumann terms Q (Q-1 Hessian-vector products) or CG iterations")
     eta: float = opt(0.1, "Neumann step: must be below 2/lambda_max of the lower-level Hessian")
     damping: float = opt(0.0, "CG only: solve (H + damping I) p = grad_y f")
 
     def __post_init__(self) -> None:
-        if self.solver not in ("neumann", "cg"):
-            raise UserError(f"hypergradient solver must be 'neumann' or 'cg', got {self.solver!r}")
+        if self.solver not in ("neumann", "cg", "bilinear"):
+            raise UserError(f"hypergradient solver must be 'neumann', 'cg' or 'bilinear', got {self.solver!r}")
         if self.iters < 1:
             raise UserError(f"hypergradient iters must be >= 1, got {self.iters}")
         if self.solver == "neumann" and self.eta <= 0:
             raise UserError(f"Neumann step eta must be > 0, got {self.eta}")
+        if not self.damping >= 0:
+            raise UserError(f"CG damping must be >= 0, got {self.damping}")
 
 
 def _leaves(values: Tensors) -> Tensors:
@@ -122,8 +127,15 @@ def hypergradient(problem: BilevelProblem, x: Tensors, y: Tensors, batch_f: Any,
 
     ``f`` is evaluated on ``batch_f``, ``g`` and all its second-order products on ``batch_g``.
     Returns ``(hypergradient, grad_y g)``: the lower-level gradient comes free from the same pass.
-    Costs two first-order oracle calls and ``iters`` (Neumann) or at most ``iters + 1`` (CG) products.
+    Costs two first-order oracle calls and ``iters`` (Neumann) or at most ``iters + 1`` (CG) products;
+    ``bilinear`` delegates to ``problem.bilinear_estimates`` (two oracle calls, no products).
     """
+    if options.solver == "bilinear":
+        if not hasattr(problem, "bilinear_estimates"):
+            raise UserError("hypergradient 'bilinear' needs a bilinear problem (bilinear_estimates); use cg or neumann")
+        u, v = problem.bilinear_estimates(x, y, batch_f, batch_g)
+        cost.gradients += 2
+        return u, v
     fx, fy = upper_gradients(problem, x, y, batch_f, cost)
     xl, yl = _leaves(x), _leaves(y)
     with torch.enable_grad():

@@ -19,6 +19,10 @@ First-order implicit gradient (:meth:`MaskLearningProblem.bilinear_hypergradient
 
     dPhi/ds = grad_s l - J^T H^{-1} grad_theta l = theta (.) G - (1/gamma) G (.) (m (.) G)
             = G (.) (theta - m (.) G / gamma).
+
+:meth:`MaskLearningProblem.bilinear_estimates` is the same with f and g on separate batches (what
+MRBO / VRBO use through ``hypergrad="bilinear"``). The descent step raises a kept weight's score by
+``lr G^2 / gamma``: with a small gamma this term dominates and favours the weights already kept.
 """
 
 from __future__ import annotations
@@ -117,8 +121,8 @@ class MaskLearningProblem:
         decay = sum((t ** 2).sum() for t in theta)
         return self.loss(self.effective(scores, theta), batch) + 0.5 * self.gamma * decay
 
-    def bilinear_hypergradient(self, scores: Tensors, theta: Tensors, batch: Any) -> tuple[Tensors, Tensors]:
-        """BiP's first-order implicit gradient and ``grad_theta g``, from one backward pass (module docstring)."""
+    def _z_gradients(self, scores: Tensors, theta: Tensors, batch: Any) -> tuple[Tensors, list[Tensor]]:
+        """``(hard masks, grad of l w.r.t. every effective parameter)``: ``G = grad_z l`` for masked weights."""
         masks = self.hard_masks(scores)
         values = {n: t.detach().requires_grad_(True) for n, t in zip(self.param_names, theta)}
         for name, m in zip(self.mask_names, masks):
@@ -126,14 +130,37 @@ class MaskLearningProblem:
         with torch.enable_grad():
             grads = torch.autograd.grad(self.loss(values, batch), [values[n] for n in self.param_names],
                                         allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta)]
+        return masks, [torch.zeros_like(t) if g is None else g for g, t in zip(grads, theta)]
+
+    def _lower_from(self, masks: Tensors, grads: list[Tensor], theta: Tensors) -> Tensors:
         lower = [g + self.gamma * t for g, t in zip(grads, theta)]
-        upper = []
         for i, m in zip(self.mask_index, masks):
-            z_grad = grads[i]
-            lower[i] = m * z_grad + self.gamma * theta[i]
-            upper.append(z_grad * (theta[i] - m * z_grad / self.gamma))
-        return tuple(upper), tuple(lower)
+            lower[i] = m * grads[i] + self.gamma * theta[i]
+        return tuple(lower)
+
+    def bilinear_hypergradient(self, scores: Tensors, theta: Tensors, batch: Any) -> tuple[Tensors, Tensors]:
+        """BiP's first-order implicit gradient and ``grad_theta g``, from one backward pass (module docstring)."""
+        masks, grads = self._z_gradients(scores, theta, batch)
+        upper = tuple(grads[i] * (theta[i] - m * grads[i] / self.gamma) for i, m in zip(self.mask_index, masks))
+        return upper, self._lower_from(masks, grads, theta)
+
+    def bilinear_estimates(self, scores: Tensors, theta: Tensors, batch_f: Any, batch_g: Any) -> tuple[Tensors, Tensors]:
+        """The implicit gradient of the bilinear model with f and g on separate batches, and ``grad_theta g``.
+
+        With ``G_f``, ``G_g`` the z-gradients on ``batch_f`` and ``batch_g``: ``grad_s f = G_f (.) theta``,
+        ``grad_theta f = m (.) G_f``, ``J = diag(G_g)``, ``H = gamma I``, so
+
+            grad_s f - J^T H^{-1} grad_theta f = G_f (.) theta - G_g (.) m (.) G_f / gamma,
+
+        exactly what :func:`greedyprune.bilevel.hypergradient` computes for a loss linear in z (tested),
+        at the cost of two backward passes and no Hessian products. (One batch for both, as in
+        :meth:`bilinear_hypergradient`, squares the noise of ``G``; two batches keep the product unbiased.)
+        """
+        masks_f, grads_f = self._z_gradients(scores, theta, batch_f)
+        masks, grads_g = self._z_gradients(scores, theta, batch_g)
+        upper = tuple(grads_f[i] * theta[i] - grads_g[i] * m * grads_f[i] / self.gamma
+                      for i, m in zip(self.mask_index, masks))
+        return upper, self._lower_from(masks, grads_g, theta)
 
     # -- result -----------------------------------------------------------------------------------
     def masked_model(self, scores: Tensors, theta: Tensors) -> tuple[nn.Module, dict[str, Tensor]]:
