@@ -1,5 +1,10 @@
-"""Calibration data of the pruner across ranks: batches collected onto one device, shared out over ranks and
-counted globally; and the one selection every rank adopts."""
+"""Calibration data of the pruner across ranks: batches collected onto one device, shared out over ranks,
+checked on every rank and counted globally; and the one selection every rank adopts.
+
+Anything that can fail on one rank only (its own batches hold NaN, or do not fit the model) is checked
+inside :func:`~greedyprune.distributed.same_error_on_every_rank`, before the first collective that
+depends on it, so every rank stops with the same one-line error and none waits in an ``all_reduce``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from typing import Iterable
 
 import torch
 
-from .distributed import all_reduce_sum, broadcast_from_first, shard, world
+from .distributed import all_reduce_sum, broadcast_from_first, same_error_on_every_rank, shard, world
 from .errors import UserError
+from .stats.check import checked_forward
 
 
 def as_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
@@ -39,6 +45,19 @@ def share_over_ranks(batches: list[torch.Tensor], enabled: bool) -> list[torch.T
     elif not mine:
         raise UserError("the calibration set is empty; give at least one batch of images")
     return mine
+
+
+def check_on_every_rank(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
+    """Every batch of this rank is finite and the model runs on the first one, finitely -- agreed over ranks.
+
+    One rank's bad batch makes every rank raise the same :class:`UserError` (the inputs, or the layer
+    that fails or goes non-finite, named by :func:`~greedyprune.stats.check.checked_forward`).
+    """
+    with same_error_on_every_rank():
+        for batch in batches:
+            if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
+                raise UserError("the calibration images contain NaN/Inf values; check the data")
+        checked_forward(model, batches[0])
 
 
 def global_count(batches: list[torch.Tensor]) -> int:

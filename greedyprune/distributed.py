@@ -7,7 +7,9 @@ A distributed run changes three things, all decided here:
 * which data it sees: :func:`shard` (calibration batches), :func:`data_order` (training examples);
 * how training runs: :func:`data_parallel` (DDP), :func:`local_device` (``cuda:LOCAL_RANK``);
 * how results are combined and who writes them: :func:`all_reduce_sum`, :func:`broadcast_from_first`,
-  :func:`first_rank_says`, :func:`barrier`, :func:`is_main` (rank 0 writes files and prints).
+  :func:`first_rank_says`, :func:`barrier`, :func:`is_main` (rank 0 writes files and prints);
+* how errors stay collective: :func:`same_error_on_every_rank` (a bad input one rank finds is raised by
+  every rank, so none waits forever in a collective the failed rank never reaches).
 
 Every function is a no-op (or the obvious single-process answer) when no group is initialised, so
 library code calls them unconditionally. Backends: gloo on CPU, NCCL on CUDA (one GPU per process,
@@ -17,6 +19,8 @@ library code calls them unconditionally. Backends: gloo on CPU, NCCL on CUDA (on
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -175,3 +179,42 @@ def data_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
     if world_size > 1:
         order = order[: (n // world_size) * world_size][rank::world_size]
     return order
+
+
+@contextmanager
+def same_error_on_every_rank() -> Iterator[None]:
+    """Run a block of rank-local work; when it fails on any rank, every rank raises the same error.
+
+    The block must hold no collective itself. After it, every rank all-reduces a failure flag (so this is
+    also a barrier); when some rank failed, the ranks exchange their messages (``all_gather_object``)
+    and every rank raises the :class:`UserError` of the lowest failing rank, marked ``all_ranks`` (the
+    CLI then prints it once, on rank 0). A rank-local error that is not a ``UserError`` (a bug) is
+    re-raised with its traceback on its rank; the others raise ``RuntimeError`` naming that rank.
+    Without a process group the block simply runs.
+    """
+    rank, size = world()
+    if size == 1:
+        yield
+        return
+    error: BaseException | None = None
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 -- every failure must reach the agreement, or the others hang
+        error = err
+    failed = torch.tensor([0.0 if error is None else 1.0], device=_collective_device())
+    dist.all_reduce(failed, op=dist.ReduceOp.SUM)
+    if failed.item() == 0:
+        return
+    mine = None if error is None else (isinstance(error, UserError), str(error).strip().splitlines()[0]
+                                       if str(error).strip() else type(error).__name__)
+    everyone: list = [None] * size
+    dist.all_gather_object(everyone, mine)
+    first = next(r for r, m in enumerate(everyone) if m is not None)
+    user, message = everyone[first]
+    if error is not None and not isinstance(error, UserError):
+        raise error
+    if not user:
+        raise RuntimeError(f"rank {first} of {size} stopped with an internal error ({message}); see its traceback")
+    agreed = UserError(message)
+    agreed.all_ranks = True
+    raise agreed from None

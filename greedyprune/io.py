@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import socket
+import stat
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     on the same host deletes such leftovers of processes that no longer exist. Failures to write
     (folder missing and not creatable, read-only, disk full, ``path`` is a folder) raise one-line
     :class:`UserError` s and leave ``path`` as it was.
+
+    Permissions: a file being replaced keeps its mode; a new file gets ``0o666`` minus the umask, as
+    ``open()`` would give it (``mkstemp`` alone would leave every output readable by its owner only).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -49,6 +53,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except OSError as err:
         raise UserError(f"output path {path} is not writable ({err.strerror}); choose a writable --out") from None
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -69,6 +74,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
 _HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.EFBIG,
                  errno.ENOTDIR}
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits ``path`` should get: its current ones when it exists, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc; elsewhere set-and-restore)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _discard(tmp: str) -> None:
@@ -179,7 +206,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"refusing to load {path}: its pickle uses more than torch's safe loader accepts{detail}; "
                         "only plain state-dict checkpoints written by torch.save are accepted") from None
     except Exception as err:  # noqa: BLE001 -- any failure to parse an untrusted file is the file's fault
-        raise UserError(f"{path} is not a readable PyTorch checkpoint ({_reason(err)}); "
+        # torch's zip reader reports a cut archive as EINVAL ("Invalid argument"): name what it means
+        reason = "incomplete zip archive" if isinstance(err, OSError) and head.startswith(_ZIP_MAGIC) else _reason(err)
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({reason}); "
                         "it may be truncated or corrupt: re-save or re-download it") from None
 
 
@@ -204,6 +233,11 @@ PRUNED_FORMAT = "greedyprune-model/1"
 def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) -> None:
     """Save a (pruned) model as plain tensors + its spec + report; JSON report written beside it.
 
+    The two files are written one after the other (each atomically): an older ``NAME.json`` is removed
+    first, then ``NAME.pt`` is written, then the new ``NAME.json``. A kill between the writes leaves the
+    new model without a JSON report -- never beside the report of another run -- and the model file
+    holds the same report (:func:`load_report`, ``greedyprune info``).
+
     The file holds ``{"format", "spec", "state_dict", "report"}``: no pickled modules, so it loads
     with ``weights_only=True``. ``spec`` (``model.greedyprune_spec``, e.g. ``{"name": "resnet50",
     "num_classes": 1000}``) tells :func:`load` which architecture to rebuild before adopting shapes.
@@ -213,6 +247,8 @@ def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) ->
     spec = getattr(model, "greedyprune_spec", None)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     report_text = json.dumps(report_dict, default=_json_default) if report_dict is not None else None
+    if report_dict is not None and not Path(report_path(path)).is_dir():  # a folder there fails below, in one line
+        Path(report_path(path)).unlink(missing_ok=True)  # no stale report beside the new model, even after a kill
     save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report_json": report_text}, path)
     if report_dict is not None:
         try:

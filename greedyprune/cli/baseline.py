@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from ..errors import UserError
-from .options import opt
+from .options import opt, with_flags
 
 HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense, bip); resumable"
 
@@ -66,14 +67,93 @@ def train_config(options: Options):
                                                 "schedule", "eval_every") if getattr(options, k) is not None}
     if "epochs" in changes and "max_steps" not in changes:
         changes["max_steps"] = 0
-    return dataclasses.replace(base, seed=options.seed, device=options.device, **changes).validate()
+    try:
+        return dataclasses.replace(base, seed=options.seed, device=options.device, **changes).validate()
+    except UserError as err:  # the config names its fields; the user typed flags
+        raise with_flags(err, Options) from None
 
 
 def method_options(options: Options):
     from ..baselines import registered_baselines
     cls = registered_baselines[options.method][1]
-    return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)
-                  if getattr(options, f.name, None) is not None})  # unset CLI values keep the method's default
+    try:
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)
+                      if getattr(options, f.name, None) is not None})  # unset CLI values keep the method's default
+    except UserError as err:
+        raise with_flags(err, Options) from None
+
+
+MAX_ROUNDS = 200  # rounds of the IMP sparsity schedule (greedyprune.baselines.lth.sparsity_schedule)
+
+
+def _sparsities(text: str) -> list[float]:
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if part and not 0 <= value < 1:
+            raise UserError(f"--control-sparsities takes comma-separated fractions in [0, 1), got {text!r}; "
+                            "e.g. --control-sparsities 0.79,0.96")
+        if part:
+            values.append(value)
+    return values
+
+
+def check_options(options: Options, config, splits) -> None:
+    """Every option the chosen method uses, checked before any file is written; one-line errors naming the flag."""
+    from ..baselines.lth import CONTROLS, total_steps
+    method = options.method
+    n_train = len(splits.train)
+    if config.batch_size > n_train:
+        raise UserError(f"--batch-size {config.batch_size} is larger than the {n_train} training images "
+                        f"(every step would use all of them); use --batch-size {n_train} or fewer")
+    if method == "lth":
+        if not 0 <= options.rounds <= MAX_ROUNDS:
+            raise UserError(f"--rounds must be between 0 (derive from --sparsity) and {MAX_ROUNDS}, got {options.rounds}")
+        if not 0 < options.prune_rate < 1:
+            raise UserError(f"--prune-rate must be a fraction in (0, 1), got {options.prune_rate}")
+        if not (options.output_rate < 1 and math.isfinite(options.output_rate)):
+            raise UserError(f"--output-rate must be in [0, 1) (or -1: half of --prune-rate), got {options.output_rate}")
+        unknown = sorted({c.strip() for c in options.controls.split(",") if c.strip()} - set(CONTROLS))
+        if unknown:
+            raise UserError(f"--controls: unknown control(s) {', '.join(unknown)}; choose from {', '.join(CONTROLS)} "
+                            "('' for none)")
+        _sparsities(options.control_sparsities)
+        steps = total_steps(config, n_train)
+        if not 0 <= options.rewind_step < steps:
+            raise UserError(f"--rewind-step must be in [0, {steps}) for this {steps}-step run, got {options.rewind_step}")
+    if method in ("rigl", "set"):
+        if options.update_interval < 1:
+            raise UserError(f"--update-interval must be at least 1 step, got {options.update_interval}")
+        if not 0 <= options.alpha <= 1:
+            raise UserError(f"--alpha (the initial drop fraction) must be in [0, 1], got {options.alpha}")
+        if not 0 < options.end_fraction <= 1:
+            raise UserError(f"--end-fraction (last update, as a fraction of training) must be in (0, 1], "
+                            f"got {options.end_fraction}")
+    if method in ("snip", "grasp", "random-ratios"):
+        if options.samples_per_class < 1:
+            raise UserError(f"--samples-per-class must be at least 1 (scoring images per class), "
+                            f"got {options.samples_per_class}")
+        if not options.temperature > 0:
+            raise UserError(f"--temperature must be > 0, got {options.temperature}")
+    if method == "bip":
+        for flag, value in (("--gamma", options.gamma), ("--lr-scores", options.lr_scores),
+                            ("--lr-weights", options.lr_weights)):
+            if not (value > 0 and math.isfinite(value)):
+                raise UserError(f"{flag} must be a positive number, got {value}")
+
+
+def check_model_fits(options: Options, splits) -> None:
+    """The model runs on a first batch of the training images and has an output per class (one-line errors)."""
+    import torch
+
+    from ..models import build_model
+    from .train import _check_fits
+    with torch.random.fork_rng(devices=[]):  # the runners seed their own models; leave torch's RNG as it was
+        model = build_model(options.model, splits.num_classes)
+    _check_fits(model, splits.train, splits.num_classes)
 
 
 def _pct(x) -> str:
@@ -102,12 +182,17 @@ def run(options: Options) -> None:
         raise UserError("--out is required: the folder for the runs' checkpoints and results")
     if not 0 <= options.sparsity < 1:
         raise UserError(f"--sparsity must be in [0, 1), got {options.sparsity}")
+    if options.train_images < 0:
+        raise UserError(f"--train-images must be at least 1 (0: all images), got {options.train_images}")
     resolve_device(options.device)
     model_entry(options.model)
     config = train_config(options)
+    settings = method_options(options)
     splits = load_splits(options.data, options.train_images or None)
+    check_options(options, config, splits)  # every check before the runner writes its first file
+    check_model_fits(options, splits)
     runner = registered_baselines[options.method][0]
-    result = runner(options.method, options.model, splits, config, method_options(options), options.out,
+    result = runner(options.method, options.model, splits, config, settings, options.out,
                     resume=options.resume, progress=options.progress)
     rows = result["rounds"] + [{**c, "label": f"{c['control']} r{c['round']}"} for c in result["controls"]] \
         if options.method == "lth" else [result]

@@ -31,6 +31,8 @@ def run(options: Options) -> None:
     from ..train import evaluate, resolve_device
     from .common import dataset_options, eval_split, load_model, report_skipped
 
+    if options.limit < 0:
+        raise UserError(f"--limit must be at least 1 image (0: all), got {options.limit}")
     device = resolve_device(options.device)
     model = load_model(options.model, options.weights).to(device)
     if options.batch_size < 1 or options.latency_batch < 1:

@@ -3,7 +3,9 @@
 Every sub-command module exposes ``Options`` (a dataclass), ``HELP`` (one line) and ``run(options)``.
 Bad input raises :class:`greedyprune.errors.UserError`, printed here as one line with exit code 2
 (``--debug`` shows the traceback instead). Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is
-joined before the command runs (NCCL for ``--device cuda``, else gloo) and left when it ends.
+joined before the command runs (NCCL for ``--device cuda``, else gloo) and left when it ends; an error
+every rank raised (``UserError.all_ranks``) is printed by rank 0 alone. ``python -m greedyprune`` runs
+:func:`main` too (``torchrun ... -m greedyprune COMMAND ...``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block): the same shape as every other greedyprune error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+        # under torchrun every rank parses the same arguments: rank 0 alone says what is wrong
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n" if _launch_rank() == 0 else None)
+
+
+def _launch_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun or when unreadable)."""
+    value = os.environ.get("RANK", "0").strip()
+    return int(value) if value.isdigit() and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _set_threads()
-    from ..distributed import destroy, init_from_env
+    from ..distributed import destroy, init_from_env, world
+    rank = _launch_rank()
     try:
-        options = from_namespace(args._module.Options, args)
+        try:
+            options = from_namespace(args._module.Options, args)
+        except UserError as err:  # the same arguments on every rank: the same error
+            err.all_ranks = True
+            raise
         joined = init_from_env(getattr(options, "device", None))
+        rank = world()[0]
         try:
             args._module.run(options)
         finally:
@@ -82,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         if args.debug:
             raise
-        print(f"greedyprune {args.command}: error: {err}", file=sys.stderr)
+        if rank == 0 or not err.all_ranks:  # an error every rank raised is printed once, by rank 0
+            print(f"greedyprune {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"greedyprune {args.command}: interrupted", file=sys.stderr)

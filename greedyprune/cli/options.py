@@ -91,3 +91,21 @@ def settings_hash(options: Any, length: int = 10) -> str:
     """A short stable hash of the non-default settings: experiment folders are named by it."""
     text = json.dumps(non_default(options), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def with_flags(err: UserError, cls: type) -> UserError:
+    """``err`` with the field names of ``cls`` it mentions written as the command's flags.
+
+    A library check says ``batch_size must be >= 1``; on the command line that is ``--batch-size``.
+    Names with an underscore are replaced wherever they stand alone; one-word names (``lr``) only where
+    they start the message.
+    """
+    import re
+    message = str(err)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if "_" in f.name:
+            message = re.sub(rf"(?<![\w-]){re.escape(f.name)}(?![\w-])", flag, message)
+        elif message.startswith(f"{f.name} "):
+            message = flag + message[len(f.name):]
+    return UserError(message)

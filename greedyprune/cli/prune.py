@@ -36,23 +36,36 @@ class Options:
 
 
 def run(options: Options) -> None:
-    from ..distributed import is_main
+    from ..distributed import is_main, same_error_on_every_rank
     from ..io import check_writable, save
     from ..prune import Pruner
-    from .common import calibration_data, load_model
+    from ..train.checkpoint import resolve_device
+    from .common import calibration_data, default_device, load_model
 
-    if not options.out:
-        raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
-    if options.keep is None and options.flops is None and options.params is None:
-        raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
-    check_writable(options.out)  # fail now, not after the pruning
-    model = load_model(options.model, options.weights)
-    batches = calibration_data(options.data, options.calib, options.batch_size, options.seed, options.skip_bad_images)
-    pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
-                    allocation=options.allocation, device=options.device, seed=options.seed,
-                    precision=options.precision, recalibrate_bn=options.recalibrate_bn,
-                    progress=options.progress and is_main())
-    pruned, report = pruner.run()
+    with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
+        if not options.out:
+            raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
+        budgets = [f"--{name} {value}" for name, value in (("keep", options.keep), ("flops", options.flops),
+                                                           ("params", options.params)) if value is not None]
+        if not budgets:
+            raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
+        if len(budgets) > 1:
+            raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
+        if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
+            resolve_device(options.device)
+        check_writable(options.out)  # fail now, not after the pruning
+        model = load_model(options.model, options.weights)
+        batches = calibration_data(options.data, options.calib, options.batch_size, options.seed,
+                                   options.skip_bad_images)
+    try:
+        pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
+                        allocation=options.allocation, device=options.device or default_device(), seed=options.seed,
+                        precision=options.precision, recalibrate_bn=options.recalibrate_bn,
+                        progress=options.progress and is_main())
+        pruned, report = pruner.run()
+    except UserError as err:  # the Pruner agrees on every rank-local failure; the rest is computed from sums
+        err.all_ranks = True  # shared by all ranks, so every rank raises the same error
+        raise
     if not is_main():  # under torchrun every rank holds the same model; rank 0 writes and prints it
         return
     if hasattr(model, "greedyprune_spec"):

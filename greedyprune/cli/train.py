@@ -6,6 +6,7 @@ Saves DIR/model.pt (architecture spec + weights; a pruned model keeps its smalle
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..data import get_dataset, num_classes, subset
 from ..errors import UserError
 from ..io import save_json, save_torch
 from ..paths import final_model_path, report_path
-from .options import opt
+from .options import opt, with_flags
 
 HELP = "train a model or fine-tune a model file (resumable); saves OUT/model.pt and prints the test accuracy"
 
@@ -52,9 +53,14 @@ def _config(options: Options):
         base = DEFAULT_RECIPES[options.model].train if options.model in DEFAULT_RECIPES else TrainConfig()
     changes = {k: getattr(options, k) for k in ("batch_size", "lr", "optimizer", "weight_decay", "label_smoothing")
                if getattr(options, k) is not None}
-    return dataclasses.replace(base, epochs=options.epochs, max_steps=0, seed=options.seed, device=options.device,
-                               checkpoint_every=options.checkpoint_every, eval_every=0,
-                               num_workers=options.num_workers, **changes).validate()
+    if not (options.epochs > 0 and math.isfinite(options.epochs)):
+        raise UserError(f"--epochs must be a positive number, got {options.epochs}")
+    try:
+        return dataclasses.replace(base, epochs=options.epochs, max_steps=0, seed=options.seed, device=options.device,
+                                   checkpoint_every=options.checkpoint_every, eval_every=0,
+                                   num_workers=options.num_workers, **changes).validate()
+    except UserError as err:  # the config names its fields; the user typed flags
+        raise with_flags(err, Options) from None
 
 
 def _check_fits(model, train_set, classes: int) -> None:
@@ -73,29 +79,36 @@ def _check_fits(model, train_set, classes: int) -> None:
 def run(options: Options) -> None:
     import torch
 
-    from ..distributed import is_main
+    from ..distributed import is_main, same_error_on_every_rank
     from ..models import build_model, model_entry
     from ..io import check_writable
     from ..train import evaluate, resolve_device, train
     from .common import dataset_options, load_model, report_skipped
 
-    if not options.out:
-        raise UserError("--out is required: the folder for checkpoint.pt and model.pt")
-    if not options.model:
-        raise UserError("--model is required, e.g. --model small-cnn")
-    resolve_device(options.device)
-    check_writable(options.out, folder=True)  # fail now, not after the training
-    if not _is_file(options.model):
-        model_entry(options.model)
-    config = _config(options)
-    data_options = dataset_options(options.data, options.skip_bad_images)
-    train_set = get_dataset(options.data, "train", **data_options)
-    if options.train_images:
-        train_set = subset(train_set, options.train_images, options.seed)
-    test_set = get_dataset(options.data, "test", **data_options)
-    torch.manual_seed(options.seed)
-    model = load_model(options.model) if _is_file(options.model) else build_model(options.model, num_classes(test_set))
-    _check_fits(model, train_set, num_classes(test_set))
+    with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
+        if not options.out:
+            raise UserError("--out is required: the folder for checkpoint.pt and model.pt")
+        if not options.model:
+            raise UserError("--model is required, e.g. --model small-cnn")
+        resolve_device(options.device)
+        check_writable(options.out, folder=True)  # fail now, not after the training
+        if not _is_file(options.model):
+            model_entry(options.model)
+        config = _config(options)
+        if options.train_images < 0:
+            raise UserError(f"--train-images must be at least 1 (0: all images), got {options.train_images}")
+        data_options = dataset_options(options.data, options.skip_bad_images)
+        train_set = get_dataset(options.data, "train", **data_options)
+        if options.train_images:
+            train_set = subset(train_set, options.train_images, options.seed)
+        if config.batch_size > len(train_set):
+            raise UserError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} training images "
+                            f"(every step would use all of them); use --batch-size {len(train_set)} or fewer")
+        test_set = get_dataset(options.data, "test", **data_options)
+        torch.manual_seed(options.seed)
+        model = load_model(options.model) if _is_file(options.model) else build_model(options.model,
+                                                                                      num_classes(test_set))
+        _check_fits(model, train_set, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
     metrics = evaluate(model, test_set, 256, options.device, options.num_workers, shard=True)
     if not is_main():  # under torchrun (DDP) rank 0 writes and prints
@@ -104,6 +117,9 @@ def run(options: Options) -> None:
     report_skipped(test_set)
     spec = model.greedyprune_spec
     path = final_model_path(options.out)
+    # model.json is written after model.pt: drop an older one first, so a kill between the two writes
+    # leaves model.pt alone (complete; it holds spec and weights), never beside a report of another run
+    report_path(path).unlink(missing_ok=True)
     save_torch({"spec": spec, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
     save_json({"spec": spec, "data": options.data, "config": dataclasses.asdict(config), "steps": result.steps,
                "test_acc": metrics["top1"], "test_loss": metrics["loss"], "history": result.history},

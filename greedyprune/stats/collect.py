@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..adapters import ChannelGroup, find_adapter
+from ..distributed import same_error_on_every_rank
 from .consumer import ConsumerStatistics, GroupStatistics, output_columns
 from .hooks import capture_input, run_stages
 
@@ -43,7 +44,7 @@ def iter_group_statistics(model: nn.Module, batches: list[torch.Tensor], product
                 x = [run_stages(stages[cached:a], xb) for xb in x]
             cached = a
         stats = ConsumerStatistics(group.consumer, group.consumer_block, product_dtype, center, name=group.name)
-        with torch.no_grad():
+        with torch.no_grad(), same_error_on_every_rank():  # a rank's NaN stops all ranks before the all_reduce
             for xb in x:
                 inp = capture_input(stages[a:b + 1], group.consumer, xb)
                 stats.add_batch(inp, output_columns(group.consumer, group.consumer(inp)))

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from ..distributed import barrier, is_main
+from ..distributed import barrier, is_main, same_error_on_every_rank
 from ..errors import UserError
 from ..io import load_checkpoint, save_torch
 from ..paths import checkpoint_path
@@ -30,6 +30,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise UserError(f"{device} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     elif dev.type != "cpu":
         raise UserError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    elif dev.index not in (None, 0):  # torch accepts cpu:N but there is one CPU device; N would be ignored
+        raise UserError(f"unknown device {device!r}: there is one CPU device; use --device cpu (or cuda:N for a GPU)")
     return dev
 
 
@@ -85,20 +87,22 @@ def restore_training_checkpoint(state, callbacks: list, n_train: int) -> None:
     """Load ``run_dir/checkpoint.pt`` into ``state`` (model, optimizer, scheduler, RNG, callbacks, history).
 
     Under DDP every rank loads the file rank 0 wrote (a shared folder) and then waits for the others,
-    so no rank overwrites it while another still reads.
+    so no rank overwrites it while another still reads; a file one rank cannot use stops every rank
+    with the same error (:func:`~greedyprune.distributed.same_error_on_every_rank`, also the barrier).
     """
     path = checkpoint_path(state.run_dir)
-    ckpt = load_checkpoint(path)
-    barrier()
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False (--no-resume)")
-    try:
-        _restore(state, callbacks, n_train, ckpt, path)
-    except UserError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # a damaged or edited file
-        raise UserError(f"{path} is a damaged training checkpoint ({type(err).__name__}: {str(err)[:80]}); delete it "
-                        "or pass resume=False (--no-resume)") from None
+    with same_error_on_every_rank():
+        ckpt = load_checkpoint(path)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+            raise UserError(f"{path} is not a greedyprune training checkpoint; delete it or pass resume=False "
+                            "(--no-resume)")
+        try:
+            _restore(state, callbacks, n_train, ckpt, path)
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # a damaged or edited file
+            raise UserError(f"{path} is a damaged training checkpoint ({type(err).__name__}: {str(err)[:80]}); "
+                            "delete it or pass resume=False (--no-resume)") from None
 
 
 def _restore(state, callbacks: list, n_train: int, ckpt: dict, path) -> None:

@@ -121,9 +121,9 @@ def assert_user_error(result: Result, command: str, *words: str, outputs: tuple 
 
 
 def run_cli_subprocess(*argv, cwd=None, timeout=120) -> subprocess.CompletedProcess:
-    """The installed console script's code path in a fresh process (what a user's shell runs)."""
+    """`python -m greedyprune ARGS` in a fresh process: the console script's code path (what a user's shell runs)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
-    return subprocess.run([sys.executable, "-m", "greedyprune.cli.main", *map(str, argv)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "greedyprune", *map(str, argv)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or REPO, env=env)
 
 

@@ -4,15 +4,17 @@ A pruning run SIGKILLed while it computes, or while it writes its model file, le
 (only, in the second case, a hidden ``.NAME.<host>-<pid>.*.tmp``, which the next successful write
 removes). Killing *training* and IMP mid-run and resuming to the uninterrupted result is covered by
 ``tests/train/test_kill_resume.py`` (SIGKILL of a training subprocess) and
-``tests/baselines/test_lth.py::test_killed_lth_run_resumes_at_round_and_step``.
+``tests/reliability/test_lth_sigkill.py`` (SIGKILL of a ``greedyprune baseline --method lth`` process).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import torch
 
 import greedyprune
 from greedyprune.errors import UserError
-from greedyprune.io import atomic_write, save_json
+from greedyprune.io import atomic_write, load_report, save_json
 
 from .conftest import CALIB, REPO
 
@@ -41,6 +43,12 @@ def _victim(argv: list[str], ready: str, where: str) -> None:
             real_fsync(fd)
             announce_and_hang()
         os.fsync = fsync
+    elif where == "report":  # the model file is complete and renamed; its JSON report not yet written
+        import greedyprune.io
+
+        def save_json(obj, path) -> None:
+            announce_and_hang()
+        greedyprune.io.save_json = save_json
     else:  # "pruning": after the first group, long before any output
         from greedyprune.prune import Pruner
         real_step = Pruner.step
@@ -132,10 +140,47 @@ def test_every_writer_goes_through_atomic_write():
             lines = path.read_text().splitlines()
             for number, line in enumerate(lines, 1):
                 for match in WRITERS.finditer(line):
-                    if any(rel == f and token in line for f, token in allowed):
-                        continue
+                    if any(rel == f and token in line for f, token in allowed) or "os.devnull" in line:
+                        continue  # (writing to os.devnull writes no file)
                     context = "\n".join(lines[max(0, number - 4):number])
                     if "atomic_write(" in context or "BytesIO" in context:  # inside `with atomic_write(...)`
                         continue
                     offenders.append(f"{rel}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_sigkill_between_model_and_report_leaves_no_stale_report(files, tmp_path, cli):
+    """The model and its JSON are two renames: killed between them, the new model never sits beside the old
+    run's report (that is removed first), and the model file carries its own report."""
+    out = tmp_path / "pruned.pt"
+    argv = ["prune", "--model", str(files.lenet), "--out", str(out), *CALIB]
+    assert cli(*argv, "--keep", "0.5").code == 0  # an earlier, complete run in the same place
+    assert json.loads(out.with_suffix(".json").read_text())["budget"]["keep"] == 0.5
+    _kill_when_ready(argv + ["--keep", "0.3"], tmp_path, "report")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".pt", ".json")) == ["pruned.pt"]
+    assert greedyprune.load(out)[1].out_features == 90  # the new model, complete
+    assert load_report(out)["budget"]["keep"] == 0.3  # and its report, from inside the file
+    assert cli(*argv, "--keep", "0.3").code == 0  # rerunning writes both
+    assert json.loads(out.with_suffix(".json").read_text())["budget"]["keep"] == 0.3
+
+
+def test_outputs_get_the_umask_mode_and_replaced_files_keep_theirs(files, tmp_path, cli):
+    """mkstemp creates 0600 files; outputs get 0666 minus the umask, like any file the user creates."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "pruned.pt"
+        assert cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, *CALIB).code == 0
+        assert _mode(out) == _mode(out.with_suffix(".json")) == 0o644  # others can read the pruned model
+        os.umask(0o077)
+        save_json({"run": 1}, tmp_path / "private.json")
+        assert _mode(tmp_path / "private.json") == 0o600
+        os.umask(0o002)
+        (tmp_path / "private.json").chmod(0o640)
+        save_json({"run": 2}, tmp_path / "private.json")  # replaced: keeps the mode it had
+        assert _mode(tmp_path / "private.json") == 0o640
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

@@ -383,3 +383,166 @@ def test_debug_flag_shows_the_traceback(files, tmp_path):
     with pytest.raises(UserError, match="unknown model"):
         main(["--debug", "prune", "--model", "nosuch", "--keep", "0.5", "--out", str(tmp_path / "o.pt")])
 
+
+
+# ------------------------------------------------------------------------------ baselines: options checked first
+BASELINE = ["--data", "random:1x28x28", "--max-steps", "4", "--no-progress"]
+
+
+@pytest.mark.parametrize("args, words", [
+    pytest.param(["--method", "lth", "--rounds", "-1"], "--rounds must be between 0 (derive from --sparsity) and 200, "
+                 "got -1", id="lth-rounds-negative"),
+    pytest.param(["--method", "lth", "--rounds", "500"], "--rounds must be between 0 (derive from --sparsity) and 200, "
+                 "got 500", id="lth-rounds-too-many"),
+    pytest.param(["--method", "lth", "--prune-rate", "1.5"], "--prune-rate must be a fraction in (0, 1), got 1.5",
+                 id="lth-prune-rate"),
+    pytest.param(["--method", "lth", "--control-sparsities", "abc"], "--control-sparsities takes comma-separated "
+                 "fractions in [0, 1), got 'abc'; e.g. --control-sparsities 0.79,0.96", id="lth-control-sparsities"),
+    pytest.param(["--method", "snip", "--samples-per-class", "0"], "--samples-per-class must be at least 1",
+                 id="snip-samples-per-class"),
+    pytest.param(["--method", "rigl", "--update-interval", "0"], "--update-interval must be at least 1 step, got 0",
+                 id="rigl-update-interval"),
+    pytest.param(["--method", "rigl", "--alpha", "2"], "--alpha (the initial drop fraction) must be in [0, 1], got 2.0",
+                 id="rigl-alpha"),
+    pytest.param(["--method", "set", "--end-fraction", "0"], "--end-fraction (last update, as a fraction of "
+                 "training) must be in (0, 1], got 0.0", id="set-end-fraction"),
+    pytest.param(["--method", "static", "--batch-size", "0"], "--batch-size must be >= 1, got 0",
+                 id="batch-size-zero"),
+    pytest.param(["--method", "lth", "--batch-size", "100000"], "--batch-size 100000 is larger than the 128 training "
+                 "images (every step would use all of them); use --batch-size 128 or fewer", id="batch-size-above-data"),
+])
+def test_baseline_option_out_of_range(cli, tmp_path, args, words):
+    """Every option is checked before the baseline writes anything (no init.pt, no round_00/)."""
+    out = tmp_path / "runs"
+    assert_user_error(cli("baseline", *args, *BASELINE, "--out", out), "baseline", words,
+                      outputs=(out / "init.pt", out / "round_00", out / "mask.pt", out))
+
+
+def test_baseline_data_shape_does_not_fit_model(cli, tmp_path):
+    out = tmp_path / "runs"
+    assert_user_error(cli("baseline", "--method", "rigl", "--model", "small-cnn", *BASELINE, "--data", "random:1x8x8",
+                          "--out", out), "baseline", "cannot run on the training images of shape (1, 8, 8)",
+                      "(Linear)", "input shape the model was built for", outputs=(out,))
+
+
+# ------------------------------------------------------------------- ranks: one rank's bad batch stops them all
+@pytest.mark.parametrize("case, words", [
+    pytest.param("first-batch", "the calibration images contain NaN/Inf values; check the data", id="first-batch"),
+    pytest.param("later-batch", "the calibration images contain NaN/Inf values; check the data", id="later-batch"),
+    pytest.param("overflow", "non-finite activations (NaN/Inf) reach the consumer of group", id="overflow")])
+def test_non_finite_batch_on_one_rank(tmp_path, case, words):
+    """2 gloo ranks; only rank 1's shard is bad: both raise the same one-line UserError, neither hangs."""
+    messages = _run_two_ranks(_rank_with_a_bad_batch, tmp_path, case)
+    assert len(set(messages)) == 1, messages
+    assert words in messages[0] and "\n" not in messages[0]
+
+
+def _run_two_ranks(target, tmp_path, *args, timeout: float = 120) -> list[str]:
+    """Fork 2 gloo ranks running ``target(rank, init_file, out_dir, *args)``; their ``rankR.txt`` (fails on a hang)."""
+    import time
+
+    import torch.multiprocessing as mp
+    context = mp.start_processes(target, args=(str(tmp_path / "init"), str(tmp_path), *args), nprocs=2, join=False,
+                                 start_method="fork")
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the ranks did not finish within {timeout} s (a rank hangs in a collective)")
+    return [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
+
+
+def _rank_with_a_bad_batch(rank: int, init_file: str, out_dir: str, case: str) -> None:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from torch import nn
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))
+    try:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+        batches = [torch.randn(8, 6, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+        if case == "first-batch":  # rank r takes batches r, r + 2: batch 1 is rank 1's first
+            batches[1][0, 0] = float("nan")
+        elif case == "later-batch":
+            batches[3][2, 1] = float("inf")
+        else:  # finite inputs, but rank 1's second batch overflows float32 inside the model
+            with torch.no_grad():
+                model[0].weight.fill_(1e15)
+            batches[3] = torch.full((8, 6), 1e30)
+        try:
+            greedyprune.prune(model, batches, keep=0.5, progress=False)
+            message = "no error"
+        except UserError as err:
+            message = str(err)
+        with open(f"{out_dir}/rank{rank}.txt", "w") as handle:
+            handle.write(message)
+    finally:
+        dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- messages that name the flag to fix
+@pytest.mark.parametrize("flag, value, words", [
+    pytest.param("--groups", ",", "--groups ',' names no group; give 'all', comma-separated group names, or 'list'",
+                 id="groups"),
+    pytest.param("--methods", ",", "--methods ',' names no method; give 'all' or some of", id="methods"),
+    pytest.param("--seeds", "0", "--seeds must be at least 1 for the random baseline, got 0; or leave random out of "
+                 "--methods", id="seeds"),
+    pytest.param("--n-max", "0", "--n-max must be at least 1 kept channel", id="n-max")])
+def test_analyze_option_names_the_flag(cli, files, tmp_path, flag, value, words):
+    out = tmp_path / "analysis"
+    assert_user_error(cli("analyze", "--model", files.lenet, flag, value, "--out", out, *CALIB), "analyze", words,
+                      outputs=(out / "curves.json",))
+
+
+def test_two_budgets(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--flops", "0.5", "--out", out, *CALIB),
+                      "prune", "give one budget, not --keep 0.5 and --flops 0.5: --keep, --flops or --params",
+                      outputs=(out,))
+
+
+def test_weights_file_cut_short(cli, files, tmp_path):
+    """A checkpoint cut after 5 KB: torch's zip reader says EINVAL; the user is told what that means."""
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(files.lenet_weights.read_bytes()[:5000])
+    out = tmp_path / "out.pt"
+    line = assert_user_error(cli("prune", "--model", "lenet300-100", "--weights", cut, "--keep", "0.5", "--out", out,
+                                 *CALIB), "prune", "cut.pth is not a readable PyTorch checkpoint (incomplete zip "
+                             "archive); it may be truncated or corrupt", outputs=(out,))
+    assert "Errno" not in line
+
+
+@pytest.mark.parametrize("device, words", [
+    pytest.param("cpu:1", "unknown device 'cpu:1': there is one CPU device; use --device cpu", id="cpu-1"),
+    pytest.param("", "unknown device ''; use cpu, cuda or cuda:N", id="empty")])
+def test_device_that_does_not_exist(cli, files, tmp_path, device, words):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--device", device, "--out", out, *CALIB),
+                      "prune", words, outputs=(out,))
+
+
+def test_training_batch_larger_than_data(cli, tmp_path):
+    run = tmp_path / "run"
+    assert_user_error(cli("train", "--model", "small-cnn", "--data", "random:1x28x28", "--batch-size", "100000",
+                          "--out", run), "train", "--batch-size 100000 is larger than the 512 training images",
+                      "use --batch-size 512 or fewer", outputs=(run / "model.pt", run / "checkpoint.pt"))
+
+
+@pytest.mark.parametrize("command, args, words", [
+    pytest.param("train", ["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0, got -1",
+                 id="train-checkpoint-every"),
+    pytest.param("train", ["--train-images", "-5"], "--train-images must be at least 1 (0: all images), got -5",
+                 id="train-train-images"),
+    pytest.param("baseline", ["--method", "dense", "--train-images", "-5"], "--train-images must be at least 1 "
+                 "(0: all images), got -5", id="baseline-train-images"),
+    pytest.param("eval", ["--limit", "-5"], "--limit must be at least 1 image (0: all), got -5", id="eval-limit")])
+def test_option_checks_name_the_flag(cli, files, tmp_path, command, args, words):
+    run = tmp_path / "run"
+    common = {"train": ["--model", "small-cnn", "--data", "random:1x28x28", "--out", run],
+              "baseline": [*BASELINE, "--out", run],
+              "eval": ["--model", files.lenet, "--data", "random:1x28x28"]}[command]
+    assert_user_error(cli(command, *common, *args), command, words, outputs=(run,))

@@ -80,3 +80,16 @@ def test_engine_twice_identical(method):
     b = greedy_select_gram(*args, method=method, scores=f.abs().sum(1), seed=5)
     assert torch.equal(a.indices, b.indices) and torch.equal(a.coefficients, b.coefficients)
     assert torch.equal(a.errors, b.errors)
+
+
+def test_two_fresh_processes_write_bit_identical_models(files, tmp_path):
+    """Determinism across processes, not only within one: two new `greedyprune prune` processes (each
+    importing everything afresh, with its own allocator and thread pool) write identical model files."""
+    from .conftest import run_cli_subprocess
+    outs = [tmp_path / "first.pt", tmp_path / "second.pt"]
+    for out in outs:
+        done = run_cli_subprocess("prune", "--model", files.lenet, "--flops", "0.5", "--out", out, *CALIB)
+        assert done.returncode == 0, done.stderr
+    assert _same_tensors(_state(outs[0]), _state(outs[1]))
+    assert _report(outs[0]) == _report(outs[1])
+    assert _state(outs[0])["1.weight"].shape[0] < 300  # it did prune

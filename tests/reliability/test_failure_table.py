@@ -65,6 +65,12 @@ def test_bad_input_rows_and_tests_match_one_to_one():
     assert all(f"`{name}`" in below for name in OUTSIDE_TABLE)
 
 
+def test_stated_count_of_bad_inputs_is_the_number_of_rows():
+    stated = re.search(r"\*\*(\d+) bad inputs are tested\*\*", DOC.read_text().split("## Failure behaviour", 1)[1])
+    assert stated, "README's Failure behaviour section states how many bad inputs are tested"
+    assert int(stated.group(1)) == len(_rows(_section("Bad input"))) == len(_case_ids("test_bad_input")) - len(OUTSIDE_TABLE)
+
+
 @pytest.mark.parametrize("title", ["Untrusted files", "Nothing lost", "Determinism", "Fuzzing"])
 def test_other_tables_name_existing_tests(title):
     section = _section(title)
