@@ -52,7 +52,7 @@ class BoundSpec:
 
 BOUNDS = {
     "herding_hull": BoundSpec("herding_hull", "uniform",
-                              "L_n <= (V_T + d2)/n + sqrt(d2 M)(n-1)/n, d2 = |Phi a - T|^2, M = min(D_T^2, d2 + V_T);"
+                              "L_n <= (V_T + d2)/n + sqrt(d2 M)(n-1)/n, d2 = dist(Phi a, T)^2, M = min(D_T^2, d2 + V_T);"
                               " = V_T/n <= D^2/(2n) when T = Phi a",
                               "T in the convex hull M (for the O(1/n) form; valid for any T)"),
     "herding_general": BoundSpec("herding_general", "uniform", "L_n <= L(Phi a*) + V(a*) H_n / n",

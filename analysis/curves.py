@@ -10,11 +10,11 @@ Picks vs kept channels: every method but ``uniform`` picks each channel at most 
 keep ``n`` channels. ``uniform`` (herding, picks with replacement) may pick a channel again; its
 ``pick_errors[t-1]`` is the error after ``t`` picks (the ``n`` of its theorems, B1/B2) and
 ``distinct[t-1]`` the number of distinct channels those picks keep. It runs ``uniform_picks`` picks
-(default ``4 n_max``) and its ``errors[d-1]`` -- the curve compared with the other methods -- is the best
-error of a prefix of its path that keeps at most ``d`` distinct channels:
-``min{pick_errors[t-1] : distinct[t-1] <= d}`` (stop herding before the ``(d+1)``-th channel would be
-added, at the best pick so far). If the path never reaches ``d`` distinct channels, ``measured_until``
-says how many it reached.
+(default ``8 n_max``, the engine's step cap) and its ``errors[d-1]`` -- the curve compared with the other
+methods -- is the error right after the pick that brings in the ``d``-th distinct channel: what the
+engine's ``uniform`` with ``until_distinct=True`` and ``k = d`` returns (herd until ``d`` channels are
+kept), i.e. ``uniform`` at the same width as the others. If the path never reaches ``d`` distinct
+channels, ``measured_until`` says how many it reached (later entries repeat the last value).
 
 Budget: ``reoptimized-simplex`` (fully-corrective Frank-Wolfe) solves one QP per pick, O(n^3) per
 step; it is capped at ``simplex_max`` picks (default 256, about 1-7 s at N = 512 on one core) and the
@@ -49,7 +49,7 @@ class MethodCurve:
         method: engine method name.
         n: ``1 .. len(errors)``.
         errors: relative error with ``n`` kept channels (for ``random``: the mean over seeds; for
-            ``uniform``: the best prefix of its path with at most ``n`` distinct channels).
+            ``uniform``: right after the pick that brings in its ``n``-th distinct channel).
         measured_until: last ``n`` actually computed by the engine (later entries repeat its value).
         note: budget caps or why the engine stopped, if any.
         spread: for ``random``: ``{"std", "min", "max", "seeds"}`` per ``n``; otherwise ``None``.
@@ -137,10 +137,16 @@ def distinct_counts(indices: np.ndarray) -> np.ndarray:
 
 
 def by_channels(pick_errors: np.ndarray, distinct: np.ndarray, n_max: int) -> np.ndarray:
-    """``out[d-1] = min{pick_errors[t-1] : distinct[t-1] <= d}`` for ``d = 1 .. n_max``."""
-    best = np.minimum.accumulate(np.asarray(pick_errors, dtype=np.float64))
-    last = np.searchsorted(np.asarray(distinct), np.arange(1, n_max + 1), side="right") - 1
-    return best[last]
+    """``out[d-1] = pick_errors[t_d - 1]``, ``t_d`` = first pick with ``distinct = d``, for ``d = 1 .. n_max``.
+
+    ``d`` beyond ``distinct[-1]`` (never reached) repeats the last reached value. Applied to a per-pick
+    bound it gives a bound of the per-channel curve (``err(t_d) <= bound(t_d)``).
+    """
+    values = np.asarray(pick_errors, dtype=np.float64)
+    distinct = np.asarray(distinct)[:len(values)]
+    reached = min(int(distinct[-1]), n_max)
+    out = values[np.searchsorted(distinct, np.arange(1, reached + 1), side="left")]
+    return np.concatenate([out, np.full(n_max - reached, out[-1])])
 
 
 def _uniform(group: GroupStatistics, n_max: int, picks: int, damping: float) -> MethodCurve:
@@ -151,8 +157,8 @@ def _uniform(group: GroupStatistics, n_max: int, picks: int, damping: float) -> 
     reached = int(distinct[-1])
     note = None
     if reached < n_max:
-        note = (f"{picks} picks kept only {reached} distinct channels: n > {reached} repeats the best error of "
-                f"all {picks} picks")
+        note = (f"{picks} picks kept only {reached} distinct channels: n > {reached} repeats the value at "
+                f"n = {reached}")
     return MethodCurve("uniform", by_channels(pick_errors, distinct, n_max), min(reached, n_max), note, None,
                        time.perf_counter() - start, pick_errors, distinct)
 
@@ -207,7 +213,7 @@ def decay_curves(group: GroupStatistics, n_max: int | None = None, *, methods: t
         seeds: seeds of the ``random`` baseline (mean and spread over them).
         damping: engine ridge (relative); 0 so that the curves are the exact undamped greedy paths
             the theorems describe.
-        uniform_picks: picks (with repeats) of ``uniform``; default ``4 n_max``, at least ``n_max``.
+        uniform_picks: picks (with repeats) of ``uniform``; default ``8 n_max``, at least ``n_max``.
     Returns:
         :class:`GroupCurves`.
     """
@@ -221,7 +227,7 @@ def decay_curves(group: GroupStatistics, n_max: int | None = None, *, methods: t
         raise UserError(f"unknown analysis method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if "random" in methods and not seeds:
         raise UserError("the random baseline needs at least one seed")
-    picks = 4 * n_max if uniform_picks is None else int(uniform_picks)
+    picks = 8 * n_max if uniform_picks is None else int(uniform_picks)
     if picks < n_max:
         raise UserError(f"uniform_picks must be at least n_max = {n_max} (picks repeat channels), got {picks}")
     out = GroupCurves(group.name, size, n_max)

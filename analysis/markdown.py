@@ -18,6 +18,13 @@ def _g(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _below_one(x: float | None) -> str:
+    """A relative bound; just below 1 as ``1 − 2.3e-07`` (3 digits would print 1 and hide that it is < 1)."""
+    if x is not None and 0.999 < x < 1:
+        return f"1 − {1 - x:.2g}"
+    return _g(x)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
@@ -38,8 +45,8 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
         out.append("Analysed: " + "; ".join(_source(k, v) for k, v in report.source.items()) + ".\n")
     out.append(f"{len(res)} group(s), analysed in {report.seconds:.1f} s. Error = relative discrepancy "
                "||T - f_n||² / ||T||² with n kept channels (keeping none gives 1). `uniform` picks with repeats: "
-               "per kept channel its error is the best prefix of its path with at most n distinct channels; its "
-               "theorems (B1, B2) are about n = picks. Bounds are stated and proved in `analysis/THEORY.md`; "
+               "with n kept channels its error is the one right after the pick that brings in its n-th distinct "
+               "channel (herding until n channels are kept); its theorems (B1, B2) are about n = picks. Bounds are stated and proved in `analysis/THEORY.md`; "
                "raw numbers are in `curves.json` and `bounds.json`.\n")
 
     out.append("## Fitted rates\n")
@@ -59,8 +66,8 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
                       rows))
 
     out.append("\n## Kept channels needed to reach a tolerance\n")
-    out.append("Smallest number of kept channels with error ≤ the tolerance (`uniform`: distinct channels of the "
-               "first prefix of its path that reaches it).\n")
+    out.append("Smallest number of kept channels with error ≤ the tolerance (`uniform`: distinct channels, "
+               "herding until that many are kept).\n")
     tols = sorted({t for r in res for f in r.fits.values() for t in f.n_to_reach}, reverse=True)
     rows = []
     for r in res:
@@ -93,17 +100,22 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
         for c in r.checks:
             rows.append([c.group, c.bound, c.method, f"**{c.status}**" if c.status == "FAIL" else c.status,
                          f"{c.n_failed}/{c.n_checked}", _g(c.first_failure), _g(c.min_margin), _g(c.max_ratio),
-                         _g(c.min_bound), _g(c.below_one_from), c.violated or "-"])
+                         _below_one(c.min_bound), _g(c.below_one_from), c.violated or "-"])
     out.append(_table(["group", "bound", "method", "status", "failed n", "first failure", "margin", "max ratio",
                        "min bound", "< 1 from n", "violated assumption"], rows))
 
     out.append("\n## Summary per bound (number of groups)\n")
-    rows = [[k, BOUNDS[k].method, f"`{BOUNDS[k].statement}`", BOUNDS[k].assumption]
-            + [str(report.summary.get(k, {}).get(key, 0)) for key in ("pass", "fail", "n/a", "informative")]
-            for k in BOUNDS]
+    rows = []
+    for k in BOUNDS:
+        lows = [c.min_bound for r in res for c in r.checks if c.bound == k and c.min_bound is not None]
+        span = f"{_below_one(min(lows))} .. {_below_one(max(lows))}" if lows else "-"
+        rows.append([k, BOUNDS[k].method, f"`{BOUNDS[k].statement}`", BOUNDS[k].assumption]
+                    + [str(report.summary.get(k, {}).get(key, 0)) for key in ("pass", "fail", "n/a", "informative")]
+                    + [span])
     out.append("`informative` = passes and goes below bound/E = 1 (the error of keeping nothing) at some n of the "
                "range; a bound that stays at or above 1 is valid but says nothing about a pruned layer.\n")
-    out.append(_table(["bound", "method", "statement", "assumption", "pass", "FAIL", "n/a", "informative"], rows))
+    out.append(_table(["bound", "method", "statement", "assumption", "pass", "FAIL", "n/a", "informative",
+                       "smallest bound/E (range over groups)"], rows))
 
     notes = [f"- {r.curves.name} / {m}: {c.note}" for r in res for m, c in r.curves.curves.items() if c.note]
     notes += [f"- {r.curves.name} / {m}: skipped ({why})" for r in res for m, why in r.curves.skipped.items()]

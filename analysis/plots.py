@@ -1,9 +1,8 @@
 """Figures: per group, error vs kept channels (log y) with every method, fitted lines and bounds; a rate summary.
 
 The x-axis is the number of kept (distinct) channels for every method. ``uniform`` picks with repeats:
-its curve is the best prefix of its path with at most ``n`` distinct channels, and its bounds (stated
-per pick) are drawn through the same map (``min`` of the bound over those prefixes), so they still
-bound the drawn curve.
+its curve is its error right after the pick that brings in the ``n``-th distinct channel, and its
+bounds (stated per pick) are drawn at those same picks, so they still bound the drawn curve.
 
 Colours are fixed per method (:data:`COLORS`) so every figure reads the same. Bounds are drawn in the
 colour of the method they bound, dotted / dash-dotted; fitted lines are thin dashed. The y-axis
@@ -84,7 +83,7 @@ def plot_group(curves: GroupCurves, fits: dict[str, CurveFit], bounds: dict[str,
     top = max(float(np.nanmax([c.errors.max() for c in curves.curves.values()])) * 3, 1.0)
     ax.set_ylim(max(lowest / 5, SHOWN_FLOOR / 2), top)
     ax.set_xlim(1, curves.n_max)
-    ax.set_xlabel("n = number of kept channels (uniform: distinct channels among its picks, best prefix)")
+    ax.set_xlabel("n = number of kept channels (uniform: distinct channels among its picks)")
     ax.set_ylabel("relative discrepancy  ||T - f_n||² / ||T||²")
     ax.set_title(title or f"{curves.name} (N = {curves.size})")
     ax.grid(True, which="major", alpha=0.3)

@@ -93,7 +93,7 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
         simplex_max: cap on ``reoptimized-simplex`` picks (slow path).
         fit_range: ``(n_lo, n_hi)`` for the fits (default: 1 .. last n above 1e-10).
         tolerances: relative errors for the "kept channels needed" table.
-        uniform_picks: picks (with repeats) of ``uniform`` per group (default ``4 n_max``).
+        uniform_picks: picks (with repeats) of ``uniform`` per group (default ``8 n_max``).
         source: what was analysed (e.g. ``{"model", "weights", "test_acc", "data", "calibration_images"}``),
             written into ``curves.json`` / ``bounds.json`` and at the top of ``report.md``.
         plots: write ``plots/<group>.png`` and ``plots/summary_rates.png``.
@@ -145,8 +145,9 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
 def _curves_json(results: list[GroupAnalysis], fit_range, source: dict | None) -> dict:
     return {"version": 2, "source": source,
             "error": "relative discrepancy ||T - f_n||^2 / ||T||^2 with n kept channels",
-            "uniform": "errors: best prefix of the herding path with at most n distinct channels; pick_errors: "
-                       "after t picks (with repeats), distinct_channels: channels kept by those t picks",
+            "uniform": "errors[n-1]: right after the pick that brings in the n-th distinct channel (herding until "
+                       "n channels are kept); pick_errors[t-1]: after t picks (with repeats); distinct_channels[t-1]: "
+                       "channels kept by those t picks",
             "fit_range": list(fit_range) if fit_range else "default: n = 1 .. last n with error > 1e-10",
             "groups": [{**r.curves.to_json(), "depth": r.group.depth,
                         "fits": {m: f.to_json() for m, f in r.fits.items()},

@@ -23,7 +23,7 @@ class Options:
     groups: str = opt("all", "'all' or comma-separated group names (see `greedyprune analyze --groups list`)")
     n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel, n = 1..N)")
     fit_range: str | None = opt(None, "fit range N_LO:N_HI of kept channels (default: 1 .. last n with error > 1e-10)")
-    uniform_picks: int | None = opt(None, "picks (with repeats) of uniform herding per group (default: 4 x n_max)")
+    uniform_picks: int | None = opt(None, "picks (with repeats) of uniform herding per group (default: 8 x n_max)")
     methods: str = opt("all", "comma-separated methods (default: all of analysis.METHODS)")
     seeds: int = opt(3, "seeds of the random baseline")
     precision: str = opt("float64", "statistics products", choices=["float32", "float64"])
