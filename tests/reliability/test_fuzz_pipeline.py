@@ -2,8 +2,10 @@
 tiny images, every method and budget.
 
 A run either returns a pruned model that is physically no wider than the original, never empties a
-group, and gives finite outputs of the original shape -- or it raises a documented error
-(``UserError``/``ValueError``). Nothing else escapes.
+group, and gives finite outputs of the original shape -- or it refuses with one of the documented
+one-line :class:`~greedyprune.UserError` s (``REFUSALS``: a budget that would empty a group, too few
+calibration images, a group whose activations never vary), each only where it can apply. Anything
+else -- a bare ``ValueError``, another message -- fails. And most generated examples must prune.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
 import greedyprune
+from greedyprune import UserError
 from greedyprune.adapters import find_adapter
 from greedyprune.selection import registered_methods
 
@@ -56,17 +59,34 @@ def chains(draw):
     return model, (channels, size, size)
 
 
-def _budget(draw):
-    kind = draw(st.sampled_from(["keep", "flops", "params"]))
+def _budget(draw, kinds=("keep", "flops", "params")):
+    kind = draw(st.sampled_from(kinds))
     return {kind: draw(st.sampled_from([0.01, 0.3, 0.5, 0.99, 1.0]))}
 
 
-def _check_run(model, shape, batches, method, budget, seed=0):
+# the documented refusals: the words of the message -> where it may happen
+REFUSALS = {
+    "cannot be met without emptying a group": lambda budget, images: "keep" not in budget,  # a flops/params floor
+    "calibration set is too small": lambda budget, images: images < 2,  # centred statistics need 2 samples
+    "no channel can be selected": lambda budget, images: True,  # activations constant over the images
+}
+
+
+def _check_run(model, shape, batches, method, budget, seed=0, refusals: list | None = None):
+    """The pruned model (checked), or None after a documented refusal (its kind appended to ``refusals``)."""
     before = {g.name: g.width for g in find_adapter(model).groups(model)}
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(seed + 1))
     try:
         pruned, report = greedyprune.prune(model, batches, method, progress=False, seed=seed, **budget)
-    except ValueError:  # UserError included: the documented refusals
+    except UserError as err:  # the documented way to refuse; a bare ValueError is not
+        message = str(err)
+        assert "\n" not in message and "; " in message, message  # one line: what is wrong; what to do
+        kinds = [words for words in REFUSALS if words in message]
+        assert kinds, f"undocumented refusal: {message}"
+        images = sum(b.shape[0] for b in batches)
+        assert REFUSALS[kinds[0]](budget, images), f"{message!r} with {budget}, {images} image(s)"
+        if refusals is not None:
+            refusals.append(kinds[0])
         return None
     after = {g.name: g.width for g in find_adapter(pruned).groups(pruned)} if len(before) else {}
     assert after.keys() == before.keys()
@@ -80,16 +100,35 @@ def _check_run(model, shape, batches, method, budget, seed=0):
     return pruned
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
-def test_chains_of_odd_widths(data):
-    model, shape = data.draw(chains())
-    batch, count = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
-    g = torch.Generator().manual_seed(data.draw(st.integers(0, 100)))
-    scale = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
-    batches = [torch.randn(batch, *shape, generator=g) * scale for _ in range(count)]
-    _check_run(model, shape, batches, data.draw(st.sampled_from(METHODS)), _budget(data.draw),
-               seed=data.draw(st.integers(0, 5)))
+def _mostly_pruned(pruned: int, refusals: list[str], share: float, what: str, overall: float = 0.4) -> None:
+    """At least ``share`` of the examples prune, not counting the refusals a budget floor or a 1-image
+    calibration set explain (``REFUSALS`` already checked that they apply); and ``overall`` of all."""
+    total = pruned + len(refusals)
+    assert total, f"no {what} example ran"
+    explained = sum(kind != "no channel can be selected" for kind in refusals)
+    assert pruned >= overall * total, f"only {pruned} of {total} {what} pruned ({refusals})"
+    assert pruned >= share * (total - explained), f"only {pruned} of {total - explained} {what} pruned ({refusals})"
+
+
+def test_chains_of_odd_widths():
+    refusals: list[str] = []
+    pruned: list[bool] = []
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+    @given(st.data())
+    def run(data):
+        model, shape = data.draw(chains())
+        batch, count = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+        g = torch.Generator().manual_seed(data.draw(st.integers(0, 100)))
+        scale = data.draw(st.sampled_from([1e-3, 1.0, 1e3]))
+        batches = [torch.randn(batch, *shape, generator=g) * scale for _ in range(count)]
+        if _check_run(model, shape, batches, data.draw(st.sampled_from(METHODS)), _budget(data.draw),
+                      seed=data.draw(st.integers(0, 5)), refusals=refusals) is not None:
+            pruned.append(True)
+
+    run()
+    _mostly_pruned(len(pruned), refusals, 0.75, "generated chains")
 
 
 def _tv(name: str) -> nn.Module:
@@ -124,6 +163,50 @@ def test_torchvision_families_tiny_inputs(name, size, batch, count, method, budg
     assert pruned is not None  # these inputs are small but valid
     if budget.get("keep") == 0.01:
         assert all(g.width == 1 for g in find_adapter(pruned).groups(pruned))  # 1-channel groups
+
+
+@st.composite
+def torchvision_models(draw):
+    """A torchvision ResNet (bottleneck, 1..16 channels per group) or MobileNetV2/V3 at a drawn width."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+    family = draw(st.sampled_from(["resnet-bottleneck", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"]))
+    torch.manual_seed(draw(st.integers(0, 1000)))
+    if family == "resnet-bottleneck":  # inner widths w, 2w, 4w, 8w
+        model = ResNet(Bottleneck, [1, 1, 1, 1], num_classes=5, width_per_group=draw(st.integers(1, 16)))
+    elif family == "mobilenet_v2":  # round_nearest 1: odd widths, down to 2-3 channels
+        model = torchvision.models.mobilenet_v2(num_classes=5, width_mult=draw(st.sampled_from([0.05, 0.1, 0.25, 0.5])),
+                                                round_nearest=draw(st.sampled_from([1, 2, 8])))
+    else:
+        model = getattr(torchvision.models, family)(num_classes=5, width_mult=draw(st.sampled_from([0.1, 0.25, 0.5])))
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_torchvision_widths_and_image_sizes():
+    """Drawn widths, images of 1x1 to 16x16, batches of one image: prunes (mostly) or refuses as documented."""
+    refusals: list[str] = []
+    pruned: list[bool] = []
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+    @given(st.data())
+    def run(data):
+        model = data.draw(torchvision_models())
+        size, count = data.draw(st.integers(1, 16)), data.draw(st.integers(2, 3))
+        g = torch.Generator().manual_seed(data.draw(st.integers(0, 100)))
+        batches = [torch.randn(1, 3, size, size, generator=g) for _ in range(count)]  # batch size 1
+        # flops/params floors are high here (stems and block outputs are not pruned): keep budgets twice as often
+        budget = _budget(data.draw, ("keep", "keep", "flops", "params"))
+        if _check_run(model, (3, size, size), batches, data.draw(st.sampled_from(METHODS)), budget,
+                      refusals=refusals) is not None:
+            pruned.append(True)
+
+    run()
+    _mostly_pruned(len(pruned), refusals, 0.6, "torchvision models", overall=0.3)
 
 
 @pytest.mark.parametrize("precision", ["float32", "float64"])
