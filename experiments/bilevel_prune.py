@@ -18,7 +18,7 @@ the same training budget: ``--epochs`` passes' worth of training samples after p
   only the lower level (plain SGD on cross-entropy + gamma/2 ||theta||^2) trains. BiP minus this
   control is what learning the mask adds with the same weight optimiser.
 
-Step sizes: ``--tune`` evaluates a 3-point grid per method at 95% sparsity on the *validation* split
+Step sizes: ``--tune`` evaluates a 5-point grid per method at 95% sparsity on the *validation* split
 (first seed) and merges the winners into results/bilevel_prune_tuned.json (other methods' entries are
 kept); the main run reads them (defaults if absent) and runs every seed of ``--seeds``: the trained
 network is the same, a seed changes the minibatch draws and the data order. Test accuracy is reported
@@ -59,19 +59,20 @@ DEFAULTS = {
     "bip-vrbo": {"lr_scores": 10.0, "lr_weights": 0.1, "implicit": "bilinear"},
     "frozen-mask": {"lr_scores": 0.0, "lr_weights": 0.1},
 }
-GRID = {
-    "magnitude-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}],
-    "imp-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}],
+GRID = {  # 5 points per method (the first 3 as in the first version), plus up to 2 beyond an edge winner
+    "magnitude-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}, {"lr": 0.01}, {"lr": 0.4}, {"lr": 0.8}],
+    "imp-ft": [{"lr": 0.03}, {"lr": 0.1}, {"lr": 0.2}, {"lr": 0.01}, {"lr": 0.4}],
     "bip-first-order": [{"lr_scores": 10.0, "lr_weights": 0.05}, {"lr_scores": 10.0, "lr_weights": 0.1},
-                        {"lr_scores": 100.0, "lr_weights": 0.1}],
-    "bip-mrbo": [{"lr_scores": 20.0, "lr_weights": 0.2, "mrbo_c": 10.0, "implicit": "bilinear"},
-                 {"lr_scores": 60.0, "lr_weights": 0.2, "mrbo_c": 10.0, "implicit": "bilinear"},
-                 {"lr_scores": 20.0, "lr_weights": 0.4, "mrbo_c": 10.0, "implicit": "bilinear"}],
-    "bip-vrbo": [{"lr_scores": 10.0, "lr_weights": 0.05, "implicit": "bilinear"},
-                 {"lr_scores": 10.0, "lr_weights": 0.1, "implicit": "bilinear"},
-                 {"lr_scores": 3.0, "lr_weights": 0.05, "implicit": "bilinear"}],
-    "frozen-mask": [{"lr_scores": 0.0, "lr_weights": 0.05}, {"lr_scores": 0.0, "lr_weights": 0.1},
-                    {"lr_scores": 0.0, "lr_weights": 0.2}],
+                        {"lr_scores": 100.0, "lr_weights": 0.1}, {"lr_scores": 100.0, "lr_weights": 0.2},
+                        {"lr_scores": 300.0, "lr_weights": 0.2}, {"lr_scores": 1000.0, "lr_weights": 0.2},
+                        {"lr_scores": 300.0, "lr_weights": 0.4}],
+    "bip-mrbo": [{"lr_scores": ls, "lr_weights": lw, "mrbo_c": 10.0, "implicit": "bilinear"}
+                 for ls, lw in [(20.0, 0.2), (60.0, 0.2), (20.0, 0.4), (20.0, 0.8), (60.0, 0.8),
+                                        (200.0, 0.8), (60.0, 1.6)]],
+    "bip-vrbo": [{"lr_scores": ls, "lr_weights": lw, "implicit": "bilinear"}
+                 for ls, lw in [(10.0, 0.05), (10.0, 0.1), (3.0, 0.05), (1.0, 0.05), (3.0, 0.02),
+                                        (0.3, 0.05), (1.0, 0.1)]],
+    "frozen-mask": [{"lr_scores": 0.0, "lr_weights": lw} for lw in (0.05, 0.1, 0.2, 0.4, 0.8)],
 }
 
 
