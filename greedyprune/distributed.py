@@ -205,8 +205,11 @@ def same_error_on_every_rank() -> Iterator[None]:
     dist.all_reduce(failed, op=dist.ReduceOp.SUM)
     if failed.item() == 0:
         return
-    mine = None if error is None else (isinstance(error, UserError), str(error).strip().splitlines()[0]
-                                       if str(error).strip() else type(error).__name__)
+    mine = None
+    if error is not None:
+        text = (str(error).strip().splitlines() or [""])[0][:200]
+        mine = (True, str(error)) if isinstance(error, UserError) else \
+            (False, f"{type(error).__name__}: {text}" if text else type(error).__name__)
     everyone: list = [None] * size
     dist.all_gather_object(everyone, mine)
     first = next(r for r, m in enumerate(everyone) if m is not None)
