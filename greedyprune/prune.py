@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 
 from .adapters import ChannelGroup, find_adapter
 from .budget import allocate_by_error, allocate_uniform, check_fraction, cost_model, keep_widths
-from .calibration import agree_on_selection, as_batches, global_count, share_over_ranks
+from .calibration import agree_on_selection, as_batches, check_on_every_rank, global_count, share_over_ranks
+from .distributed import same_error_on_every_rank
 from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
-from .stats.check import checked_forward
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
 from .surgery import apply_selection
@@ -147,8 +147,10 @@ class Pruner:
 
     # ----------------------------------------------------------------------------------------- steps
     def _check_finite(self) -> None:
-        """The model runs on the calibration images and stays finite (else a one-line error naming the layer)."""
-        checked_forward(self.original, self.batches[0])
+        """The model runs on the calibration images and stays finite (else a one-line error naming the layer).
+
+        Agreed over ranks: one rank's bad batch stops every rank with the same error (no rank hangs)."""
+        check_on_every_rank(self.original, self.batches)
 
     def _advance(self, stage: int) -> None:
         """Move both activation caches forward to the input of ``stage``."""
@@ -204,7 +206,7 @@ class Pruner:
         stats = ConsumerStatistics(group.consumer, group.consumer_block, self.product_dtype, name=group.name)
         side = {id(m): ChannelMean(m) for m in group.side_inputs}
         try:
-            with torch.no_grad():
+            with torch.no_grad(), same_error_on_every_rank():  # a rank's NaN stops all ranks before the all_reduce
                 for xp, target in zip(self.x_pruned, self._targets(index)):
                     stats.add_batch(capture_input(self.stages[a:b + 1], group.consumer, xp), target)
         finally:
