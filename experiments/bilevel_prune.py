@@ -26,7 +26,7 @@ only by the main run. Each row also records ``overlap_magnitude``: the fraction 
 that the global magnitude mask keeps too. Resumable: every run lives under ``--out``.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --tune
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --seeds 0,1
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --seeds 0,1,2
     OMP_NUM_THREADS=1 .venv/bin/python experiments/bilevel_prune.py --quick   # one sparsity, 0.2 epochs
 """
 
@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--sparsities", default="0.8,0.9,0.95,0.98")
     parser.add_argument("--epochs", type=float, default=1.0, help="training budget per method, in epochs of samples")
     parser.add_argument("--imp-rounds", type=int, default=4)
-    parser.add_argument("--seeds", default="0,1", help="comma list; --tune uses the first")
+    parser.add_argument("--seeds", default="0,1,2", help="comma list; --tune uses the first")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", default="runs/bilevel_prune", help="run folders (resume)")
     parser.add_argument("--tune", action="store_true", help="choose step sizes on the validation split at 95%%")
