@@ -28,7 +28,7 @@ COLORS = {"reoptimized": "tab:blue", "reoptimized-simplex": "tab:purple", "unifo
           "uniform-noreplace": "tab:brown", "magnitude": "tab:green", "random": "tab:gray"}
 BOUND_STYLE = {"herding_hull": ":", "herding_general": (0, (1, 3)), "fcfw_sublinear": ":", "fcfw_linear": "-.",
                "free_linear": "-."}
-BOUND_LABEL = {"herding_hull": "B1 V_T/n", "herding_general": "B2 L(a*)+V H_n/n",
+BOUND_LABEL = {"herding_hull": "B1 (V_T+d²)/n + d√M", "herding_general": "B2 L(a*)+V H_n/n",
                "fcfw_sublinear": "B3 FCFW 1/n", "fcfw_linear": "B4 FCFW (1-r²/D_T²)^(n-1)",
                "free_linear": "B5 free (1-μ²)^(n-1)"}
 # the fit drawn per method: the model the theory predicts for it
