@@ -3,16 +3,17 @@
 with the per-layer ratios SNIP or GraSP chose; then static sparse training with the recipe of
 baselines_rigl.py (SGD Nesterov 0.9, lr 0.05 cosine, wd 1e-4, batch 128, 10 epochs), dense run shared.
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/baselines_init.py [--seeds 0,1] [--quick]
+    OMP_NUM_THREADS=1 nice .venv/bin/python experiments/baselines_init.py [--seeds 0,1] [--jobs 2] [--quick]
 
 Writes experiments/results/baselines_init.json and .png; runs live in runs/baselines/sparse (resumable).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, load_results, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, RUNS, Clock, load_results, map_seeds, mean_std, parse, pm, save_figure
 
 from greedyprune.baselines import load_splits
 from greedyprune.baselines.at_init import InitOptions, run_at_init
@@ -26,6 +27,22 @@ METHODS = {"snip": ("snip", "snip"), "grasp": ("grasp", "grasp"), "random": ("ra
 SPARSITIES = (0.9, 0.98)
 
 
+def one_seed(seed: int, runs: Path, config, quick: bool, progress: bool) -> dict:
+    """The dense run and every criterion x sparsity of one seed (resumable): ``{(label, sparsity): record}``."""
+    splits = load_splits("fashion-mnist", 3000 if quick else None)
+    cfg = config.replace(seed=seed)
+    records = {("dense", 0.0): run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
+                                           runs / f"dense-seed{seed}", progress=progress)}
+    for sparsity in SPARSITIES:
+        folder = runs / f"init-s{sparsity}-seed{seed}"
+        for label, (method, source) in METHODS.items():
+            options = InitOptions(sparsity=sparsity, ratios_from=source)
+            # random-ratios copies the per-layer counts of folder/<ratios_from>/mask.pt (same seed, sparsity)
+            records[(label, sparsity)] = run_at_init(method, "lenet300-100", splits, cfg, options, folder / label,
+                                                     progress=progress)
+    return records
+
+
 def main() -> None:
     args = parse(__doc__.split("\n")[0])
     name = "baselines_init_quick" if args.quick else "baselines_init"
@@ -34,25 +51,15 @@ def main() -> None:
         return
     clock = Clock()
     runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
-    splits = load_splits("fashion-mnist", 3000 if args.quick else None)
     config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
-    records = {}
-    for seed in args.seeds:
-        cfg = config.replace(seed=seed)
-        records[("dense", 0.0, seed)] = run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
-                                                    runs / f"dense-seed{seed}", progress=args.progress)
-        for sparsity in SPARSITIES:
-            folder = runs / f"init-s{sparsity}-seed{seed}"
-            for label, (method, source) in METHODS.items():
-                options = InitOptions(sparsity=sparsity, ratios_from=source)
-                # random-ratios copies the per-layer counts of folder/<ratios_from>/mask.pt (same seed, sparsity)
-                records[(label, sparsity, seed)] = run_at_init(method, "lenet300-100", splits, cfg, options,
-                                                               folder / label, progress=args.progress)
+    job = functools.partial(one_seed, runs=runs, config=config, quick=args.quick, progress=args.progress)
+    records = {(m, sp, seed): r for seed, recs in map_seeds(job, args.seeds, args.jobs).items()
+               for (m, sp), r in recs.items()}
 
     table = []
     for label, sparsity in [("dense", 0.0)] + [(m, s) for s in SPARSITIES for m in METHODS]:
         recs = [records[(label, sparsity, s)] for s in args.seeds]
-        table.append({"method": label, "sparsity": sparsity, "nonzero": recs[0]["nonzero"],
+        table.append({"method": label, "sparsity": sparsity, "nonzero": recs[0]["nonzero"], "macs": recs[0]["macs"],
                       "layer_density": {k: mean_std([r["layer_density"][k] for r in recs])["mean"]
                                         for k in recs[0]["layer_density"]},
                       "test_acc": mean_std([r["test_acc"] for r in recs]),
@@ -72,7 +79,7 @@ def main() -> None:
                                                                       "early_stop_step", "seconds", "nonzero",
                                                                       "layer_density")}
                            for (m, s, seed), r in records.items()},
-               "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
+               "jobs": args.jobs, "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
     plot(table, RESULTS / f"{name}.png")
 
 

@@ -108,9 +108,10 @@ def main() -> None:
                                        well_trained_reference=sgd)
             verdicts[f"Pm {label} ({metric})"] = {**v.to_dict(), "text": str(v)}
         es_t, es_r = early_stop(tickets), early_stop(reinits)
+        # censored reinit stops (>= T) make the ratio a lower bound; censored ticket stops leave it undetermined
+        kind = "undetermined" if es_t["censored"] else "lower bound" if es_r["censored"] else "measured"
         verdicts[f"Pm {label} early-stop ratio reinit/ticket"] = {
-            "ratio": es_r["mean"] / es_t["mean"] if es_t["mean"] else None,
-            "lower_bound": bool(es_r["censored"]),  # censored reinit stops: the true ratio is at least this
+            "ratio": es_r["mean"] / es_t["mean"] if es_t["mean"] else None, "kind": kind,
             "ticket": es_t, "reinit": es_r}
 
     print(f"\n{'run':<18} {'Pm%':>6} {'MACs':>8} {'test% final':>14} {'test% @ES':>14} {'early-stop it.':>24}")
@@ -119,16 +120,20 @@ def main() -> None:
               f"{pm(r['test_acc_at_early_stop']):>14} {es_text(r['early_stop_step']):>24}")
     for key, v in verdicts.items():
         if "ratio" in v:
-            print(f"{key}: {v['ratio']:.2f}" + (" (lower bound: censored reinit early stops)" if v["lower_bound"] else ""))
+            print(f"{key}: {v['ratio']:.2f} ({v['kind']}; censored ticket/reinit stops: "
+                  f"{v['ticket']['censored']}/{v['reinit']['censored']})")
         else:
             print(f"{key}: {v['text']}")
     seconds = clock.seconds()
-    train_seconds = sum(r["seconds"] for s in args.seeds for r in per_seed[s]["rounds"] + per_seed[s]["controls"]) + \
-        sum(per_seed[s]["dense_sgd"]["seconds"] for s in args.seeds)
-    print(f"wall time of this call {seconds / 60:.1f} min; training time of all runs {train_seconds / 60:.1f} min")
+    # training time per seed (kept in the run records, so a reload of finished runs reports it too)
+    per_seed_seconds = {s: sum(r["seconds"] for r in per_seed[s]["rounds"] + per_seed[s]["controls"])
+                        + per_seed[s]["dense_sgd"]["seconds"] for s in args.seeds}
+    train_seconds = sum(per_seed_seconds.values())
+    print(f"wall time of this call {seconds / 60:.1f} min; training time of all runs {train_seconds / 60:.1f} min "
+          f"(per seed: {', '.join(f'{v / 60:.1f}' for v in per_seed_seconds.values())} min)")
     save_json({"description": __doc__, "seeds": args.seeds, "jobs": args.jobs, "config": vars(config),
                "dense_sgd_config": vars(dense_sgd), "table": table, "verdicts": verdicts, "per_seed": per_seed,
-               "wall_seconds": seconds, "train_seconds": train_seconds},
+               "wall_seconds": seconds, "train_seconds": train_seconds, "train_seconds_per_seed": per_seed_seconds},
               RESULTS / f"{name}.json")
     plot(table, per_seed, args.seeds, RESULTS / f"{name}.png")
 

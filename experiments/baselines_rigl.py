@@ -2,16 +2,17 @@
 with a dense reference trained by the same recipe (SGD Nesterov 0.9, lr 0.05 cosine, wd 1e-4, batch 128,
 10 epochs; RigL/SET: dT = 100, alpha = 0.3 cosine-annealed, T_end = 75% of training).
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/baselines_rigl.py [--seeds 0,1] [--quick]
+    OMP_NUM_THREADS=1 nice .venv/bin/python experiments/baselines_rigl.py [--seeds 0,1] [--jobs 2] [--quick]
 
 Writes experiments/results/baselines_rigl.json and .png; runs live in runs/baselines/sparse (resumable).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, load_results, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, RUNS, Clock, load_results, map_seeds, mean_std, parse, pm, save_figure
 
 from greedyprune.baselines import load_splits
 from greedyprune.baselines.recipes import RECIPES
@@ -22,6 +23,20 @@ METHODS = ("rigl", "set", "static")
 SPARSITIES = (0.9, 0.98)
 
 
+def one_seed(seed: int, runs: Path, config, quick: bool, progress: bool) -> dict:
+    """The dense run and every method x sparsity of one seed (resumable): ``{(method, sparsity): record}``."""
+    splits = load_splits("fashion-mnist", 3000 if quick else None)
+    cfg = config.replace(seed=seed)
+    records = {("dense", 0.0): run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
+                                           runs / f"dense-seed{seed}", progress=progress)}
+    for sparsity in SPARSITIES:
+        for method in METHODS:
+            options = DynamicOptions(sparsity=sparsity, distribution="erk")
+            records[(method, sparsity)] = run_dynamic(method, "lenet300-100", splits, cfg, options,
+                                                      runs / f"{method}-erk-s{sparsity}-seed{seed}", progress=progress)
+    return records
+
+
 def main() -> None:
     args = parse(__doc__.split("\n")[0])
     name = "baselines_rigl_quick" if args.quick else "baselines_rigl"
@@ -30,24 +45,15 @@ def main() -> None:
         return
     clock = Clock()
     runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
-    splits = load_splits("fashion-mnist", 3000 if args.quick else None)
     config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
-    records = {}
-    for seed in args.seeds:
-        cfg = config.replace(seed=seed)
-        records[("dense", 0.0, seed)] = run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
-                                                    runs / f"dense-seed{seed}", progress=args.progress)
-        for sparsity in SPARSITIES:
-            for method in METHODS:
-                options = DynamicOptions(sparsity=sparsity, distribution="erk")
-                records[(method, sparsity, seed)] = run_dynamic(
-                    method, "lenet300-100", splits, cfg, options, runs / f"{method}-erk-s{sparsity}-seed{seed}",
-                    progress=args.progress)
+    job = functools.partial(one_seed, runs=runs, config=config, quick=args.quick, progress=args.progress)
+    records = {(m, sp, seed): r for seed, recs in map_seeds(job, args.seeds, args.jobs).items()
+               for (m, sp), r in recs.items()}
 
     table = []
     for method, sparsity in [("dense", 0.0)] + [(m, s) for s in SPARSITIES for m in METHODS]:
         recs = [records[(method, sparsity, s)] for s in args.seeds]
-        table.append({"method": method, "sparsity": sparsity, "nonzero": recs[0]["nonzero"],
+        table.append({"method": method, "sparsity": sparsity, "nonzero": recs[0]["nonzero"], "macs": recs[0]["macs"],
                       "layer_density": recs[0]["layer_density"],
                       "test_acc": mean_std([r["test_acc"] for r in recs]),
                       "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in recs]),
@@ -66,7 +72,7 @@ def main() -> None:
                "per_run": {f"{m}-{s}-seed{seed}": {k: r[k] for k in ("test_acc", "test_acc_at_early_stop",
                                                                       "early_stop_step", "seconds", "nonzero", "updates")}
                            for (m, s, seed), r in records.items()},
-               "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
+               "jobs": args.jobs, "wall_seconds": seconds, "train_seconds": train_seconds}, RESULTS / f"{name}.json")
     plot(table, RESULTS / f"{name}.png")
 
 
