@@ -25,14 +25,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .adapters import ChannelGroup, find_adapter
+from .adapters import find_adapter
 from .budget import allocate_by_error, allocate_uniform, check_fraction, cost_model, keep_widths
 from .calibration import agree_on_selection, as_batches, check_on_every_rank, global_count, share_over_ranks
 from .distributed import same_error_on_every_rank
 from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .report import GroupReport, PruneReport
-from .selection import greedy_select_gram, registered_methods
+from .selection import greedy_select_gram, methods_with_replacement, registered_methods
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
@@ -53,6 +53,7 @@ class Pruner:
             the original FLOPs / parameters (widths allocated from greedy error curves, see budget.py).
         allocation: ``error`` (default) or ``uniform`` for the flops/params budgets.
         widths: explicit {group name: width} instead of a budget (used to match widths across methods).
+        device: where to prune (``cpu``, ``cuda``, ``cuda:N``); default: the device ``model`` is on.
         damping: ridge of the least-squares refits, relative to the mean diagonal of ``G`` (default
             1e-4: keeps ill-conditioned groups from fitting calibration noise with huge coefficients;
             ``experiments/damping_sweep.py`` measured top-1 flat from 1e-6 to 1e-2).
@@ -87,7 +88,7 @@ class Pruner:
         if precision not in ("float64", "float32"):
             raise UserError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.started = time.perf_counter()
-        self.device = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device or _device_of(model))
         self.adapter = find_adapter(model)
         self.original = copy.deepcopy(model).to(self.device).eval()
         self.model = copy.deepcopy(model).to(self.device).eval()
@@ -214,12 +215,13 @@ class Pruner:
                 mean.remove()
         s = stats.statistics()
         scores = magnitude_scores(group)
+        # a budget counts distinct channels: methods that may repeat a pick herd until they have `width`
+        distinct = {"until_distinct": True} if self.method in methods_with_replacement else {}
         sel = greedy_select_gram(s.gram, s.cross, s.energy, min(width, before), method=self.method,
-                                 damping=self.damping, scores=scores, seed=self.seed + index)
+                                 damping=self.damping, scores=scores, seed=self.seed + index, **distinct)
+        # every distinct pick is kept, also one a fixed-ranking refit gives weight 0 (a redundant or dead
+        # channel magnitude/random chose): all methods then keep exactly the same widths
         kept, coefficients = sel.kept_channels()
-        nonzero = coefficients != 0
-        if bool(nonzero.any()) and not bool(nonzero.all()):  # channels a refit gave weight 0 do nothing
-            kept, coefficients = kept[nonzero], coefficients[nonzero]
         offset = stats.bias_correction(kept, coefficients)
         stats.free()
         kept, coefficients, offset = agree_on_selection(kept, coefficients, offset)
@@ -230,12 +232,11 @@ class Pruner:
         apply_selection(group, kept, coefficients, offset, {k: m.mean() for k, m in side.items()},
                         materialize=self.materialize)
         note = sel.stopped_early
-        if note is not None:
+        if note is not None and self.method not in methods_with_replacement:
             note += "; the calibration data cannot tell the remaining channels apart: use more calibration images"
-        if note is None and kept.numel() < min(width, before):
-            note = f"{min(width, before) - kept.numel()} picks had zero weight and were dropped"
         report = GroupReport(group.name, before, int(kept.numel()), sel.final_error,
-                             time.perf_counter() - start, [float(e) for e in sel.errors], note)
+                             time.perf_counter() - start, [float(e) for e in sel.errors], note,
+                             kept=kept.tolist(), damping=sel.damping)
         self.report.groups.append(report)
         self.next_group += 1
         return report
@@ -258,6 +259,13 @@ class Pruner:
         self.report.flops_after = count_flops(self.model, example)
         self.report.seconds = time.perf_counter() - self.started
         return self.model, self.report
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where ``model`` lives (its first parameter or buffer; CPU for a model with neither)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
 
 
 def prune(model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> tuple[nn.Module, PruneReport]:

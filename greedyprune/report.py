@@ -17,6 +17,8 @@ class GroupReport:
     seconds: float
     errors: list[float] = field(default_factory=list)  # the selection's error after 1..k picks
     note: str | None = None
+    kept: list[int] | None = None   # the kept channels' indices in the original group (None: all kept)
+    damping: float = 0.0            # absolute ridge lambda added to diag(G) in this group's selection/refit
 
 
 @dataclass
@@ -59,8 +61,10 @@ class PruneReport:
         fr = self.flops_after / max(self.flops_before, 1)
         lines.append(f"params {self.params_before:,} -> {self.params_after:,} ({pr:.1%});  "
                      f"FLOPs {self.flops_before:,} -> {self.flops_after:,} ({fr:.1%})")
+        damping = self.options.get("damping")
+        ridge = f", damping {damping:g} x mean diag(G) (lambda per group in the JSON)" if damping else ""
         lines.append(f"method {self.method}, {self.calibration_images} calibration images, "
-                     f"{self.seconds:.1f} s on {self.device}")
+                     f"{self.seconds:.1f} s on {self.device}{ridge}")
         return "\n".join(lines)
 
 

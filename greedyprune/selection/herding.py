@@ -9,17 +9,24 @@ reconstruction is ``f_n = (1/n) sum_{t<=n} phi_{i_t}``, i.e. coefficient ``N/n``
 * ``uniform-noreplace`` (the authors' released variant): no repeats, ``f_n = (N/n) sum_{i in S} c_i``.
 
 The error after ``n`` picks is ``Loss(f_n) / E``. The theory (O(1/n)) is for ``uniform``.
+
+A pruning budget counts *distinct* channels, and ``uniform`` may pick a channel again, so after ``k``
+picks it can keep fewer than ``k``. With ``until_distinct=True`` herding instead goes on until ``k``
+distinct candidates are picked (at most ``max_steps`` picks, default ``8 N``; if it gets no further, the
+result says so in ``stopped_early``): the way to compare it with other methods at the same width.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..errors import UserError
 from .base import Selection, register, relative
 
 
 def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, replace: bool,
-          method: str) -> Selection:
+          method: str, distinct: int | None = None, max_steps: int | None = None) -> Selection:
+    """``k`` herding steps, or (``distinct`` given) steps until that many distinct picks, at most ``max_steps``."""
     n_cand, device = gram.shape[0], gram.device
     scale = float(n_cand)
     diag = gram.diagonal()
@@ -28,7 +35,9 @@ def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
     sum_quad = torch.zeros((), dtype=gram.dtype, device=device)         # counts . G . counts
     allowed = torch.ones(n_cand, dtype=torch.bool, device=device)
     picks, losses = [], []
-    for n in range(1, k + 1):
+    steps = k if distinct is None else max_steps
+    seen = 0
+    for n in range(1, steps + 1):
         step = scale / n  # coefficient of every pick after this step
         # Loss of f_n if candidate i is added, for all i at once (counts -> counts + e_i).
         quad = sum_quad + 2 * sum_gram_col + diag
@@ -41,17 +50,37 @@ def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
         sum_quad = quad[i]
         sum_cross = sum_cross + cross[i]
         sum_gram_col = sum_gram_col + gram[:, i]
+        seen += bool(allowed[i])
         allowed[i] = False
+        if distinct is not None and seen >= distinct:
+            break
+    stopped = None
+    if distinct is not None and seen < distinct:
+        stopped = f"herding reached only {seen} of {distinct} distinct candidates in {len(picks)} picks"
+    m = len(picks)
     indices = torch.tensor(picks, dtype=torch.long, device=device)
-    coefficients = torch.full((k,), scale / k, dtype=gram.dtype, device=device)
+    coefficients = torch.full((m,), scale / m, dtype=gram.dtype, device=device)
     errors = relative(torch.stack(losses), energy)
-    return Selection(indices, coefficients, errors, method)
+    return Selection(indices, coefficients, errors, method, stopped_early=stopped, info={"distinct": seen})
 
 
 @register("uniform", with_replacement=True)
-def uniform(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, **_: object) -> Selection:
-    """Frank-Wolfe / herding with step 1/n, picks with replacement (ICML 2020, O(1/n) rate)."""
-    return _herd(gram, cross, energy, k, replace=True, method="uniform")
+def uniform(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, until_distinct: bool = False,
+            max_steps: int | None = None, **_: object) -> Selection:
+    """Frank-Wolfe / herding with step 1/n, picks with replacement (ICML 2020, O(1/n) rate).
+
+    ``until_distinct``: ``k`` counts distinct candidates (must be <= N); herd until that many are picked,
+    at most ``max_steps`` picks (default ``8 N``).
+    """
+    if not until_distinct:
+        return _herd(gram, cross, energy, k, replace=True, method="uniform")
+    n = gram.shape[0]
+    if k > n:
+        raise UserError(f"k={k} distinct candidates exceeds the {n} candidates; with until_distinct k must be <= {n}")
+    steps = 8 * n if max_steps is None else int(max_steps)
+    if steps < k:
+        raise UserError(f"max_steps={steps} is fewer than the k={k} distinct picks asked for; give max_steps >= k")
+    return _herd(gram, cross, energy, k, replace=True, method="uniform", distinct=k, max_steps=steps)
 
 
 @register("uniform-noreplace")

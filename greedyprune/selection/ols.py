@@ -21,6 +21,22 @@ the bulk of the work runs as GEMM (O(N^2 k) flops at GEMM speed, O(N k block) at
 Coefficients after ``t`` picks are ``g_t = L_t^-T z_{1..t}`` with ``L = V[S]`` lower triangular;
 all prefixes come from one triangular inverse, and the *undamped* loss of each is reported:
 ``Loss(g_t) = E - sum_{s<=t} z_s^2 - lambda ||g_t||^2``.
+
+Redundancy. A candidate that adds nothing (zero, or in the span of the kept ones) must never be
+picked. Its damped residual ``d_p - lambda = G_pp - G_pS (G_SS + lambda I)^-1 G_Sp`` is not zero
+under damping (for ``c_p = C_S alpha`` it is ``lambda alpha.G_SS (G_SS + lambda I)^-1 alpha``), so
+when it is small (below ``SUSPECT_RTOL G_pp``) the *undamped* orthogonal energy is computed::
+
+    q_p = G_pp - G_pS G_SS^-1 G_Sp = (d_p - lambda) - lambda x.x0,
+    x0 = (G_SS + lambda I)^-1 G_Sp,   x = G_SS^-1 G_Sp,
+
+with ``x`` from ``x0`` by iterative refinement on the damped factor (``G_SS = L L^T - lambda I``;
+the error contracts by ``lambda / (sigma_min(G_SS) + lambda)`` per step), and ``p`` is redundant when
+``q_p <= REDUNDANT_RTOL G_pp``. Unconverged refinement over-estimates ``q_p`` (every Neumann term is
+non-negative), so an informative candidate is never called redundant. It costs O(t^2) per step, for
+suspicious winners only; a kept set so ill-conditioned that its damped residuals stay above
+``SUSPECT_RTOL`` escapes the test, and the ridge may then add a candidate that only shares a
+coefficient (that is what damping means).
 """
 
 from __future__ import annotations
@@ -33,6 +49,10 @@ from .base import Selection, relative
 
 # A candidate is redundant when its orthogonalised energy is below this fraction of its own energy.
 REDUNDANT_RTOL = 1e-10
+# Under damping, a winner whose damped orthogonal energy is below this fraction gets the exact undamped test.
+SUSPECT_RTOL = 0.1
+# Iterative refinement of the undamped solve: at most this many steps, until the update is this small.
+REFINE_STEPS, REFINE_RTOL = 50, 1e-12
 # Stop when no candidate can lower the loss by more than this fraction of the target energy.
 STALL_RTOL = 1e-14
 
@@ -83,7 +103,12 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
             stopped = (f"stopped after {len(picks)} picks: no remaining candidate lowers the loss "
                        "(residual reached zero, or the rest are redundant or zero)")
             break
-        if math.isinf(d_p) or not d_p - damping > REDUNDANT_RTOL * diag[p]:
+        redundant = math.isinf(d_p) or not d_p - damping > REDUNDANT_RTOL * diag[p]
+        if not redundant and damping > 0 and informative and d_p - damping <= SUSPECT_RTOL * diag[p]:
+            q = undamped_orthogonal_energy(gram, factor[:len(informative)], [picks[i] for i in informative], p,
+                                           d_p - damping, damping)
+            redundant = q <= REDUNDANT_RTOL * diag[p]
+        if redundant:
             d[p] = torch.inf  # redundant (checked lazily: only the winner can matter)
             if order is not None:
                 picks.append(p)  # a fixed order keeps it for the budget; it contributes nothing
@@ -113,6 +138,35 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
 
     z = torch.tensor(zs + [0.0] * (k - len(zs)), dtype=gram.dtype, device=device)
     return _finish(gram, cross, energy, picks, informative, factor, z, damping, method, stopped)
+
+
+def undamped_orthogonal_energy(gram: torch.Tensor, factor: torch.Tensor, kept: list[int], p: int,
+                               damped_energy: float, damping: float) -> float:
+    """``q_p = G_pp - G_pS G_SS^-1 G_Sp`` from the damped factor (see the module docstring).
+
+    Args:
+        factor: rows of ``V^T`` for the kept candidates (``factor[:, kept].T = L``, ``L L^T = G_SS + lambda I``).
+        damped_energy: ``d_p - lambda``, the damped orthogonal energy already known.
+    Returns ``(d_p - lambda) - lambda x.x0`` (both terms are small for a candidate in the span, so there is
+    no cancellation against ``G_pp``); an upper estimate of ``q_p`` when the refinement stopped early
+    (converged or already below ``REDUNDANT_RTOL G_pp``).
+    """
+    lower = torch.tril(factor[:, torch.tensor(kept, dtype=torch.long, device=gram.device)].T)
+    rhs = gram[kept, p].unsqueeze(1)
+    x0 = torch.cholesky_solve(rhs, lower)
+    x = x0.clone()
+    estimate, threshold = damped_energy - damping * float(x0.square().sum()), REDUNDANT_RTOL * float(gram[p, p])
+    for _ in range(REFINE_STEPS):
+        if estimate <= threshold:
+            break
+        # x <- x + (G_SS + lambda I)^-1 (G_Sp - G_SS x), with G_SS x = L (L^T x) - lambda x
+        step = torch.cholesky_solve(rhs - (lower @ (lower.T @ x) - damping * x), lower)
+        x += step
+        decrease = damping * float((step * x0).sum())  # >= 0: the estimate falls monotonically
+        estimate -= decrease
+        if decrease <= REFINE_RTOL * abs(estimate):
+            break
+    return estimate
 
 
 def _finish(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, picks: list[int],

@@ -40,9 +40,23 @@ def test_methods_share_widths_when_given_them():
     model = mlp()
     x = torch.randn(64, 1, 8, 8)
     _, ref = greedyprune.prune(model, [x], flops=0.5, progress=False)
-    for method in ["magnitude", "random", "uniform"]:
+    for method in ["magnitude", "magnitude-norefit", "random", "uniform", "uniform-noreplace"]:
         _, rep = greedyprune.prune(model, [x], method, widths=ref.widths(), progress=False)
-        assert [g.channels_after for g in rep.groups] <= [g.channels_after for g in ref.groups]
+        assert [g.channels_after for g in rep.groups] == [g.channels_after for g in ref.groups], method
+        assert rep.flops_after == ref.flops_after and rep.params_after == ref.params_after, method
+
+
+def test_fixed_rankings_keep_dead_channels_they_choose():
+    """magnitude keeps its top-k even when one of them is dead: same width, that channel gets weight 0."""
+    model = mlp()
+    with torch.no_grad():  # a hidden unit with the largest filter but always negative: dead after ReLU
+        model[1].weight[0] = 5.0
+        model[1].bias[0] = -1e3
+    x = torch.randn(64, 1, 8, 8)
+    pruner = greedyprune.Pruner(model, [x], "magnitude", keep=0.5, progress=False)
+    report = pruner.step()
+    assert report.channels_after == 20 and 0 in report.kept
+    assert float(pruner.model[3].weight[:, report.kept.index(0)].abs().max()) == 0.0
 
 
 @pytest.mark.parametrize("bad", [dict(keep=0.0), dict(keep=1.5), dict(flops=-1), dict(params=2.0),

@@ -149,3 +149,21 @@ def test_simplex_coefficients_stay_on_the_scaled_simplex():
     assert float(sel.coefficients.min()) >= 0
     assert float(sel.coefficients.sum()) == pytest.approx(15.0)
     assert bool((sel.errors[1:] <= sel.errors[:-1] + 1e-12).all())
+
+
+def test_uniform_until_distinct_herds_until_k_channels():
+    features, _ = problem(n=6, d=10, seed=1)
+    target = 5 * features[0] + 0.3 * features[1]  # herding returns to candidate 0 again and again
+    plain = greedy_select(features, target, 4, method="uniform")
+    assert len(set(plain.indices.tolist())) < 4
+    sel = greedy_select(features, target, 4, method="uniform", until_distinct=True)
+    assert len(set(sel.indices.tolist())) == 4 and len(sel) > 4 and sel.stopped_early is None
+    picks, errors = frank_wolfe_uniform(features, target, len(sel))  # still exactly the herding sequence
+    assert sel.indices.tolist() == picks
+    torch.testing.assert_close(sel.errors, torch.tensor(errors, dtype=torch.float64), rtol=1e-9, atol=1e-12)
+    capped = greedy_select(features, target, 6, method="uniform", until_distinct=True, max_steps=7)
+    assert len(capped) == 7 and "only" in capped.stopped_early
+    with pytest.raises(ValueError, match="max_steps"):
+        greedy_select(features, target, 5, method="uniform", until_distinct=True, max_steps=3)
+    with pytest.raises(ValueError, match="exceeds the 6 candidates"):
+        greedy_select(features, target, 7, method="uniform", until_distinct=True)
