@@ -1,12 +1,13 @@
 """Experiment 1 (issues 3 and 5): greedy selection vs magnitude vs random at matched FLOPs.
 
 For each model trained on Fashion-MNIST (the trained-model cache) and each FLOPs target, the
-``reoptimized`` run allocates the widths; every other method prunes to exactly those widths. Top-1 on
-the test set without fine-tuning, after re-estimating BatchNorm statistics on the calibration images
-(``recalibrate_bn``; runs from before that column existed are pruned again to fill it), and after a
-short fine-tune (from the pruned model as it is), per-group reconstruction errors,
+``reoptimized`` run allocates the widths; every other method prunes to exactly those widths (the
+pipeline keeps exactly ``width`` distinct channels for every method). Top-1 on the test set without
+fine-tuning, after re-estimating BatchNorm statistics on the calibration images (``recalibrate_bn``),
+and after a short fine-tune (from the pruned model as it is), per-group reconstruction errors,
 params/FLOPs and times go to ``experiments/results/compare_<model>.json`` (resumable: finished runs
-are skipped) and a plot ``compare_<model>.png``.
+are skipped; ``wall_seconds`` sums the runs' times) and a plot ``compare_<model>.png``. Every method
+runs ``--seeds`` seeds: ``random`` draws its subset with the seed, every method fine-tunes with it.
 
     python experiments/compare_methods.py --model resnet18-fmnist --flops 0.7,0.5,0.3,0.15
 """
@@ -76,7 +77,8 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18-fmnist")
     parser.add_argument("--flops", default="0.7,0.5,0.3,0.15")
     parser.add_argument("--methods", default="reoptimized,uniform,magnitude,random")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds of the random method")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="seeds: of the selection (random) and of the fine-tuning (every method)")
     parser.add_argument("--calib", type=int, default=512)
     parser.add_argument("--test-images", type=int, default=10000)
     parser.add_argument("--finetune-images", type=int, default=5000)
@@ -99,41 +101,45 @@ def main() -> None:
     results.update(calibration_images=args.calib, test_images=len(test), finetune_images=args.finetune_images,
                    finetune_epochs=args.finetune_epochs)
     methods = args.methods.split(",")
+    session = time.perf_counter()
     for flops in [float(f) for f in args.flops.split(",")]:
         widths = None
         for method in ["reoptimized"] + [m for m in methods if m != "reoptimized"]:
-            for seed in (range(args.seeds) if method == "random" else [0]):
+            pruned_once = None  # a deterministic method is pruned once; its seeds are fine-tuning seeds
+            for seed in range(args.seeds):
                 key = f"{flops}/{method}/{seed}"
                 done = results["runs"].get(key)
                 if done is not None:
                     widths = widths or done.get("widths")
-                    if "top1_recalibrated" not in done:
-                        pruned, _ = Pruner(model, batches, method, seed=seed, progress=False,
-                                           widths=done["widths"]).run()
-                        done["top1_recalibrated"] = evaluate(recalibrate_batchnorm_on(pruned, batches), test)["top1"]
-                        save_json(results, out)
-                        print(f"{key}: top-1 after BN recalibration {100 * done['top1_recalibrated']:.2f}", flush=True)
                     continue
                 start = time.perf_counter()
                 budget = {"flops": flops} if widths is None else {"widths": widths}
-                pruned, report = Pruner(model, batches, method, seed=seed, progress=False, **budget).run()
+                if method == "random" or pruned_once is None:
+                    pruned, report = Pruner(model, batches, method, seed=seed, progress=False, **budget).run()
+                    top1_pruned = evaluate(pruned, test)["top1"]
+                    recalibrated = evaluate(recalibrate_batchnorm_on(copy.deepcopy(pruned), batches), test)["top1"]
+                    if method != "random":
+                        pruned_once = (pruned, report, top1_pruned, recalibrated)
+                else:
+                    pruned, report, top1_pruned, recalibrated = pruned_once
                 widths = widths or report.widths()
                 run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
                        "flops_before": report.flops_before, "flops_after": report.flops_after,
                        "params_before": report.params_before, "params_after": report.params_after,
                        "group_errors": {g.name: g.error for g in report.groups}, "prune_seconds": report.seconds,
-                       "top1_pruned": evaluate(pruned, test)["top1"], "top1_finetuned": None}
+                       "top1_pruned": top1_pruned, "top1_recalibrated": recalibrated, "top1_finetuned": None}
                 if args.finetune_images and method in methods:
                     tuned = copy.deepcopy(pruned)
                     fine_tune(tuned, args.finetune_images, args.finetune_epochs, seed)
                     run["top1_finetuned"] = evaluate(tuned, test)["top1"]
-                run["top1_recalibrated"] = evaluate(recalibrate_batchnorm_on(pruned, batches), test)["top1"]
                 run["seconds"] = time.perf_counter() - start
                 if method in methods:
                     results["runs"][key] = run
+                    results["wall_seconds"] = results.get("wall_seconds", 0.0) + run["seconds"]
                     save_json(results, out)
                 print(f"{key}: FLOPs {run['flops_after'] / run['flops_before']:.1%}, top-1 {100 * run['top1_pruned']:.2f}"
                       f" -> fine-tuned {100 * (run['top1_finetuned'] or 0):.2f} ({run['seconds']:.0f} s)", flush=True)
+    print(f"this invocation: {time.perf_counter() - session:.0f} s; all runs: {results.get('wall_seconds', 0):.0f} s")
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
