@@ -18,6 +18,7 @@ one pass of each network plus, per group, the part of its stage before the consu
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from typing import Iterable
 
@@ -88,6 +89,9 @@ class Pruner:
         if precision not in ("float64", "float32"):
             raise UserError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.started = time.perf_counter()
+        if method == "reoptimized-simplex" and progress:
+            tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
+                       "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
         self.device = resolve_device(device or _device_of(model))
         self.adapter = find_adapter(model)
         self.original = copy.deepcopy(model).to(self.device).eval()
