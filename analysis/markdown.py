@@ -52,7 +52,8 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
     out.append("## Fitted rates\n")
     out.append("Exponential fit `log err ~ a - c n` (rate c) and power law `log err ~ a - p log n` "
                "(exponent p), least squares over the stated n range; *better* = larger R². n = kept channels, "
-               "except `uniform (per pick)`: n = picks, the n of the O(1/n) theorem.\n")
+               "except `uniform (per pick)`: n = picks, the n of the O(1/n) theorem, up to the first pick at which "
+               "herding reaches the target (it then cycles away and back).\n")
     rows = []
     for r in res:
         for m, f in [(m, r.fits.get(m)) for m in ("reoptimized", "reoptimized-simplex", "uniform")] + \

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from greedyprune.errors import UserError
@@ -21,7 +22,7 @@ from greedyprune.io import atomic_write, save_json
 from .bounds import BOUNDS, TheoryConstants, compute_constants
 from .check import BoundCheck, check_group, group_bounds, summarize
 from .curves import DEFAULT_SEEDS, METHODS, GroupCurves, decay_curves, single_thread
-from .fits import TOLERANCES, CurveFit, fit_curve
+from .fits import FIT_FLOOR, TOLERANCES, CurveFit, fit_curve
 from .group import GroupStatistics
 from .markdown import render_report
 
@@ -57,6 +58,14 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "group"
 
 
+def until_floor(errors: np.ndarray, floor: float = FIT_FLOOR) -> np.ndarray:
+    """``errors`` up to the first ``n`` at or below ``floor``: herding per pick can reach the target exactly
+    (e.g. every channel picked once at ``n = N``) and then cycles away from it and back; only the
+    descent to the first zero says anything about a rate."""
+    hit = np.nonzero(np.asarray(errors) <= floor)[0]
+    return errors[:int(hit[0]) + 1] if len(hit) else errors
+
+
 def analyze_group(group: GroupStatistics, *, n_max: int | None = None, methods: tuple[str, ...] = METHODS,
                   seeds: tuple[int, ...] = DEFAULT_SEEDS, simplex_max: int = 256,
                   fit_range: tuple[int, int] | None = None, tolerances: tuple[float, ...] = TOLERANCES,
@@ -70,7 +79,7 @@ def analyze_group(group: GroupStatistics, *, n_max: int | None = None, methods: 
         constants = compute_constants(group, cover_max_rank=cover_max_rank)
     fits = {m: fit_curve(c.errors[:c.measured_until], fit_range, tolerances=tolerances)
             for m, c in curves.curves.items()}
-    pick_fits = {m: fit_curve(c.pick_errors, fit_range, tolerances=tolerances)
+    pick_fits = {m: fit_curve(until_floor(c.pick_errors), fit_range, tolerances=tolerances)
                  for m, c in curves.curves.items() if c.pick_errors is not None}
     checks = check_group(curves, constants)
     return GroupAnalysis(group, curves, fits, constants, checks, None, time.perf_counter() - start, pick_fits)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import GroupStatistics, analyze_groups, decay_curves
+from analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
 from analysis.curves import by_channels, distinct_counts
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
 
-from .synthetic import group_from_phi, points, sphere
+from .synthetic import group_from_phi, points, regular_simplex, sphere
 
 
 def test_curves_equal_engine_paths_and_random_spread():
@@ -114,3 +114,12 @@ def test_uniform_that_never_reaches_every_channel_says_so():
     assert len(curve.errors) == 6 and np.all(curve.errors[curve.measured_until:] == curve.errors[curve.measured_until - 1])
     with pytest.raises(UserError, match="uniform_picks"):
         decay_curves(group, methods=("uniform",), uniform_picks=3)
+
+
+def test_per_pick_fit_stops_where_herding_first_reaches_the_target():
+    # regular simplex, target = centroid: herding picks every vertex once and is exact at pick N = 6, then
+    # cycles away and back; the per-pick fit must describe the descent only
+    result = analyze_group(group_from_phi("simplex", regular_simplex(6) + 1.0), methods=("uniform",), seeds=())
+    picks = result.curves.curves["uniform"].pick_errors
+    assert picks[5] <= 1e-12 and np.any(picks[6:] > 1e-3)
+    assert result.pick_fits["uniform"].n_range == (1, 5)
