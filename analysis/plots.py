@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 from greedyprune.io import atomic_write  # noqa: E402
 
 from .bounds import BOUNDS  # noqa: E402
-from .curves import GroupCurves, by_channels  # noqa: E402
+from .channels import by_channels  # noqa: E402
+from .curves import GroupCurves  # noqa: E402
 from .fits import CurveFit  # noqa: E402
 
 COLORS = {"reoptimized": "tab:blue", "reoptimized-simplex": "tab:purple", "uniform": "tab:orange",

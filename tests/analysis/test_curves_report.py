@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
-from analysis.curves import by_channels, distinct_counts
+from analysis.channels import by_channels, distinct_counts
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
 
