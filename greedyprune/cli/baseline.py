@@ -172,6 +172,7 @@ def format_table(rows: list[dict]) -> str:
 
 def run(options: Options) -> None:
     from ..baselines import load_splits, registered_baselines
+    from ..distributed import is_main
     from ..models import model_entry
     from ..sparse.report import NOTE
     from ..train import resolve_device
@@ -194,6 +195,8 @@ def run(options: Options) -> None:
     runner = registered_baselines[options.method][0]
     result = runner(options.method, options.model, splits, config, settings, options.out,
                     resume=options.resume, progress=options.progress)
+    if not is_main():  # under torchrun every rank holds the same result; rank 0 prints it
+        return
     rows = result["rounds"] + [{**c, "label": f"{c['control']} r{c['round']}"} for c in result["controls"]] \
         if options.method == "lth" else [result]
     print(format_table(rows))
