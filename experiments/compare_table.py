@@ -2,7 +2,8 @@
 
 One row per FLOPs target and method: FLOPs and parameters kept, top-1 without fine-tuning, after
 re-estimating BatchNorm statistics on the calibration images, and after fine-tuning
-(mean and, for seeded methods, the spread over seeds), the mean per-group reconstruction error, and on
+(mean and, where seeds differ, ``±`` half the range over seeds: the selection seed of ``random``, the
+fine-tuning seed of every method), the mean per-group reconstruction error, and on
 how many groups ``reoptimized`` had a lower error than this method at the same widths.
 
     python experiments/compare_table.py experiments/results/compare_resnet18-fmnist.json [...]
@@ -19,7 +20,7 @@ from statistics import mean
 def _pct(values: list[float]) -> str:
     if not values or any(v is None for v in values):
         return "-"
-    spread = f" ± {50 * (max(values) - min(values)):.2f}" if len(values) > 1 else ""
+    spread = f" ± {50 * (max(values) - min(values)):.2f}" if len(values) > 1 and max(values) > min(values) else ""
     return f"{100 * mean(values):.2f}{spread}"
 
 
