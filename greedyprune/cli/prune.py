@@ -31,7 +31,7 @@ class Options:
     seed: int = opt(0, "seed of the calibration subset and of random selection")
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration images after pruning "
-                                      "(undoes the shrinkage of least-squares refits)")
+                                      "(undoes the shrinkage of least-squares refits; helped in 8 of 12 measured settings, see README)")
     progress: bool = opt(True, "show progress bars")
 
 
