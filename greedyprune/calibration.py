@@ -67,8 +67,6 @@ def global_count(batches: list[torch.Tensor]) -> int:
     return int(count.item())
 
 
-
-
 def agree_on_selection(kept: torch.Tensor, coefficients: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Every rank adopts rank 0's selection, so all ranks materialise the identical model.
 

@@ -5,7 +5,7 @@ Unfolding the input (``nn.Unfold`` for convs; a Linear after ``Flatten`` has ``b
 channel) gives columns ``x_p`` of length ``C*K`` in channel-major blocks, and ``y_p = W x_p (+ bias)``
 with ``W (C_out, C*K)``. Candidate ``i`` contributes ``c_i,p = W_i x_i,p`` (``W_i`` = its ``K`` columns).
 
-Accumulated (float64 running sums; each batch's products in ``product_dtype``):
+Accumulated (float64 running sums; each batch's products and sums in ``product_dtype``):
 
 * ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions)
 * ``M = sum_p x_p t_p^T``        (cross-covariance with the target ``t_p``, ``C*K x C_out``)
@@ -93,14 +93,16 @@ class ConsumerStatistics:
         self.reduced = False
 
     def add_batch(self, inp: torch.Tensor, target: torch.Tensor) -> None:
-        """Accumulate one batch: ``inp`` is the consumer's input, ``target`` the desired output minus bias."""
+        """Accumulate one batch: ``inp`` is the consumer's input, ``target`` the desired output minus bias.
+
+        The batch's products and sums are formed in ``product_dtype`` and added to float64 running sums.
+        Finiteness is read off the batch's ``diag(X X^T) = sum_p x_p^2`` (NaN or Inf anywhere in ``X``
+        makes it non-finite), which costs nothing beside the product itself.
+        """
         x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
         t = target.detach().to(self.product_dtype)
         if x.shape[1] != t.shape[1]:
             raise UserError(f"calibration target has {t.shape[1]} positions but the input {x.shape[1]}")
-        if not bool(torch.isfinite(x).all()):
-            raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
-                            "check the model weights and inputs")
         if self.h is None:
             dev = x.device
             self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
@@ -108,11 +110,16 @@ class ConsumerStatistics:
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
             self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
-        self.h += (x @ x.T).to(torch.float64)
-        self.m += (x @ t.T).to(torch.float64)
-        self.sum_x += x.sum(1, dtype=torch.float64)
-        self.sum_t += t.sum(1, dtype=torch.float64)
-        self.energy += t.to(torch.float64).pow(2).sum()
+        h = x @ x.T
+        if not bool(torch.isfinite(h.diagonal()).all()):
+            raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
+                            "check the model weights and inputs")
+        self.h.add_(h)
+        del h
+        self.m.add_(x @ t.T)
+        self.sum_x.add_(x.sum(1))
+        self.sum_t.add_(t.sum(1))
+        self.energy += torch.linalg.vector_norm(t).double() ** 2
         self.samples += x.shape[1]
         self.images += inp.shape[0] if inp.dim() > 1 else 1
 
