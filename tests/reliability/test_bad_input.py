@@ -222,6 +222,17 @@ def test_fewer_calibration_batches_than_ranks(tmp_path):
     assert "give at least 2 batches" in message and "\n" not in message
 
 
+def _write_prune_outcome(model, batches, out_dir: str, rank: int) -> None:
+    """Prune at keep 0.5 and write the UserError it raised (or "no error") to ``out_dir/rank<rank>.txt``."""
+    try:
+        greedyprune.prune(model, batches, keep=0.5, progress=False)
+        message = "no error"
+    except UserError as err:
+        message = str(err)
+    with open(f"{out_dir}/rank{rank}.txt", "w") as handle:
+        handle.write(message)
+
+
 def _rank_with_one_batch(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
     import torch.distributed as dist
     from torch import nn
@@ -229,13 +240,7 @@ def _rank_with_one_batch(rank: int, world_size: int, init_file: str, out_dir: st
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
-        try:
-            greedyprune.prune(model, [torch.randn(8, 6)], keep=0.5, progress=False)
-            message = "no error"
-        except UserError as err:
-            message = str(err)
-        with open(f"{out_dir}/rank{rank}.txt", "w") as handle:
-            handle.write(message)
+        _write_prune_outcome(model, [torch.randn(8, 6)], out_dir, rank)
     finally:
         dist.destroy_process_group()
 
@@ -473,13 +478,7 @@ def _rank_with_a_bad_batch(rank: int, init_file: str, out_dir: str, case: str) -
             with torch.no_grad():
                 model[0].weight.fill_(1e15)
             batches[3] = torch.full((8, 6), 1e30)
-        try:
-            greedyprune.prune(model, batches, keep=0.5, progress=False)
-            message = "no error"
-        except UserError as err:
-            message = str(err)
-        with open(f"{out_dir}/rank{rank}.txt", "w") as handle:
-            handle.write(message)
+        _write_prune_outcome(model, batches, out_dir, rank)
     finally:
         dist.destroy_process_group()
 
