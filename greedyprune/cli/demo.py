@@ -20,7 +20,7 @@ HELP = "prune a Fashion-MNIST ResNet-18 to half its FLOPs, greedy vs magnitude, 
 
 @dataclass
 class Options:
-    model: str = opt("resnet18-fmnist", "model from the trained-model cache (trained on first use)")
+    model: str = opt("resnet18-fmnist-quick", "model from the trained-model cache (trained on first use; the -quick names train in about a minute)")
     flops: float = opt(0.5, "fraction of FLOPs to keep")
     methods: str = opt("reoptimized,magnitude", "methods to compare (the first sets the widths)")
     calib: int = opt(256, "calibration images (from the training split)")

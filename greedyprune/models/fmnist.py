@@ -11,7 +11,9 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models as tv
 
-from .registry import register
+import dataclasses
+
+from .registry import register, registered_models
 
 FMNIST = (1, 28, 28)
 
@@ -68,3 +70,12 @@ def small_cnn(num_classes: int) -> nn.Module:
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, num_classes))
+
+
+# The same architectures under a second name whose cached weights come from the quick recipe (one epoch
+# over a subset, minutes on 2 cores; see greedyprune.models.cache): the demo and the tests use these.
+QUICK_SUFFIX = "-quick"
+for _name in ("resnet18-fmnist", "mobilenet_v2-fmnist", "mobilenet_v3_small-fmnist"):
+    _entry = registered_models[_name]
+    registered_models[_name + QUICK_SUFFIX] = dataclasses.replace(
+        _entry, description=_entry.description + " [quick recipe: one epoch over a subset]")

@@ -26,6 +26,8 @@ class TrainConfig:
     schedule: str = opt("cosine", "learning-rate schedule after warm-up", choices=["cosine", "constant"])
     warmup_steps: int = opt(0, "steps of linear learning-rate warm-up from lr/warmup_steps to lr")
     label_smoothing: float = opt(0.0, "cross-entropy label smoothing (0 to 1)")
+    augment: str = opt("none", "training-batch augmentation: none, or crop-flip (random crop of the image padded "
+                               "by 1/8 of its width, and left-right flips)", choices=["none", "crop-flip"])
     seed: int = opt(0, "seed of the data order and of torch's RNG at the start of training")
     device: str = opt("cpu", "cpu, cuda or cuda:N")
     checkpoint_every: int = opt(0, "write run_dir/checkpoint.pt every this many steps (0: at the end of each epoch)")
@@ -46,6 +48,7 @@ class TrainConfig:
             (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
             (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.augment in ("none", "crop-flip"), f"augment must be none or crop-flip, got {self.augment!r}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
             (self.num_threads >= 0, f"num_threads must be >= 0, got {self.num_threads}"),
@@ -61,5 +64,10 @@ class TrainConfig:
 
 
 def result_fields(config: TrainConfig) -> dict:
-    """The settings that determine the trained weights (everything except :data:`RUNTIME_FIELDS`)."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in RUNTIME_FIELDS}
+    """The settings that determine the trained weights (everything except :data:`RUNTIME_FIELDS`).
+
+    ``augment`` is left out when ``none``, so recipes from before the field existed keep their hash."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUNTIME_FIELDS}
+    if fields.get("augment") == "none":
+        del fields["augment"]
+    return fields

@@ -38,6 +38,7 @@ from ..data.loaders import batch_loader
 from ..distributed import all_reduce_sum, data_order, data_parallel, first_rank_says, is_main, local_device, world
 from ..errors import UserError
 from ..paths import checkpoint_path
+from .augment import augment_batch
 from .checkpoint import resolve_device, restore_training_checkpoint, save_training_checkpoint
 from .config import TrainConfig
 from .evaluate import evaluate
@@ -166,7 +167,8 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
                               generator=torch.Generator().manual_seed(config.seed * 1_000_003 + state.step))
         for inputs, labels in loader:
             net.train()
-            state.batch = (inputs.to(device), torch.as_tensor(labels).to(device))
+            inputs = augment_batch(inputs.to(device), config.augment, config.seed, state.step)
+            state.batch = (inputs, torch.as_tensor(labels).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(net(state.batch[0]), state.batch[1])
             state.loss = loss.detach().clone()
