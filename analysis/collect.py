@@ -75,7 +75,7 @@ def report_groups(report) -> list[dict]:
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise UserError(f"{path} is not a JSON pruning report ({err}); pass pruned.json or pruned.pt") from None
         else:
-            from greedyprune.io import load_report
+            from greedyprune.modelfile import load_report
             report = load_report(path)
             if report is None:
                 raise UserError(f"{path} holds no pruning report; pass the report (pruned.json) or group names")

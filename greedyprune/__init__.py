@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .errors import UserError  # noqa: E402
-from .io import load, save  # noqa: E402
+from .modelfile import load, save  # noqa: E402
 from .prune import Pruner, prune  # noqa: E402
 from .selection import Selection, greedy_select, greedy_select_gram, registered_methods  # noqa: E402
 

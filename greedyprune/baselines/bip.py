@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from .. import distributed
 from ..bilevel import FirstOrderOptions, MaskLearningProblem, MRBOOptions, VRBOOptions, make_solver
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch
 

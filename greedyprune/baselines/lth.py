@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli.options import opt
+from ..options import opt
 from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli.options import opt
+from ..options import opt
 from ..distributed import all_reduce_sum, is_main, world
 from ..errors import UserError
 from ..io import save_json

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 from .hypergrad import HypergradOptions, hypergradient, lower_gradient
 from .problem import BilevelProblem, OracleCost, Tensors, as_tensors, check_finite

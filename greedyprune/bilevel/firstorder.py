@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 from .base import BilevelSolver, SolverOptions, register
 from .problem import lincomb

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 from .problem import BilevelProblem, OracleCost, Tensors, dot, lincomb
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 from .base import BilevelSolver, SolverOptions, register
 from .problem import Tensors, as_tensors, lincomb

@@ -27,7 +27,7 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
     """
     import sys
 
-    from ..io import load
+    from ..modelfile import load
     from ..models import build_model, has_recipe, load_weights, model_entry, trained_model
     if not model:
         raise UserError("--model is required: a registered name (e.g. resnet50) or a greedyprune model file")

@@ -63,7 +63,8 @@ def run(options: Options) -> None:
     import torch
 
     from ..data import calibration_batches, get_dataset, subset
-    from ..io import save, save_json
+    from ..io import save_json
+    from ..modelfile import save
     from ..models import trained_model
     from ..prune import Pruner
     from ..train import evaluate, recalibrate_batchnorm_on, resolve_device

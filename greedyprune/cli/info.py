@@ -16,7 +16,7 @@ class Options:
 
 def run(options: Options) -> None:
     from ..errors import UserError
-    from ..io import load, load_report
+    from ..modelfile import load, load_report
     from ..metrics import count_parameters
     from ..report import PruneReport
 

@@ -1,6 +1,6 @@
 """Hyperparameters as dataclasses; their field help drives the CLI.
 
-A field is declared as ``name: type = field(default=..., metadata={"help": "...", "choices": [...]})``.
+A field is declared with :func:`greedyprune.options.opt` (help text, choices).
 :func:`add_arguments` turns every field into ``--name`` (underscores become dashes), booleans into
 ``--name / --no-name``; :func:`from_namespace` builds the dataclass back from parsed arguments.
 """
@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import typing
 from typing import Any, TypeVar
 
 from ..errors import UserError
+from ..options import non_default, opt, settings_hash  # noqa: F401  (re-exported for the commands)
 
 T = TypeVar("T")
 _POSITIONAL = "positional_"  # namespace prefix of a field's positional twin
-
-
-def opt(default: Any, help: str, choices: list[str] | None = None, short: str | None = None,
-        positional: bool = False) -> Any:
-    """Declare a dataclass field with CLI help (and optional choices / short flag).
-
-    ``positional=True`` also accepts the value as an optional positional argument
-    (``greedyprune info pruned.pt`` as well as ``greedyprune info --model pruned.pt``).
-    """
-    meta: dict[str, Any] = {"help": help}
-    if positional:
-        meta["positional"] = True
-    if choices is not None:
-        meta["choices"] = list(choices)
-    if short is not None:
-        meta["short"] = short
-    return dataclasses.field(default=default, metadata=meta)
 
 
 def _base_type(annotation: Any) -> Any:
@@ -81,16 +63,8 @@ def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
-def non_default(options: Any) -> dict[str, Any]:
-    """The fields of a dataclass instance that differ from their defaults."""
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-            if getattr(options, f.name) != f.default}
 
 
-def settings_hash(options: Any, length: int = 10) -> str:
-    """A short stable hash of the non-default settings: experiment folders are named by it."""
-    text = json.dumps(non_default(options), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def with_flags(err: UserError, cls: type) -> UserError:

@@ -37,7 +37,8 @@ class Options:
 
 def run(options: Options) -> None:
     from ..distributed import is_main, same_error_on_every_rank
-    from ..io import check_writable, save
+    from ..io import check_writable
+    from ..modelfile import save
     from ..prune import Pruner
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model

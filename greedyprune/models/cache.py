@@ -22,7 +22,7 @@ from typing import Iterator, NamedTuple
 import torch
 from torch import nn
 
-from ..cli.options import opt
+from ..options import opt
 from ..data import get_dataset, num_classes, subset
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch

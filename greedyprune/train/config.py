@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..cli.options import opt
+from ..options import opt
 from ..errors import UserError
 
 # fields that change neither the weights nor the data order: a checkpoint may be resumed with others

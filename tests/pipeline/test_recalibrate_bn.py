@@ -8,7 +8,7 @@ from torch import nn
 
 import greedyprune
 from greedyprune.cli.main import main
-from greedyprune.io import load_report
+from greedyprune.modelfile import load_report
 from greedyprune.models import build_model
 
 from .conftest import small_cnn

@@ -23,7 +23,8 @@ import torch
 
 import greedyprune
 from greedyprune.errors import UserError
-from greedyprune.io import atomic_write, load_report, save_json
+from greedyprune.io import atomic_write, save_json
+from greedyprune.modelfile import load_report
 
 from .conftest import CALIB, REPO
 
@@ -44,11 +45,11 @@ def _victim(argv: list[str], ready: str, where: str) -> None:
             announce_and_hang()
         os.fsync = fsync
     elif where == "report":  # the model file is complete and renamed; its JSON report not yet written
-        import greedyprune.io
+        import greedyprune.modelfile
 
         def save_json(obj, path) -> None:
             announce_and_hang()
-        greedyprune.io.save_json = save_json
+        greedyprune.modelfile.save_json = save_json
     else:  # "pruning": after the first group, long before any output
         from greedyprune.prune import Pruner
         real_step = Pruner.step

@@ -16,7 +16,8 @@ import torch
 
 import greedyprune
 from greedyprune.errors import UserError
-from greedyprune.io import load_checkpoint, load_report
+from greedyprune.io import load_checkpoint
+from greedyprune.modelfile import load_report
 from greedyprune.models import build_model, cached_model_path, load_weights, trained_model
 from greedyprune.paths import checkpoint_path
 

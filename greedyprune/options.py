@@ -1,0 +1,41 @@
+"""Option dataclass fields with help text (``opt``) and hashing of settings.
+
+Library modules declare their hyperparameters with :func:`opt`; the command line (``greedyprune.cli.options``)
+turns the same fields into flags, so help text lives in one place and the library never imports the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+
+def opt(default: Any, help: str, choices: list[str] | None = None, short: str | None = None,
+        positional: bool = False) -> Any:
+    """Declare a dataclass field with CLI help (and optional choices / short flag).
+
+    ``positional=True`` also accepts the value as an optional positional argument
+    (``greedyprune info pruned.pt`` as well as ``greedyprune info --model pruned.pt``).
+    """
+    meta: dict[str, Any] = {"help": help}
+    if positional:
+        meta["positional"] = True
+    if choices is not None:
+        meta["choices"] = list(choices)
+    if short is not None:
+        meta["short"] = short
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def non_default(options: Any) -> dict[str, Any]:
+    """The fields of a dataclass instance that differ from their defaults."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+            if getattr(options, f.name) != f.default}
+
+
+def settings_hash(options: Any, length: int = 10) -> str:
+    """A short stable hash of the non-default settings: experiment folders are named by it."""
+    text = json.dumps(non_default(options), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
