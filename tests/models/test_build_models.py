@@ -78,8 +78,8 @@ def test_imagenet_models_forward_at_224(name):
 
 
 def test_unknown_model_and_missing_spec():
-    with pytest.raises(UserError, match="unknown model 'vgg16'"):
-        build_model("vgg16")
+    with pytest.raises(UserError, match=r"unknown model 'vgg17' \(did you mean vgg19 or vgg16 or vgg13\?\)"):
+        build_model("vgg17")
     with pytest.raises(UserError, match="no spec"):
         model_spec(nn.Linear(2, 2))
     with pytest.raises(UserError, match="num_classes"):
