@@ -9,21 +9,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from typing import Any, Callable
 
 
-def opt(default: Any, help: str, choices: list[str] | None = None, short: str | None = None,
-        positional: bool = False) -> Any:
+def opt(default: Any, help: str, choices: list[str] | Callable[[], list[str]] | None = None,
+        short: str | None = None, positional: bool = False) -> Any:
     """Declare a dataclass field with CLI help (and optional choices / short flag).
 
-    ``positional=True`` also accepts the value as an optional positional argument
-    (``greedyprune info pruned.pt`` as well as ``greedyprune info --model pruned.pt``).
+    ``choices`` is a list, or a function returning one when the command line is built (choices read
+    from a registry, so a method registered later is accepted). ``positional=True`` also accepts the
+    value as an optional positional argument (``greedyprune info pruned.pt`` as well as
+    ``greedyprune info --model pruned.pt``).
     """
     meta: dict[str, Any] = {"help": help}
     if positional:
         meta["positional"] = True
     if choices is not None:
-        meta["choices"] = list(choices)
+        meta["choices"] = choices if callable(choices) else list(choices)
     if short is not None:
         meta["short"] = short
     return dataclasses.field(default=default, metadata=meta)

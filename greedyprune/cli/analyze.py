@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .options import opt
 
+DEFAULT_ANALYZE_CALIB = 256
 HELP = "measure error-vs-kept-channels curves per group, fit rates, check the theory's bounds; writes OUT/"
 
 
@@ -17,8 +18,11 @@ class Options:
                                   "trained model from the cache (trained once, minutes, if absent)")
     weights: str | None = opt(None, "weights file for a registered name (without it: the trained cache where "
                                     "there is a recipe, else RANDOM weights, with a warning)")
-    data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
-    calib: int = opt(256, "number of calibration images")
+    num_classes: int | None = opt(None, "classes of a model name (default: the model's, or what --weights holds)")
+    data: str | None = opt(None, "calibration data: fashion-mnist, imagefolder:DIR, random:CxHxW, ... (default: the "
+                                 "model's dataset; ImageNet-shaped models without --data: random images, with a warning)")
+    calib: int | None = opt(None, f"number of calibration images (default: {DEFAULT_ANALYZE_CALIB}, or all the data "
+                                  "has when fewer)")
     batch_size: int = opt(32, "calibration batch size")
     groups: str = opt("all", "'all' or comma-separated group names (see `greedyprune analyze --groups list`)")
     n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel, n = 1..N)")
@@ -61,6 +65,7 @@ def run(options: Options) -> None:
     from ..train import resolve_device
     from ..models import build_model
     from .common import calibration_data, is_model_file, load_model
+    from .defaults import image_size, resolve_data
 
     if not options.out and options.groups != "list":
         raise UserError("--out is required: the folder for curves.json, bounds.json, report.md and plots")
@@ -72,12 +77,14 @@ def run(options: Options) -> None:
         check_writable(options.out, folder=True)  # fail now, not after the statistics
     if options.groups == "list":  # the names do not depend on the weights: no training, no warning
         if options.model and not options.weights and not is_model_file(options.model):
-            model = build_model(options.model)
+            model = build_model(options.model, options.num_classes)
         else:
-            model = load_model(options.model, options.weights)
+            model = load_model(options.model, options.weights, options.num_classes)
         print("\n".join(g.name for g in find_adapter(model).groups(model)))
         return
-    model = load_model(options.model, options.weights, warn_random=True, progress=options.progress)
+    model = load_model(options.model, options.weights, options.num_classes, warn_random=True,
+                       progress=options.progress)
+    data = resolve_data(options.data, model)
     weights = getattr(model, "greedyprune_weights", {})
     model = model.to(device).eval()
     available = [g.name for g in find_adapter(model).groups(model)]
@@ -103,13 +110,14 @@ def run(options: Options) -> None:
     if options.n_max is not None and options.n_max < 1:
         raise UserError(f"--n-max must be at least 1 kept channel (or left out: every channel), got {options.n_max}")
     start = time.perf_counter()
-    batches = [b.to(device) for b in calibration_data(options.data, options.calib, options.batch_size, options.seed,
-                                                      options.skip_bad_images)]
+    batches = [b.to(device) for b in calibration_data(data, options.calib, options.batch_size, options.seed,
+                                                      options.skip_bad_images, default_calib=DEFAULT_ANALYZE_CALIB,
+                                                      **image_size(data, model))]
     checked_forward(model, batches[0])
     groups = group_statistics(model, batches, names, precision=options.precision, device=device,
                               progress=options.progress)
     source = {"model": options.model, "weights": weights.get("weights", "?"), "test_acc": weights.get("test_acc"),
-              "data": options.data, "calibration_images": options.calib, "seed": options.seed}
+              "data": data, "calibration_images": sum(len(b) for b in batches), "seed": options.seed}
     # report.md is written last: remove an older run's results first, so report.md (with curves.json and
     # bounds.json written just before it) is only there for one complete analysis, even after a kill
     for name in ("report.md", "curves.json", "bounds.json"):
@@ -118,7 +126,7 @@ def run(options: Options) -> None:
                             seeds=tuple(range(options.seeds)), progress=options.progress, fit_range=fit_range,
                             uniform_picks=options.uniform_picks, source={k: v for k, v in source.items()
                                                                          if v is not None},
-                            title=f"Analysis of {options.model} on {options.calib} images of {options.data}")
+                            title=f"Analysis of {options.model} on {source['calibration_images']} images of {data}")
     passed = "; ".join(f"{bound}: {c.get('pass', 0)} pass / {c.get('fail', 0)} fail"
                        for bound, c in report.summary.items())
     print(f"analysed {len(groups)} groups in {time.perf_counter() - start:.1f} s; {passed}")

@@ -24,17 +24,28 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
     (the torchvision ImageNet architectures) has random weights, and ``warn_random`` prints a one-line
     stderr warning about it. ``model.greedyprune_weights`` records what was loaded:
     ``{"weights": <file> | "trained cache: <path>" | "random (no --weights)", "test_acc": float | None}``.
+
+    ``num_classes`` (``--num-classes``) sizes the classifier of a registered name. Without it, a weights
+    file that fits the architecture but for its class count (a fine-tuned 2-class resnet18) sets it,
+    with a stderr note; with it, such a file is a one-line error naming the value to pass.
     """
     import sys
 
     from ..modelfile import load
     from ..models import build_model, has_recipe, load_weights, model_entry, trained_model
+    from ..models.weights import classes_in_weights, read_weights
     if not model:
         raise UserError("--model is required: a registered name (e.g. resnet50) or a greedyprune model file")
+    if num_classes is not None and num_classes < 1:
+        raise UserError(f"--num-classes must be at least 1, got {num_classes}")
     if is_model_file(model):
         if weights:
             raise UserError("--weights is only for registered model names; the model file already holds weights")
         net = load(model)
+        saved = getattr(net, "greedyprune_spec", None) or {}
+        if num_classes is not None and saved.get("num_classes") not in (None, num_classes):
+            raise UserError(f"--num-classes {num_classes} does not match {model}, which has {saved['num_classes']} "
+                            "classes; leave --num-classes out for a model file")
         net.greedyprune_weights = {"weights": str(model), "test_acc": None}
         return net
     entry = model_entry(model)
@@ -47,7 +58,18 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
         return net.eval()
     net = build_model(model, num_classes)
     if weights:
-        load_weights(net, weights)
+        state = read_weights(weights)
+        found = classes_in_weights(net, state)
+        if found:  # the file fits but for its class count: take it from the file, or say which flag to pass
+            classes, key = found
+            shape = "(" + ", ".join(str(s) for s in state[key].shape) + ")"
+            if num_classes is not None:
+                raise UserError(f"--num-classes {num_classes} does not match {weights}: its {key} is {shape}, "
+                                f"{classes} classes; pass --num-classes {classes} (or leave it out)")
+            print(f"greedyprune: {weights} has {classes} classes ({key} is {shape}): building {model} "
+                  f"with --num-classes {classes}", file=sys.stderr)
+            net = build_model(model, classes)
+        load_weights(net, weights, state=state)
         net.greedyprune_weights = {"weights": str(weights), "test_acc": None}
     else:
         if warn_random:
@@ -85,17 +107,21 @@ def report_skipped(dataset) -> None:
               "(each replaced by the next readable one)", file=sys.stderr)
 
 
-def calibration_data(data: str, calib: int, batch_size: int, seed: int, skip_bad_images: bool = False) -> list:
-    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes."""
+def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, skip_bad_images: bool = False, *,
+                     default_calib: int = 512, **dataset_extra) -> list:
+    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes.
+
+    ``calib=None`` takes ``min(default_calib, images in the data)`` (a note when that adapts);
+    ``dataset_extra`` goes to the dataset factory (e.g. ``image_size`` for image folders).
+    """
     from ..data import calibration_batches, get_dataset
+    from .defaults import calib_count
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if calib < 1:
+    if calib is not None and calib < 1:
         raise UserError(f"--calib must be at least 1 image, got {calib}")
-    dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images))
-    if len(dataset) < calib:
-        raise UserError(f"--calib {calib} asks for more images than {data} has ({len(dataset)}); "
-                        f"use --calib {len(dataset)} or fewer, or more data")
+    dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images), **dataset_extra)
+    calib = calib_count(calib, len(dataset), data, default_calib)
     batches = calibration_batches(dataset, calib, batch_size, seed)
     report_skipped(dataset)
     return batches

@@ -11,9 +11,12 @@ HELP = "evaluate a model: top-1 on held-out data, parameters, FLOPs, CPU/GPU lat
 
 @dataclass
 class Options:
-    model: str | None = opt(None, "model file (pruned or trained) or a registered name", positional=True)
-    weights: str | None = opt(None, "weights file for a registered name")
-    data: str = opt("fashion-mnist", "dataset spec; its test split (val for imagefolder) is used")
+    model: str | None = opt(None, "model file (pruned or trained) or a model name (resnet50, timm:NAME, ...)",
+                            positional=True)
+    weights: str | None = opt(None, "weights file for a model name")
+    num_classes: int | None = opt(None, "classes of a model name (default: the model's, or what --weights holds)")
+    data: str | None = opt(None, "dataset spec; its test split (val for imagefolder) is used (default: the model's "
+                                 "dataset; ImageNet-shaped models without --data: random images, with a warning)")
     limit: int = opt(0, "evaluate on a seeded subset of this many images (0: all)")
     batch_size: int = opt(256, "evaluation batch size")
     latency_batch: int = opt(8, "batch size for the latency measurement")
@@ -30,22 +33,24 @@ def run(options: Options) -> None:
     from ..stats.check import checked_forward
     from ..train import evaluate, resolve_device
     from .common import dataset_options, eval_split, load_model, report_skipped
+    from .defaults import image_size, resolve_data
 
     if options.limit < 0:
         raise UserError(f"--limit must be at least 1 image (0: all), got {options.limit}")
     device = resolve_device(options.device)
-    model = load_model(options.model, options.weights).to(device)
+    model = load_model(options.model, options.weights, options.num_classes).to(device)
     if options.batch_size < 1 or options.latency_batch < 1:
         raise UserError("--batch-size and --latency-batch must be at least 1")
-    dataset = get_dataset(options.data, eval_split(options.data), **dataset_options(options.data,
-                                                                                    options.skip_bad_images))
+    data = resolve_data(options.data, model, "evaluating")
+    dataset = get_dataset(data, eval_split(data), **dataset_options(data, options.skip_bad_images),
+                          **image_size(data, model))
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
     example = dataset[0][0].unsqueeze(0).to(device)
     checked_forward(model.eval(), example, "the evaluation images")
     metrics = evaluate(model, dataset, options.batch_size, device)
     report_skipped(dataset)
-    result = {"model": options.model, "data": options.data, "images": metrics["n"], "top1": metrics["top1"],
+    result = {"model": options.model, "data": data, "images": metrics["n"], "top1": metrics["top1"],
               "loss": metrics["loss"], "params": count_parameters(model), "flops": count_flops(model, example),
               "latency_s": measure_latency(model, example, options.latency_batch), "latency_batch": options.latency_batch,
               "device": str(device)}

@@ -38,8 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                                 help=help_text)
             continue
         default_shown = "" if f.default is None else f" (default: {f.default})"
+        choices = f.metadata.get("choices")
+        if callable(choices):  # read from a registry now, when the command line is built
+            choices = list(choices())
         parser.add_argument(*names, dest=f.name, type=kind, default=f.default,
-                            choices=f.metadata.get("choices"), help=help_text + default_shown,
+                            choices=choices, help=help_text + default_shown,
                             metavar=None if "choices" in f.metadata else f.name.upper())
         if f.metadata.get("positional"):
             parser.add_argument(_POSITIONAL + f.name, nargs="?", type=kind, default=None, metavar=f.name.upper(),

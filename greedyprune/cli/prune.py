@@ -10,16 +10,25 @@ from .options import opt
 HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
 
 
+def _methods() -> list[str]:
+    """The selection methods registered when the command line is built."""
+    from ..selection import registered_methods
+    return sorted(registered_methods)
+
+
 @dataclass
 class Options:
-    model: str | None = opt(None, "registered model name (resnet50, mobilenet_v2, resnet18-fmnist, ...) or a model file")
-    weights: str | None = opt(None, "weights file for a registered name (torchvision .pth or a state-dict checkpoint)")
-    data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
-    calib: int = opt(512, "number of calibration images (a seeded subset of the training split)")
+    model: str | None = opt(None, "model name (resnet50, vgg16, any torchvision classification name, timm:NAME, "
+                                  "resnet18-fmnist, ...) or a model file")
+    weights: str | None = opt(None, "weights file for a model name (torchvision .pth or a state-dict checkpoint)")
+    num_classes: int | None = opt(None, "classes of a model name (default: the model's, or what --weights holds)")
+    data: str | None = opt(None, "calibration data: fashion-mnist, imagefolder:DIR, random:CxHxW, ... (default: the "
+                                 "model's dataset; ImageNet-shaped models without --data: random images, with a warning)")
+    calib: int | None = opt(None, "number of calibration images, a seeded subset of the training split (default: 512, "
+                                  "or all the data has when fewer)")
     batch_size: int = opt(64, "calibration batch size")
-    method: str = opt("reoptimized", "selection method", choices=["reoptimized", "uniform", "uniform-noreplace",
-                                                                  "magnitude", "magnitude-norefit", "random",
-                                                                  "reoptimized-simplex"])
+    method: str = opt("reoptimized", "selection method (greedyprune.selection.registered_methods)",
+                      choices=_methods)
     keep: float | None = opt(None, "keep this fraction of the channels of every group")
     flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
     params: float | None = opt(None, "keep this fraction of the model's parameters")
@@ -42,6 +51,7 @@ def run(options: Options) -> None:
     from ..prune import Pruner
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
+    from .defaults import image_size, resolve_data
 
     with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
         if not options.out:
@@ -55,9 +65,10 @@ def run(options: Options) -> None:
         if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
             resolve_device(options.device)
         check_writable(options.out)  # fail now, not after the pruning
-        model = load_model(options.model, options.weights)
-        batches = calibration_data(options.data, options.calib, options.batch_size, options.seed,
-                                   options.skip_bad_images)
+        model = load_model(options.model, options.weights, options.num_classes)
+        data = resolve_data(options.data, model)
+        batches = calibration_data(data, options.calib, options.batch_size, options.seed, options.skip_bad_images,
+                                   **image_size(data, model))
     try:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                         allocation=options.allocation, device=options.device or default_device(), seed=options.seed,

@@ -23,7 +23,9 @@ HELP = "train a model or fine-tune a model file (resumable); saves OUT/model.pt 
 class Options:
     model: str | None = opt(None, "model name to train from scratch (small-cnn, resnet18-fmnist, resnet50, ...) or a "
                                   "model file to fine-tune, e.g. pruned.pt (required)")
-    data: str = opt("fashion-mnist", "dataset spec: fashion-mnist, imagefolder:DIR, random:CxHxW")
+    data: str | None = opt(None, "dataset spec: fashion-mnist, imagefolder:DIR, random:CxHxW (default: the model's "
+                                 "dataset; required for ImageNet-shaped models)")
+    num_classes: int | None = opt(None, "classes of a model name trained from scratch (default: the data's)")
     epochs: float = opt(1.0, "passes over the training data (fractions allowed)")
     out: str | None = opt(None, "output folder: checkpoint.pt while training, model.pt at the end (required)")
     resume: bool = opt(True, "continue from OUT/checkpoint.pt when it exists")
@@ -84,6 +86,7 @@ def run(options: Options) -> None:
     from ..io import check_writable
     from ..train import evaluate, resolve_device, train
     from .common import dataset_options, load_model, report_skipped
+    from .defaults import image_size, train_data
 
     with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
         if not options.out:
@@ -92,22 +95,31 @@ def run(options: Options) -> None:
             raise UserError("--model is required, e.g. --model small-cnn")
         resolve_device(options.device)
         check_writable(options.out, folder=True)  # fail now, not after the training
-        if not _is_file(options.model):
+        if _is_file(options.model):
+            if options.num_classes is not None:
+                raise UserError("--num-classes is for a model name trained from scratch; a model file has its classes")
+            model = load_model(options.model)
+            data = train_data(options.data, getattr(model, "greedyprune_spec", {}).get("name"))
+        else:
             model_entry(options.model)
+            if options.num_classes is not None and options.num_classes < 1:
+                raise UserError(f"--num-classes must be at least 1, got {options.num_classes}")
+            data = train_data(options.data, options.model)
         config = _config(options)
         if options.train_images < 0:
             raise UserError(f"--train-images must be at least 1 (0: all images), got {options.train_images}")
-        data_options = dataset_options(options.data, options.skip_bad_images)
-        train_set = get_dataset(options.data, "train", **data_options)
+        data_options = {**dataset_options(data, options.skip_bad_images),
+                        **image_size(data, model if _is_file(options.model) else options.model)}
+        train_set = get_dataset(data, "train", **data_options)
         if options.train_images:
             train_set = subset(train_set, options.train_images, options.seed)
         if config.batch_size > len(train_set):
             raise UserError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} training images "
                             f"(every step would use all of them); use --batch-size {len(train_set)} or fewer")
-        test_set = get_dataset(options.data, "test", **data_options)
-        torch.manual_seed(options.seed)
-        model = load_model(options.model) if _is_file(options.model) else build_model(options.model,
-                                                                                      num_classes(test_set))
+        test_set = get_dataset(data, "test", **data_options)
+        if not _is_file(options.model):
+            torch.manual_seed(options.seed)
+            model = build_model(options.model, options.num_classes or num_classes(test_set))
         _check_fits(model, train_set, num_classes(test_set))
     result = train(model, train_set, config, run_dir=options.out, resume=options.resume)
     metrics = evaluate(model, test_set, 256, options.device, options.num_workers, shard=True)
@@ -121,8 +133,8 @@ def run(options: Options) -> None:
     # leaves model.pt alone (complete; it holds spec and weights), never beside a report of another run
     report_path(path).unlink(missing_ok=True)
     save_torch({"spec": spec, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
-    save_json({"spec": spec, "data": options.data, "config": dataclasses.asdict(config), "steps": result.steps,
+    save_json({"spec": spec, "data": data, "config": dataclasses.asdict(config), "steps": result.steps,
                "test_acc": metrics["top1"], "test_loss": metrics["loss"], "history": result.history},
               report_path(path))
-    print(f"{options.model} on {options.data}: test accuracy {100 * metrics['top1']:.2f}% "
+    print(f"{options.model} on {data}: test accuracy {100 * metrics['top1']:.2f}% "
           f"(loss {metrics['loss']:.4f}, {result.steps} steps); saved {path}")
