@@ -8,15 +8,19 @@ statistics (and optionally its affine weights) from seeded uniform ranges instea
 from __future__ import annotations
 
 import torch
-import torchvision
 
 
 def randomized(name: str, affine: bool = True, seed: int = 0) -> torch.nn.Module:
-    """``torchvision.models.<name>()`` (random init, seeded) with random BN statistics; eval mode."""
+    """``build_model(name)`` (a torchvision or timm: architecture, random init, seeded) with random BN statistics.
+
+    For torchvision names the weights are those of ``torchvision.models.<name>()`` with the same seed;
+    the model carries its ``greedyprune_spec``, so ``greedyprune.save`` / ``load`` round-trip it. Eval mode.
+    """
+    from greedyprune.models import build_model
     torch.manual_seed(seed)
-    model = getattr(torchvision.models, name)()
+    model = build_model(name)
     for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
             if affine:

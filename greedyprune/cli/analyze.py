@@ -65,7 +65,7 @@ def run(options: Options) -> None:
     from ..train import resolve_device
     from ..models import build_model
     from .common import calibration_data, is_model_file, load_model
-    from .defaults import image_size, resolve_data
+    from .defaults import data_options, resolve_data
 
     if not options.out and options.groups != "list":
         raise UserError("--out is required: the folder for curves.json, bounds.json, report.md and plots")
@@ -112,7 +112,7 @@ def run(options: Options) -> None:
     start = time.perf_counter()
     batches = [b.to(device) for b in calibration_data(data, options.calib, options.batch_size, options.seed,
                                                       options.skip_bad_images, default_calib=DEFAULT_ANALYZE_CALIB,
-                                                      **image_size(data, model))]
+                                                      **data_options(data, model))]
     checked_forward(model, batches[0])
     groups = group_statistics(model, batches, names, precision=options.precision, device=device,
                               progress=options.progress)

@@ -21,6 +21,7 @@ from ..errors import UserError
 # dataset names whose spec needs an argument (a folder): no default can be made up for them
 NEEDS_A_PATH = ("imagefolder",)
 DEFAULT_CALIB = 512
+RANDOM_CLASSES = 10  # the random: dataset's default number of label classes
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,23 @@ def train_data(data: str | None, name: str | None) -> str:
     return entry.dataset
 
 
-def image_size(data: str, model: nn.Module | str) -> dict:
-    """Factory options so that an image folder is read at the input size of a model (or model name)."""
+def data_options(data: str, model: nn.Module | str) -> dict:
+    """Dataset-factory options that make ``data`` fit a model (or model name).
+
+    An image folder is read at the model's input size (``image_size``); ``random:`` images get labels
+    the model can output (``num_classes`` = the model's classes, at most the dataset's default 10).
+    Nothing for other data.
+    """
     from ..models import model_entry
     if isinstance(model, str):
         entry = model_entry(model)
-        inputs = ModelInputs(model, entry.dataset, tuple(entry.input_shape))
+        inputs, classes = ModelInputs(model, entry.dataset, tuple(entry.input_shape)), entry.num_classes
     else:
-        inputs = model_inputs(model)
-    if inputs is None or not data.strip().startswith("imagefolder:"):
+        inputs, classes = model_inputs(model), getattr(model, "greedyprune_spec", {}).get("num_classes")
+    name = data.strip().partition(":")[0]
+    if name == "random" and classes:
+        return {"num_classes": min(int(classes), RANDOM_CLASSES)}
+    if inputs is None or name != "imagefolder":
         return {}
     channels, height, width = inputs.input_shape
     return {"image_size": height} if channels == 3 and height == width else {}

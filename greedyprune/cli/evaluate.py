@@ -27,13 +27,13 @@ class Options:
 def run(options: Options) -> None:
     import json
 
-    from ..data import get_dataset, subset
+    from ..data import get_dataset, num_classes, subset
     from ..errors import UserError
     from ..metrics import count_flops, count_parameters, measure_latency
     from ..stats.check import checked_forward
     from ..train import evaluate, resolve_device
     from .common import dataset_options, eval_split, load_model, report_skipped
-    from .defaults import image_size, resolve_data
+    from .defaults import data_options, resolve_data
 
     if options.limit < 0:
         raise UserError(f"--limit must be at least 1 image (0: all), got {options.limit}")
@@ -43,11 +43,15 @@ def run(options: Options) -> None:
         raise UserError("--batch-size and --latency-batch must be at least 1")
     data = resolve_data(options.data, model, "evaluating")
     dataset = get_dataset(data, eval_split(data), **dataset_options(data, options.skip_bad_images),
-                          **image_size(data, model))
+                          **data_options(data, model))
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
     example = dataset[0][0].unsqueeze(0).to(device)
-    checked_forward(model.eval(), example, "the evaluation images")
+    out = checked_forward(model.eval(), example, "the evaluation images")
+    classes = num_classes(dataset)
+    if out.ndim != 2 or out.shape[1] < classes:
+        raise UserError(f"the model has {out.shape[-1]} outputs but {data} has {classes} classes; evaluate it on "
+                        "data with the classes it was built for (--num-classes sets a model name's classes)")
     metrics = evaluate(model, dataset, options.batch_size, device)
     report_skipped(dataset)
     result = {"model": options.model, "data": data, "images": metrics["n"], "top1": metrics["top1"],

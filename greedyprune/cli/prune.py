@@ -51,7 +51,7 @@ def run(options: Options) -> None:
     from ..prune import Pruner
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
-    from .defaults import image_size, resolve_data
+    from .defaults import data_options, resolve_data
 
     with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
         if not options.out:
@@ -68,7 +68,7 @@ def run(options: Options) -> None:
         model = load_model(options.model, options.weights, options.num_classes)
         data = resolve_data(options.data, model)
         batches = calibration_data(data, options.calib, options.batch_size, options.seed, options.skip_bad_images,
-                                   **image_size(data, model))
+                                   **data_options(data, model))
     try:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                         allocation=options.allocation, device=options.device or default_device(), seed=options.seed,

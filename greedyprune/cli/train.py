@@ -86,7 +86,7 @@ def run(options: Options) -> None:
     from ..io import check_writable
     from ..train import evaluate, resolve_device, train
     from .common import dataset_options, load_model, report_skipped
-    from .defaults import image_size, train_data
+    from .defaults import data_options, train_data
 
     with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
         if not options.out:
@@ -108,15 +108,15 @@ def run(options: Options) -> None:
         config = _config(options)
         if options.train_images < 0:
             raise UserError(f"--train-images must be at least 1 (0: all images), got {options.train_images}")
-        data_options = {**dataset_options(data, options.skip_bad_images),
-                        **image_size(data, model if _is_file(options.model) else options.model)}
-        train_set = get_dataset(data, "train", **data_options)
+        factory_options = {**dataset_options(data, options.skip_bad_images),
+                           **data_options(data, model if _is_file(options.model) else options.model)}
+        train_set = get_dataset(data, "train", **factory_options)
         if options.train_images:
             train_set = subset(train_set, options.train_images, options.seed)
         if config.batch_size > len(train_set):
             raise UserError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} training images "
                             f"(every step would use all of them); use --batch-size {len(train_set)} or fewer")
-        test_set = get_dataset(data, "test", **data_options)
+        test_set = get_dataset(data, "test", **factory_options)
         if not _is_file(options.model):
             torch.manual_seed(options.seed)
             model = build_model(options.model, options.num_classes or num_classes(test_set))
