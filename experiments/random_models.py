@@ -18,12 +18,21 @@ def randomized(name: str, affine: bool = True, seed: int = 0) -> torch.nn.Module
     """
     from greedyprune.models import build_model
     torch.manual_seed(seed)
-    model = build_model(name)
+    return randomize_batchnorm(build_model(name), affine)
+
+
+def randomize_batchnorm(model: torch.nn.Module, affine: bool = True,
+                        generator: torch.Generator | None = None) -> torch.nn.Module:
+    """``model`` with every BatchNorm's running statistics (and affine weights) drawn from uniform ranges; eval mode.
+
+    Draws from ``generator`` (default: the global one, continuing after the model's initialisation, as
+    :func:`randomized` always did), in module order.
+    """
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.uniform_(-0.1, 0.1, generator=generator)
+            m.running_var.uniform_(0.5, 1.5, generator=generator)
             if affine:
-                m.weight.data.uniform_(0.5, 1.5)
-                m.bias.data.uniform_(-0.1, 0.1)
+                m.weight.data.uniform_(0.5, 1.5, generator=generator)
+                m.bias.data.uniform_(-0.1, 0.1, generator=generator)
     return model.eval()
