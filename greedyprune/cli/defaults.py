@@ -85,12 +85,12 @@ def train_data(data: str | None, name: str | None) -> str:
     return entry.dataset
 
 
-def data_options(data: str, model: nn.Module | str) -> dict:
+def data_options(data: str, model: nn.Module | str, fit_labels: bool = False) -> dict:
     """Dataset-factory options that make ``data`` fit a model (or model name).
 
-    An image folder is read at the model's input size (``image_size``); ``random:`` images get labels
-    the model can output (``num_classes`` = the model's classes, at most the dataset's default 10).
-    Nothing for other data.
+    An image folder is read at the model's input size (``image_size``). With ``fit_labels`` (the
+    synthetic data ``eval`` defaults to), ``random:`` images get labels the model can output
+    (``num_classes`` = the model's classes, at most the dataset's default 10). Nothing for other data.
     """
     from ..models import model_entry
     if isinstance(model, str):
@@ -99,7 +99,7 @@ def data_options(data: str, model: nn.Module | str) -> dict:
     else:
         inputs, classes = model_inputs(model), getattr(model, "greedyprune_spec", {}).get("num_classes")
     name = data.strip().partition(":")[0]
-    if name == "random" and classes:
+    if name == "random" and classes and fit_labels:
         return {"num_classes": min(int(classes), RANDOM_CLASSES)}
     if inputs is None or name != "imagefolder":
         return {}

@@ -43,7 +43,7 @@ def run(options: Options) -> None:
         raise UserError("--batch-size and --latency-batch must be at least 1")
     data = resolve_data(options.data, model, "evaluating")
     dataset = get_dataset(data, eval_split(data), **dataset_options(data, options.skip_bad_images),
-                          **data_options(data, model))
+                          **data_options(data, model, fit_labels=options.data is None))
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
     example = dataset[0][0].unsqueeze(0).to(device)
