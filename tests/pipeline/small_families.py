@@ -29,25 +29,40 @@ def _small_head(model: nn.Module, features: int, pool: int, num_classes: int) ->
     return model
 
 
+def _two_stages(model: nn.Module, num_classes: int) -> nn.Module:
+    """A torchvision ResNet cut after ``layer2`` (``layer3``/``layer4`` become identities): the same blocks, fewer."""
+    model.layer3, model.layer4 = nn.Identity(), nn.Identity()
+    model.fc = nn.Linear(128 * type(model.layer2[-1]).expansion, num_classes)
+    return model
+
+
 def resnet(num_classes):
-    return tv.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+    return _two_stages(tv.ResNet(BasicBlock, [1, 1, 1, 1]), num_classes)
 
 
 def resnet_bottleneck(num_classes):
-    return tv.ResNet(Bottleneck, [1, 1, 1, 1], num_classes=num_classes)
+    return _two_stages(tv.ResNet(Bottleneck, [1, 1, 1, 1]), num_classes)
 
 
 def wide_resnet(num_classes):
-    return tv.ResNet(Bottleneck, [1, 1, 1, 1], width_per_group=128, num_classes=num_classes)
+    return _two_stages(tv.ResNet(Bottleneck, [1, 1, 1, 1], width_per_group=128), num_classes)
 
 
 def resnext(num_classes):
-    return tv.ResNet(Bottleneck, [1, 1, 1, 1], groups=8, width_per_group=8, num_classes=num_classes)
+    return _two_stages(tv.ResNet(Bottleneck, [1, 1, 1, 1], groups=8, width_per_group=8), num_classes)
+
+
+class _SmallVGG(tv.VGG):
+    """torchvision's VGG (its forward) without first building the 25088 x 4096 classifier it replaces."""
+
+    def __init__(self, features: nn.Module, num_classes: int) -> None:
+        nn.Module.__init__(self)
+        self.features = features
+        _small_head(self, 64, 2, num_classes)
 
 
 def vgg(num_classes):
-    features = make_layers([16, "M", 32, "M", 32, 32, "M", 64, "M"], batch_norm=True)
-    return _small_head(tv.VGG(features, num_classes=num_classes), 64, 2, num_classes)
+    return _SmallVGG(make_layers([16, "M", 32, "M", 32, 32, "M", 64, "M"], batch_norm=True), num_classes)
 
 
 def alexnet(num_classes):
