@@ -111,7 +111,7 @@ def run(options: Options) -> None:
         raise UserError(f"--n-max must be at least 1 kept channel (or left out: every channel), got {options.n_max}")
     start = time.perf_counter()
     batches = [b.to(device) for b in calibration_data(data, options.calib, options.batch_size, options.seed,
-                                                      options.skip_bad_images, default_calib=DEFAULT_ANALYZE_CALIB,
+                                                      options.skip_bad_images, default=DEFAULT_ANALYZE_CALIB,
                                                       **data_options(data, model))]
     checked_forward(model, batches[0])
     groups = group_statistics(model, batches, names, precision=options.precision, device=device,

@@ -107,21 +107,30 @@ def report_skipped(dataset) -> None:
               "(each replaced by the next readable one)", file=sys.stderr)
 
 
-def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, skip_bad_images: bool = False, *,
-                     default_calib: int = 512, **dataset_extra) -> list:
+def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, skip_bad_images: bool = False,
+                     default: int = 512, **dataset_extra) -> list:
     """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes.
 
-    ``calib=None`` takes ``min(default_calib, images in the data)`` (a note when that adapts);
-    ``dataset_extra`` goes to the dataset factory (e.g. ``image_size`` for image folders).
+    ``calib=None`` (not given): ``default`` images, or every image when the data has fewer (said on stderr);
+    a given ``calib`` above the number of images is refused. ``dataset_extra`` goes to the dataset
+    factory (e.g. ``image_size`` for image folders read at the model's input size).
     """
+    import sys
+
     from ..data import calibration_batches, get_dataset
-    from .defaults import calib_count
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if calib is not None and calib < 1:
         raise UserError(f"--calib must be at least 1 image, got {calib}")
     dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images), **dataset_extra)
-    calib = calib_count(calib, len(dataset), data, default_calib)
+    if calib is None:
+        calib = min(default, len(dataset))
+        if calib < default:
+            print(f"greedyprune: --calib defaults to {default} images but {data} has {len(dataset)}: using all "
+                  f"{len(dataset)}", file=sys.stderr)
+    if len(dataset) < calib:
+        raise UserError(f"--calib {calib} asks for more images than {data} has ({len(dataset)}); "
+                        f"use --calib {len(dataset)} or fewer, or more data")
     batches = calibration_batches(dataset, calib, batch_size, seed)
     report_skipped(dataset)
     return batches

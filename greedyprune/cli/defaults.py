@@ -1,4 +1,4 @@
-"""Defaults that follow the model: its dataset (``--data``), its input size, and ``--calib`` adapting to the data.
+"""Defaults that follow the model: its dataset (``--data``) and its input size.
 
 A model knows what it expects (:class:`greedyprune.models.ModelEntry`): the Fashion-MNIST models
 default to ``fashion-mnist``; the ImageNet-shaped ones (torchvision, ``timm:``) to ImageNet-style
@@ -20,7 +20,6 @@ from ..errors import UserError
 
 # dataset names whose spec needs an argument (a folder): no default can be made up for them
 NEEDS_A_PATH = ("imagefolder",)
-DEFAULT_CALIB = 512
 RANDOM_CLASSES = 10  # the random: dataset's default number of label classes
 
 
@@ -105,16 +104,3 @@ def data_options(data: str, model: nn.Module | str, fit_labels: bool = False) ->
         return {}
     channels, height, width = inputs.input_shape
     return {"image_size": height} if channels == 3 and height == width else {}
-
-
-def calib_count(calib: int | None, available: int, data: str, default: int = DEFAULT_CALIB) -> int:
-    """``--calib``: as given (an error when the data has fewer), else ``min(default, available)``, noted when it adapts."""
-    if calib is not None:
-        if available < calib:
-            raise UserError(f"--calib {calib} asks for more images than {data} has ({available}); "
-                            f"use --calib {available} or fewer, or more data")
-        return calib
-    if available < default:
-        print(f"greedyprune: note: {data} has {available} training images, fewer than the default --calib {default}: "
-              f"calibrating on all {available}", file=sys.stderr)
-    return min(default, available)

@@ -108,8 +108,7 @@ def test_calib_adapts_to_a_small_folder(two_class_weights, tmp_path, capsys):
     assert main(args + ["--calib", "10"]) == 2
     assert "--calib 10 asks for more images than" in capsys.readouterr().err and not out.exists()
     assert main(args) == 0
-    assert f"{data} has 6 training images, fewer than the default --calib 512: calibrating on all 6" in \
-        capsys.readouterr().err
+    assert f"--calib defaults to 512 images but {data} has 6: using all 6" in capsys.readouterr().err
     report = greedyprune.modelfile.load_report(out)
     assert report["calibration_images"] == 6 and report["input_shape"] == [3, 224, 224]  # the model's input size
 
