@@ -78,7 +78,10 @@ def raw_groups(prop: Propagation) -> list[RawGroup]:
     group_of, channel_of = torch.full((size,), -1), torch.full((size,), -1)
     for g, group in enumerate(groups):
         group_of[group.roots], channel_of[group.roots] = g, torch.arange(len(group.roots))
-        group.reason = next((frozen[r] for r in group.roots if r in frozen), None)
+        reasons: list[str] = []
+        for r in group.roots:
+            reasons += [reason for reason in frozen.get(r, []) if reason not in reasons]
+        group.reason = "; ".join(reasons[:2]) or None
     for use in prop.uses:
         found = _axis_slots(use, roots[id(use)])
         if found is None:

@@ -12,6 +12,8 @@ import warnings
 import torch
 from torch import nn
 
+from greedyprune.archspec import skip_init
+
 # family -> (builder, kwargs, input size)
 TORCHVISION = {
     "resnet18": ("resnet18", {}, 32),
@@ -46,9 +48,13 @@ def build_torchvision(family: str, seed: int = 0) -> tuple[nn.Module, torch.Tens
     from torchvision import models as tv
     name, kwargs, size = TORCHVISION[family]
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), skip_init():  # one cheap random fill below instead (VGG has 128M weights)
         warnings.simplefilter("ignore")
         model = tv.get_model(name, weights=None, num_classes=CLASSES, **kwargs)
+    with torch.no_grad():
+        for tensor in model.parameters():
+            fan_in = tensor[0].numel() if tensor.dim() > 1 else 1
+            tensor.normal_(0.0, fan_in ** -0.5) if tensor.dim() > 1 else tensor.uniform_(-0.1, 0.1)
     return perturbed(model), torch.randn(2, 3, size, size)
 
 

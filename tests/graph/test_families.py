@@ -22,7 +22,7 @@ from greedyprune.surgery import Layout, apply_selection
 from .families import CLASSES, TORCHVISION, build_torchvision, random_kept
 
 # families whose residual streams are frozen, and why (checked below)
-NO_STREAMS = {"shufflenet_v2_x0_5": "view to a fixed size", "vit_b_16": "reshape to a fixed size"}
+NO_STREAMS = {"shufflenet_v2_x0_5": "splits the channel axis", "vit_b_16": "size written in the model's code"}
 
 
 def _rows(model: nn.Module, target: str) -> int:
