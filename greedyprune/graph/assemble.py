@@ -66,19 +66,22 @@ def raw_groups(prop: Propagation) -> list[RawGroup]:
         for r in roots[id(use)].unique().tolist():
             by_class.setdefault(r, []).append(index)
     keyed: dict[tuple[int, ...], RawGroup] = {}
+    seen: set[int] = set()
     for index, use in enumerate(producers):  # producers in node order: the first one fixes the order
         for r in roots[id(use)].tolist():
             key = tuple(by_class[r])
-            if key[0] == index:
-                group = keyed.setdefault(key, RawGroup([], [producers[i] for i in key]))
-                if r not in group.roots:
-                    group.roots.append(r)
+            if key[0] == index and r not in seen:
+                seen.add(r)
+                keyed.setdefault(key, RawGroup([], [producers[i] for i in key])).roots.append(r)
     groups = list(keyed.values())
     size = prop.slots.parent.numel()
     group_of, channel_of = torch.full((size,), -1), torch.full((size,), -1)
     for g, group in enumerate(groups):
         group_of[group.roots], channel_of[group.roots] = g, torch.arange(len(group.roots))
-        group.reason = next((frozen[r] for r in group.roots if r in frozen), None)
+        reasons: list[str] = []
+        for r in group.roots:
+            reasons += [reason for reason in frozen.get(r, []) if reason not in reasons]
+        group.reason = "; ".join(reasons[:2]) or None
     for use in prop.uses:
         found = _axis_slots(use, roots[id(use)])
         if found is None:

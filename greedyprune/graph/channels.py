@@ -89,19 +89,30 @@ class Propagation:
         return None
 
     def opaque(self, node: fx.Node, reason: str) -> Any:
-        """Freeze every channel ``node`` reads; its output is one frozen slot per tensor."""
-        for ids in _tensors(self.node_ids(list(node.args) + list(node.kwargs.values()))):
-            if tracked(ids):
-                self.slots.freeze(ids, reason)
-        return self.fresh_frozen(self.traced.values.get(node.name), reason)
+        """Freeze every channel ``node`` reads; its output holds fresh frozen channels.
 
-    def fresh_frozen(self, value: Any, reason: str) -> Any:
+        An output shaped like the first input that carries channels gets one frozen slot per channel on
+        the same axis (``MultiheadAttention``'s output joins the residual stream channel by channel);
+        any other output is one frozen slot."""
+        inputs = [i for i in _tensors(self.node_ids(list(node.args) + list(node.kwargs.values()))) if tracked(i)]
+        for ids in inputs:
+            self.slots.freeze(ids, reason)
+        value = self.traced.values.get(node.name)
+        axis = channel_axis(inputs[0]) if inputs and len(slot_set(inputs[0])) > 1 else None
+        return self.fresh_frozen(value, reason, inputs[0].shape if axis is not None else None, axis)
+
+    def fresh_frozen(self, value: Any, reason: str, like: torch.Size | None = None, axis: int | None = None) -> Any:
+        """Fresh frozen ids for ``value``: one slot per index of ``axis`` for tensors shaped ``like``, else one."""
         if isinstance(value, torch.Tensor):
+            if like is not None and axis is not None and value.shape == like:
+                fresh = self.slots.new(value.shape[axis])
+                self.slots.freeze(fresh, reason)
+                return spread(fresh, axis, value.shape)
             slot = self.slots.new(1)
             self.slots.freeze(slot, reason)
             return torch.full(value.shape, int(slot), dtype=torch.long)
         if isinstance(value, (tuple, list)):
-            return tuple(self.fresh_frozen(v, reason) for v in value)
+            return tuple(self.fresh_frozen(v, reason, like, axis) for v in value)
         return None
 
     def shape_ok(self, out: Any) -> bool:
@@ -232,20 +243,26 @@ class Propagation:
         return node.target(*args, **kwargs)
 
     def shape(self, node: fx.Node, name: str, value: Any) -> Any:
+        """Apply the op to the id tensor. Channels it splits, mixes with another axis or reshapes to a size
+        written in the code are frozen, but keep their identity downstream."""
         source = self.node_ids(node.args[0])
-        if name in RESHAPES and any(isinstance(a, int) and a > 1 for a in _tensors(list(node.args[1:]))):
-            return self.opaque(node, f"{name} to a fixed size written in the model's code")
         try:
             out = self.apply(node)
         except (RuntimeError, TypeError, IndexError, ValueError):
             return self.opaque(node, f"{name} (not reproducible on channel ids)")
         outputs = [o for o in _tensors(out) if isinstance(o, torch.Tensor)]
-        if name in SELECT and isinstance(source, torch.Tensor):
-            before = slot_set(source)
-            if any(slot_set(o) != before for o in outputs):
-                return self.opaque(node, f"{name} splits the channel axis (depends on the channel count)")
-        if not self.shape_ok(outputs):
-            return self.opaque(node, f"{name} mixes the channel axis with another dimension")
+        reason = None
+        if name in SELECT and isinstance(source, torch.Tensor) and any(slot_set(o) != slot_set(source) for o in outputs):
+            reason = f"{name} splits the channel axis (depends on the channel count)"
+        elif not self.shape_ok(outputs):
+            shape = tuple(outputs[0].shape) if outputs else ()
+            reason = f"{name} to {shape} splits the channel axis over two dimensions (a channel shuffle or grouping)"
+        elif name in RESHAPES and any(isinstance(a, int) and a > 1 for a in _tensors(list(node.args[1:]))):
+            reason = f"{name} to a size written in the model's code (fixed channel count)"
+        if reason:
+            for ids in [source, *outputs]:
+                if isinstance(ids, torch.Tensor) and tracked(ids):
+                    self.slots.freeze(ids, reason)
         return out
 
     def concat(self, node: fx.Node, name: str, value: torch.Tensor) -> Any:

@@ -71,12 +71,14 @@ class Slots:
         for slot in ids[ids >= 0].unique().tolist():
             self.reasons.setdefault(int(slot), reason)
 
-    def frozen_roots(self) -> dict[int, str]:
-        """Root -> reason for every frozen channel (the first frozen slot's reason, by slot id)."""
-        out: dict[int, str] = {}
+    def frozen_roots(self) -> dict[int, list[str]]:
+        """Root -> the distinct reasons its frozen slots were given (in slot order)."""
+        out: dict[int, list[str]] = {}
         if not self.reasons:
             return out
         slots = torch.tensor(sorted(self.reasons))
         for slot, root in zip(slots.tolist(), self.find(slots).tolist()):
-            out.setdefault(root, self.reasons[slot])
+            reasons = out.setdefault(root, [])
+            if self.reasons[slot] not in reasons:
+                reasons.append(self.reasons[slot])
         return out

@@ -79,7 +79,10 @@ def _trace(model: nn.Module) -> fx.Graph:
 
 def _graph_module(model: nn.Module, graph: fx.Graph) -> fx.GraphModule:
     gm = fx.GraphModule(model, graph)
+    constants = {k: v for k, v in gm._buffers.items() if k not in model._buffers}  # tensors baked in by fx
     gm._modules, gm._parameters, gm._buffers = model._modules, model._parameters, model._buffers
+    for name, tensor in constants.items():  # kept as plain attributes: the model's state stays its own
+        object.__setattr__(gm, name, tensor)
     return gm
 
 

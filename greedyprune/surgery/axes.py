@@ -92,19 +92,23 @@ def keep_columns(module: nn.Module, keep: torch.Tensor) -> None:
 
 
 def scale_columns(module: nn.Module, columns: torch.Tensor, factors: torch.Tensor) -> None:
-    """Multiply input columns ``columns`` (current indices) of a Conv2d or Linear by ``factors``, in place."""
-    columns = columns.long().reshape(-1).to(module.weight.device)
-    factors = factors.reshape(-1).to(module.weight)
+    """Multiply input columns ``columns`` (current indices) of a Conv2d or Linear by ``factors``, in place.
+
+    One pass over the weight: a factor per input column (1 where not given) broadcast over the rows; for
+    a grouped conv, row ``o`` of partition ``p`` scales by the factors of its partition's columns.
+    """
+    w = module.weight
+    size = module.in_features if isinstance(module, nn.Linear) else module.in_channels
+    full = torch.ones(size, dtype=w.dtype, device=w.device)
+    full[columns.long().reshape(-1).to(w.device)] = factors.reshape(-1).to(w)
+    if isinstance(module, nn.Conv2d) and module.groups > 1:
+        g = module.groups
+        full = full.reshape(g, size // g).repeat_interleave(module.out_channels // g, dim=0)  # (out, in/g)
+        shape = full.shape + (1,) * (w.dim() - 2)
+    else:
+        shape = (1, -1) + (1,) * (w.dim() - 2)
     with torch.no_grad():
-        w = module.weight
-        if isinstance(module, nn.Linear) or module.groups == 1:
-            shape = (1, -1) + (1,) * (w.dim() - 2)
-            w[:, columns] *= factors.reshape(shape)
-            return
-        per_in, per_out = module.in_channels // module.groups, module.out_channels // module.groups
-        for column, factor in zip(columns.tolist(), factors):
-            p = column // per_in
-            w[p * per_out:(p + 1) * per_out, column - p * per_in] *= factor
+        w.mul_(full.reshape(shape))
 
 
 def keep_along(model: nn.Module, target: str, axis: int, keep: torch.Tensor) -> None:
