@@ -1,10 +1,10 @@
 """``greedyprune info``: a model file or a model name -- architecture, size, channel groups, pruning report.
 
 The channel groups are those :func:`greedyprune.graph.find_groups` traces on one input of the model's
-shape: name, kind (``internal``: one producer; ``stream``: channels shared by an addition), width,
-producers and consumers, partition (grouped convs keep an equal number per conv group) and whether the
-reconstruction is exact (not across a LayerNorm over channels); then the channels found but frozen,
-with the reason. A model that cannot be traced, or has no prunable group, is a one-line error naming
+shape, listed by :func:`greedyprune.graph.describe_groups`: name, kind (``internal``: one producer;
+``stream``: channels shared by an addition), width, partition (grouped convs keep an equal number per
+conv group), whether the reconstruction is exact (not across a LayerNorm over channels), producers ->
+consumers; then the channels found but frozen, with the reason. A model that cannot be traced, or has no prunable group, is a one-line error naming
 the module that stopped it.
 """
 
@@ -60,25 +60,6 @@ def input_of(model, path: str | None, given: str | None) -> tuple[int, int, int]
                     "pass --input CxHxW")
 
 
-def group_table(traced) -> list[str]:
-    """The channel groups and frozen channels of a :class:`greedyprune.graph.TracedModel`, as printed lines."""
-    groups = traced.groups
-    streams = sum(g.kind == "stream" for g in groups)
-    lines = [f"channel groups: {len(groups)} ({len(groups) - streams} internal, {streams} stream)",
-             f"  {'name':<34} {'kind':<8} {'width':>6} {'partition':>9} {'exact':<5} producers -> consumers"]
-    for g in groups:
-        producers = _names([p.target for p in g.producers])
-        consumers = _names([c.target for c in g.consumers])
-        lines.append(f"  {g.name:<34} {g.kind:<8} {g.width:>6} {g.partition:>9} {'yes' if g.exact else 'no':<5} "
-                     f"{producers} -> {consumers}")
-    lines.append(f"frozen channels: {len(traced.frozen)}")
-    for f in traced.frozen:
-        lines.append(f"  {f.name:<34} {f.width:>6}  {f.reason}")
-    if traced.unused:
-        lines.append(f"layers the traced forward never calls (left as they are): {_names(traced.unused, 5)}")
-    return lines
-
-
 def no_group_error(name: str, traced):
     """The one-line error for a model with no prunable group, naming the module that stopped the widest channels."""
     from ..errors import UserError
@@ -94,7 +75,7 @@ def run(options: Options) -> None:
     import torch
 
     from ..errors import UserError
-    from ..graph import find_groups
+    from ..graph import describe_groups, find_groups
     from ..metrics import count_flops, count_parameters
     from ..modelfile import load, load_report
     from ..models import build_model, model_entry
@@ -122,7 +103,7 @@ def run(options: Options) -> None:
     print(f"{count_parameters(model):,} parameters, {count_flops(model, example):,} FLOPs per image")
     if options.groups:
         traced = find_groups(model, example)
-        print("\n".join(group_table(traced)))
+        print("\n".join(describe_groups(traced)))
         if not traced.groups:
             raise no_group_error(options.model, traced)
     if path:

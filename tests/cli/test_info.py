@@ -21,10 +21,10 @@ def test_info_on_a_torchvision_name(capsys):
                               "default data imagefolder:DIR; input 3x224x224")
     groups = _groups(printed)
     assert "channel groups: 12 (8 internal, 4 stream)" in printed
-    assert groups["layer1.0.conv1"][:4] == ["internal", "64", "1", "yes"]
-    assert groups["layer1.stream"][:4] == ["stream", "64", "1", "yes"]
-    assert " ".join(groups["layer4.stream"][4:]) == ("layer4.0.conv2, layer4.0.downsample.0, layer4.1.conv2 -> "
-                                                     "layer4.1.conv1, fc")  # producers -> consumers
+    assert groups["layer1.0.conv1"][:4] == ["internal", "64", "1", "true"]
+    assert groups["layer1.stream"][:4] == ["stream", "64", "1", "true"]
+    assert " ".join(groups["layer4.stream"][4:]) == ("3: layer4.0.conv2, layer4.0.downsample.0 +1 -> "
+                                                     "2: layer4.1.conv1, fc")  # producers -> consumers
     frozen = printed.split("frozen channels:")[1]
     assert "fc" in frozen and "1000  the model's output (class logits)" in frozen
 
