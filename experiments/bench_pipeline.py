@@ -28,6 +28,7 @@ experiments/results/bench_pipeline.json) with the machine, threads and load aver
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import multiprocessing
 import os
@@ -75,8 +76,14 @@ def forward_seconds(model, batches, repeat: int = 3) -> float:
 
 
 def streams_supported() -> bool:
-    """Whether this greedyprune offers the choice of group kinds (``streams=``)."""
-    return "streams" in inspect.signature(greedyprune.Pruner.__init__).parameters
+    """Whether this greedyprune offers the choice of group kinds (``streams=``): a Pruner argument or option field."""
+    if "streams" in inspect.signature(greedyprune.Pruner.__init__).parameters:
+        return True
+    try:
+        from greedyprune.pipeline.options import PruneOptions
+    except ImportError:
+        return False
+    return "streams" in {f.name for f in dataclasses.fields(PruneOptions)}
 
 
 def variant_options(variant: str) -> dict:
