@@ -18,10 +18,11 @@ result as ``pruned.greedyprune_spec``; :func:`greedyprune.save` writes it):
   (``timm.create_model(name, pretrained=False, **kwargs)``), checked the same way.
 * anything else: None -- :func:`greedyprune.load` then needs ``model=`` (an unpruned instance).
 
-Why not ``torch.export``'s format for the rest: in torch 2.14 ``torch.export.load`` reads weights marked
-``use_pickle`` with ``torch.load(..., weights_only=False)`` and opaque constants with ``pickle.loads``
-(``torch/export/pt2_archive/_package.py``), so a crafted ``.pt2`` file runs code when loaded. Model
-files here are read with ``weights_only=True`` only.
+Why not ``torch.export``'s format for the rest: in torch 2.14 ``torch.export.load`` (``load_pt2`` in
+``torch/export/pt2_archive/_package.py``) unpickles every weight the archive marks ``use_pickle`` with
+torch's loader in its unrestricted mode (``weights_only`` off) and opaque constants with
+``pickle.loads``, so a crafted ``.pt2`` file runs code when loaded. Model files here are only ever read
+with ``weights_only=True``.
 """
 
 from __future__ import annotations

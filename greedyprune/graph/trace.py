@@ -90,14 +90,14 @@ class _Recorder(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm, garbage_collect_values=False)
         self.values: dict[str, Any] = {}
+        self.failed: tuple[fx.Node, BaseException] | None = None
 
     def run_node(self, n: fx.Node) -> Any:
         try:
             value = super().run_node(n)
-        except Exception as err:  # noqa: BLE001
-            where = n.target if n.op == "call_module" else n.name
-            raise UserError(f"the traced model fails on the example input at {where}: {_first_line(err)}; "
-                            "check the input shape (e.g. inception_v3 needs at least 75x75 pixels)") from None
+        except Exception as err:
+            self.failed = (n, err)
+            raise
         self.values[n.name] = value
         return value
 
@@ -105,8 +105,17 @@ class _Recorder(fx.Interpreter):
 def record(gm: fx.GraphModule, example: torch.Tensor) -> dict[str, Any]:
     """Every node's value (by node name) when ``gm`` runs on ``example``."""
     recorder = _Recorder(gm)
-    with torch.no_grad():
-        recorder.run(example)
+    try:
+        with torch.no_grad():
+            recorder.run(example)
+    except Exception:  # noqa: BLE001 -- the node that failed, in one line
+        if recorder.failed is None:
+            raise
+        node, err = recorder.failed
+        where = node.target if node.op == "call_module" else node.name
+        raise UserError(f"the traced model fails on the example input {list(example.shape)} at {where}: "
+                        f"{_first_line(err)}; check the input shape (e.g. inception_v3 needs at least "
+                        "75x75 pixels)") from None
     return recorder.values
 
 
