@@ -219,11 +219,11 @@ class Pruner:
             for mean in side.values():
                 mean.remove()
         s = stats.statistics()
-        scores = magnitude_scores(group)
+        spec = registered_methods[self.method]
         # a budget counts distinct channels: methods that may repeat a pick herd until they have `width`
-        distinct = {"until_distinct": True} if self.method in methods_with_replacement else {}
+        options = {**spec.accepted(scores=magnitude_scores(group), seed=self.seed + index), **spec.width_options}
         sel = greedy_select_gram(s.gram, s.cross, s.energy, min(width, before), method=self.method,
-                                 damping=self.damping, scores=scores, seed=self.seed + index, **distinct)
+                                 damping=self.damping, **options)
         # every distinct pick is kept, also one a fixed-ranking refit gives weight 0 (a redundant or dead
         # channel magnitude/random chose): all methods then keep exactly the same widths
         kept, coefficients = sel.kept_channels()
