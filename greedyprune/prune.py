@@ -37,7 +37,7 @@ from .selection import greedy_select_gram, methods_with_replacement, registered_
 from .stats import ChannelMean, ConsumerStatistics, capture_input, run_stages
 from .stats.collect import iter_group_statistics, magnitude_scores
 from .stats.consumer import output_columns as _output_cols
-from .surgery import apply_selection
+from .surgery.group import apply_selection
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 
