@@ -54,8 +54,8 @@ def run(options: Options) -> None:
 
     from analysis import METHODS, analyze_groups, group_statistics
 
-    from ..adapters import find_adapter
     from ..errors import UserError
+    from ..pipeline.statistics import model_groups
     from ..io import check_writable
     from ..stats.check import checked_forward
     from ..train import resolve_device
@@ -75,12 +75,12 @@ def run(options: Options) -> None:
             model = build_model(options.model)
         else:
             model = load_model(options.model, options.weights)
-        print("\n".join(g.name for g in find_adapter(model).groups(model)))
+        print("\n".join(g.name for g in model_groups(model)))
         return
     model = load_model(options.model, options.weights, warn_random=True, progress=options.progress)
     weights = getattr(model, "greedyprune_weights", {})
     model = model.to(device).eval()
-    available = [g.name for g in find_adapter(model).groups(model)]
+    available = [g.name for g in model_groups(model)]
     names = None
     if options.groups != "all":
         names = {n.strip() for n in options.groups.split(",") if n.strip()}

@@ -41,5 +41,5 @@ def legacy_groups(model: nn.Module) -> list[ChannelGroup]:
 
 
 def legacy_trace(model: nn.Module) -> tuple[list[fx.Node], list[ChannelGroup]]:
-    graph = fx.symbolic_trace(model).graph
-    return list(graph.nodes), legacy_groups(model)
+    groups = legacy_groups(model)
+    return list(fx.symbolic_trace(model).graph.nodes), groups
