@@ -44,7 +44,9 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
-    available = [g.name for g in model_groups(model, streams)]
+    model = model.to(device).eval()
+    batches = as_batches(calibration, torch.device(device))
+    available = [g.name for g in model_groups(model, batches[0], streams)]
     wanted = None
     if names is not None:
         wanted = {str(n) for n in names}
@@ -54,8 +56,6 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
                             f"{len(available)} groups: {', '.join(available[:4])}{', ...' if len(available) > 4 else ''}")
         if not wanted:
             raise UserError("no group names given; pass None for every group")
-    model = model.to(device).eval()
-    batches = as_batches(calibration, torch.device(device))
     dtype = torch.float64 if precision == "float64" else torch.float32
     return [GroupStatistics(group.name, p.gram, p.cross, p.energy, scores=state.scores(group), depth=depth)
             for depth, (group, p, state) in enumerate(model_group_problems(model, batches, wanted, streams, dtype,
@@ -112,8 +112,11 @@ def from_prune(model: nn.Module, calibration: Iterable, report=None, *, groups: 
                                 f"{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
         names = chosen
     if rows:  # a pruned model passed by mistake would give the statistics of the wrong network
+        from greedyprune.calibration import as_batches
+        from greedyprune.pipeline.networks import device_of
         from greedyprune.pipeline.statistics import model_groups
-        for group in model_groups(model, streams=True):
+        calibration = as_batches(calibration, device_of(model))  # read once (an iterator is consumed)
+        for group in model_groups(model, calibration[0], streams=True):
             before = rows.get(group.name, {}).get("channels_before")
             if before is not None and int(before) != group.width:
                 raise UserError(f"group {group.name} has {group.width} channels in this model but {before} before "

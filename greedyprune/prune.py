@@ -70,10 +70,10 @@ class Pruner:
             tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
                        "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
         self.device = resolve_device(o.device or device_of(model))
-        networks = Networks.build(model, self.device)
-        self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
         self.product_dtype = torch.float64 if o.precision == "float64" else torch.float32
         self.batches = share_over_ranks(as_batches(calibration, self.device), o.shard_calibration)
+        networks = Networks.build(model, self.device, self.batches[0])
+        self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
         check_on_every_rank(self.original, self.batches)
         self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams))
         self.groups = self.walker.groups  # in walking order

@@ -47,7 +47,7 @@ def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
     from analysis.report import safe_name
 
     from ..pipeline.statistics import model_groups
-    names = [g.name for g in model_groups(model)]
+    names = [g.name for g in model_groups(model, batches[0])]
     chosen = {names[round(i * (len(names) - 1) / max(groups - 1, 1))] for i in range(groups)}
     paths = []
     for group in group_statistics(model, batches, chosen):

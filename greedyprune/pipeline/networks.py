@@ -9,15 +9,17 @@ groups come from one trace of the model, shared by both copies (module names are
 from __future__ import annotations
 
 import copy
+import re
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import fx, nn
 
 from ..errors import UserError
+from ..graph import find_groups
 from ..graph.groups import ChannelGroup
 
 # the per-module hook tables of torch.nn.Module that a copy must not inherit
@@ -55,6 +57,35 @@ def device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _resnet(model: nn.Module) -> bool:
+    from torchvision.models import ResNet
+    return isinstance(model, ResNet)
+
+
+def _mobilenet(model: nn.Module) -> bool:
+    from torchvision.models import MobileNetV2, MobileNetV3
+    return isinstance(model, (MobileNetV2, MobileNetV3))
+
+
+# family -> (test, names of the groups ``streams=False`` prunes): the block-internal groups the
+# hand-written adapters pruned (not the stem, the last conv or the classifier's hidden layer, which
+# tracing also finds as single-producer groups); models of other families prune every internal group
+INTERNAL_ONLY: dict[str, tuple[Callable[[nn.Module], bool], str]] = {
+    "torchvision-resnet": (_resnet, r"layer\d+\.\d+\.conv\d+"),
+    "torchvision-mobilenet": (_mobilenet, r"features\.\d+\.hidden"),
+}
+
+
+def is_internal(model: nn.Module, group: ChannelGroup) -> bool:
+    """Whether ``streams=False`` prunes ``group`` (see ``INTERNAL_ONLY``)."""
+    if group.kind != "internal":
+        return False
+    for test, names in INTERNAL_ONLY.values():
+        if test(model):
+            return re.fullmatch(names, group.name) is not None
+    return True
+
+
 @dataclass
 class Networks:
     """The original and the to-be-pruned copy, the traced graph's nodes and every channel group found."""
@@ -65,21 +96,21 @@ class Networks:
     groups: list[ChannelGroup]
 
     @classmethod
-    def build(cls, model: nn.Module, device: torch.device) -> "Networks":
+    def build(cls, model: nn.Module, device: torch.device, example: torch.Tensor) -> "Networks":
         original = copy_without_hooks(model, device)
-        nodes, groups = trace_groups(original)
+        nodes, groups = trace_groups(original, example)
         return cls(original, copy_without_hooks(model, device), nodes, groups)
 
     def prunable(self, streams: bool) -> list[ChannelGroup]:
-        """The groups to prune: kind ``internal`` only, or (``streams``) also residual streams/block outputs."""
-        chosen = [g for g in self.groups if streams or g.kind == "internal"]
+        """The groups to prune: block-internal ones, or (``streams``) every group, streams and block outputs too."""
+        chosen = [g for g in self.groups if streams or is_internal(self.original, g)]
         if not chosen:
             kinds = "channel groups" if streams else "internal channel groups (try streams=True)"
             raise UserError(f"{type(self.original).__name__} has no prunable {kinds}")
         return chosen
 
 
-def trace_groups(model: nn.Module) -> tuple[list[fx.Node], list[ChannelGroup]]:
-    """The traced graph's nodes (topological order) and the model's channel groups."""
-    from .legacy import legacy_trace
-    return legacy_trace(model)
+def trace_groups(model: nn.Module, example: torch.Tensor) -> tuple[list[fx.Node], list[ChannelGroup]]:
+    """The traced graph's nodes (topological order) and every channel group of ``model`` (on ``example``)."""
+    traced = find_groups(model, example[:1], streams=True)
+    return traced.nodes, traced.groups

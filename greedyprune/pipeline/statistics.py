@@ -45,18 +45,18 @@ def iter_group_problems(model: nn.Module, nodes: list[fx.Node], groups: list[Cha
         yield group, problem, state
 
 
-def model_groups(model: nn.Module, streams: bool = False) -> list[ChannelGroup]:
-    """The channel groups of ``model`` that a pruning run with this ``streams`` setting would visit."""
-    from .networks import trace_groups
-    _, groups = trace_groups(model)
-    return [g for g in groups if streams or g.kind == "internal"]
+def model_groups(model: nn.Module, example: torch.Tensor, streams: bool = False) -> list[ChannelGroup]:
+    """The channel groups of ``model`` that a pruning run with this ``streams`` setting would prune."""
+    from .networks import is_internal, trace_groups
+    _, groups = trace_groups(model, example)
+    return [g for g in groups if streams or is_internal(model, g)]
 
 
 def model_group_problems(model: nn.Module, batches: list[torch.Tensor], names: set[str] | None = None,
                          streams: bool = False, product_dtype: torch.dtype = torch.float64,
                          progress: bool = False) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
     """:func:`iter_group_problems` for the groups of ``model`` (or those in ``names``), traced here."""
-    from .networks import trace_groups
-    nodes, groups = trace_groups(model)
-    groups = [g for g in groups if (streams or g.kind == "internal") and (names is None or g.name in names)]
+    from .networks import is_internal, trace_groups
+    nodes, groups = trace_groups(model, batches[0])
+    groups = [g for g in groups if (streams or is_internal(model, g)) and (names is None or g.name in names)]
     return iter_group_problems(model, nodes, groups, batches, product_dtype, progress=progress)
