@@ -49,7 +49,7 @@ def wide_resnet(num_classes):
 
 
 def resnext(num_classes):
-    return _two_stages(tv.ResNet(Bottleneck, [1, 1, 1, 1], groups=8, width_per_group=8), num_classes)
+    return _two_stages(tv.ResNet(Bottleneck, [1, 1, 1, 1], groups=8, width_per_group=16), num_classes)
 
 
 class _SmallVGG(tv.VGG):
@@ -85,9 +85,14 @@ def googlenet(num_classes):
 
 
 def inception_v3(num_classes):
+    """Inception3 with one block of each kind (A: Mixed_5b/5c, B: 6a, C: 6b, D: 7a, E: 7b); the repeats whose
+    input and output widths agree (Mixed_5d, 6c-6e, 7c) become identities."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return tv.Inception3(num_classes=num_classes, aux_logits=False, init_weights=True)
+        model = tv.Inception3(num_classes=num_classes, aux_logits=False, init_weights=True)
+    for name in ("Mixed_5d", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7c"):
+        setattr(model, name, nn.Identity())
+    return model
 
 
 def mobilenet_v2(num_classes):
