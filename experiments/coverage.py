@@ -110,6 +110,9 @@ def check(model: torch.nn.Module, batches: list[torch.Tensor], flops: float, fol
 def run_family(args, family: str, name: str, out) -> None:
     """Fresh process: one family's row onto ``out``."""
     torch.set_num_threads(args.threads)
+    if args.memory_gb:  # a family that needs more fails in its row instead of waking the machine's OOM killer
+        limit = int(args.memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     row = {"family": family, "model": name}
     try:
         model = user_model(name)
@@ -118,25 +121,42 @@ def run_family(args, family: str, name: str, out) -> None:
         images = torch.randn(args.images, 3, size, size, generator=torch.Generator().manual_seed(0))
         with tempfile.TemporaryDirectory() as folder:
             row.update(check(model, list(images.split(args.batch)), args.flops, folder))
+    except MemoryError:
+        row.update({"prunes": False, "reason": f"out of memory (more than the {args.memory_gb:g} GB --memory-gb limit)"})
     except Exception as err:
-        row.update({"prunes": False, "reason": one_line(err)})
+        reason = one_line(err)
+        if "can't allocate memory" in reason or "not enough memory" in reason:
+            reason = f"out of memory (more than the {args.memory_gb:g} GB --memory-gb limit): {reason[:120]}"
+        row.update({"prunes": False, "reason": reason})
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put(row)
 
 
 def in_child(args, family: str, name: str) -> dict:
+    """``run_family`` in a fresh process; a hang (``--timeout``) or a death (crash, abort) becomes a failed row."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     child = context.Process(target=run_family, args=(args, family, name, out))
     child.start()
-    try:
-        row = out.get(timeout=args.timeout)
-    except queue_module.Empty:
+    deadline = time.monotonic() + args.timeout
+    row = None
+    while row is None and time.monotonic() < deadline:
+        try:
+            row = out.get(timeout=2)
+        except queue_module.Empty:
+            if not child.is_alive():  # died without a result (killed, aborted on a failed allocation, ...)
+                try:
+                    row = out.get(timeout=2)  # unless the result was still in the pipe
+                except queue_module.Empty:
+                    break
+    if row is None and child.is_alive():
         child.kill()
         row = {"family": family, "model": name, "prunes": False, "reason": f"no result within {args.timeout:.0f} s"}
     child.join()
-    if child.exitcode not in (0, None) and "prune_s" not in row and "reason" not in row:
-        row.update({"prunes": False, "reason": f"the process died (exit code {child.exitcode})"})
+    if row is None:
+        row = {"family": family, "model": name, "prunes": False,
+               "reason": f"the process died (exit code {child.exitcode}; e.g. out of memory under the "
+                         f"{args.memory_gb:g} GB --memory-gb limit)"}
     return row
 
 
@@ -181,6 +201,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="input size for every family (default: each model's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per family before it is a failed row")
+    parser.add_argument("--memory-gb", type=float, default=6.0,
+                        help="address-space limit of each family's process (0: none)")
     parser.add_argument("--rerun", action="store_true", help="run families already in OUT/coverage.json again")
     parser.add_argument("--out", default=str(RESULTS), help="folder for coverage.json and coverage.md")
     args = parser.parse_args()
