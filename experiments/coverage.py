@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import platform
 import queue as queue_module
+import re
 import resource
 import tempfile
 import time
@@ -125,8 +126,10 @@ def run_family(args, family: str, name: str, out) -> None:
         row.update({"prunes": False, "reason": f"out of memory (more than the {args.memory_gb:g} GB --memory-gb limit)"})
     except Exception as err:
         reason = one_line(err)
-        if "can't allocate memory" in reason or "not enough memory" in reason:
-            reason = f"out of memory (more than the {args.memory_gb:g} GB --memory-gb limit): {reason[:120]}"
+        if "can't allocate memory" in str(err):
+            size = re.search(r"allocate (\d+) bytes", str(err))
+            asked = f": one allocation of {int(size.group(1)) / 2**30:.1f} GB" if size else ""
+            reason = f"out of memory under the {args.memory_gb:g} GB --memory-gb limit{asked}"
         row.update({"prunes": False, "reason": reason})
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put(row)
