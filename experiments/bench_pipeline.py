@@ -222,7 +222,7 @@ def pipeline_part(args, context, result: dict) -> None:
                           "floors": floors}
     for name, by_variant in floors.items():
         print(f"{name}: smallest reachable FLOPs fraction: " + ", ".join(
-            f"{v} {f['floor']:.1%}" if "floor" in f else f"{v} failed ({f['error']})" for v, f in by_variant.items()))
+            f"{v} {f['floor']:.2%}" if "floor" in f else f"{v} failed ({f['error']})" for v, f in by_variant.items()))
     result["goals"] = goals(rows)
     for line in result["goals"]["lines"]:
         print(line)
