@@ -12,7 +12,7 @@ a crash is a row, not the end of the run). Per family:
   state dict and the same outputs as the pruned model;
 * FLOPs kept, parameters kept (``greedyprune.metrics``), prune time, number of channel groups.
 
-Writes ``OUT/coverage.json`` (resumable: finished families are not run again unless ``--rerun``) and
+Writes ``OUT/coverage.json`` (resumable: families that pruned are not run again unless ``--rerun``) and
 ``OUT/coverage.md`` (the Markdown table for README).
 
     python experiments/coverage.py                               # all families, 224 px (299 Inception V3)
@@ -204,8 +204,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="input size for every family (default: each model's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per family before it is a failed row")
-    parser.add_argument("--memory-gb", type=float, default=6.0,
-                        help="address-space limit of each family's process (0: none)")
+    parser.add_argument("--memory-gb", type=float, default=10.0,
+                        help="address-space limit of each family's process, GB (0: none; torch itself maps ~3.5)")
     parser.add_argument("--rerun", action="store_true", help="run families already in OUT/coverage.json again")
     parser.add_argument("--out", default=str(RESULTS), help="folder for coverage.json and coverage.md")
     args = parser.parse_args()
@@ -220,8 +220,8 @@ def main() -> None:
     if path.exists() and not args.rerun:
         import json
         saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:
-            done = {row["family"]: row for row in saved.get("rows", [])}
+        if saved.get("settings") == settings:  # families that pruned are kept; failures are tried again
+            done = {row["family"]: row for row in saved.get("rows", []) if row.get("prunes")}
     result = {"settings": settings, "threads": args.threads, "torch": torch.__version__,
               "machine": platform.machine(), "load_average_before": os.getloadavg(), "rows": []}
     for family, name in FAMILIES:
