@@ -77,7 +77,8 @@ def run(options: Options) -> None:
             model = load_model(options.model, options.weights)
         print("\n".join(g.name for g in find_adapter(model).groups(model)))
         return
-    model = load_model(options.model, options.weights, warn_random=True, progress=options.progress)
+    model = load_model(options.model, options.weights, warn_random=True, progress=options.progress,
+                       seed=options.seed)
     weights = getattr(model, "greedyprune_weights", {})
     model = model.to(device).eval()
     available = [g.name for g in find_adapter(model).groups(model)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import UserError
 from .options import opt
 
-HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
+HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT.json (its report)"
 
 
 @dataclass
@@ -37,8 +37,7 @@ class Options:
 
 def run(options: Options) -> None:
     from ..distributed import is_main, same_error_on_every_rank
-    from ..io import check_writable
-    from ..modelfile import save
+    from ..modelfile import check_model_outputs, save
     from ..prune import Pruner
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
@@ -54,8 +53,8 @@ def run(options: Options) -> None:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
         if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
             resolve_device(options.device)
-        check_writable(options.out)  # fail now, not after the pruning
-        model = load_model(options.model, options.weights)
+        check_model_outputs(options.out)  # fail now, not after the pruning: OUT and its report OUT.json
+        model = load_model(options.model, options.weights, warn_random=True, seed=options.seed)
         batches = calibration_data(options.data, options.calib, options.batch_size, options.seed,
                                    options.skip_bad_images)
     try:
