@@ -51,8 +51,10 @@ class OutputSet:
         finish_interrupted(path, strict=True)
         path = check_output_file(path, flag, role)
         key = Path(os.path.abspath(path))
+        if key in self._declared:  # declared again (e.g. checked before the work, staged after it)
+            return path
         for other in self._declared:
-            if other == key or (key.exists() and other.exists() and os.path.samefile(other, key)):
+            if key.exists() and other.exists() and os.path.samefile(other, key):
                 raise UserError(f"{_name(path, flag, role)} is the same file as another output of this command; "
                                 "choose another --out")
         self._declared[key] = (flag, role)

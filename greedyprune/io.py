@@ -160,6 +160,16 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", fix: str = "dele
         raise UserError(f"cannot read {what} {path} ({err.strerror}); check its permissions") from None
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check_regular_file(path: Path, what: str = "file") -> None:
     """``path`` exists and is a regular file (after links); FIFOs, devices and sockets are refused unopened."""
     try:

@@ -34,20 +34,26 @@ def save(path: str | os.PathLike, model: torch.nn.Module, report: Any = None) ->
     "num_classes": 1000}``) tells :func:`load` which architecture to rebuild before adopting shapes.
     """
     from .commit import OutputSet
+    with OutputSet() as outputs:
+        stage_model(outputs, path, model, report)
+        outputs.commit()
+
+
+def stage_model(outputs, path: str | os.PathLike, model: torch.nn.Module, report: Any = None, flag: str | None = None,
+                ) -> None:
+    """Declare and stage the model file ``path`` and its report ``path.json`` in ``outputs`` (an
+    :class:`~greedyprune.commit.OutputSet`; committed by the caller with the rest of its files)."""
     from .paths import report_path
     report_dict = report.to_dict() if hasattr(report, "to_dict") else report
     report_text = None if report_dict is None else readable_report_text(report_dict)
     spec = getattr(model, "greedyprune_spec", None)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with OutputSet() as outputs:
-        outputs.file(path, flag=None)
-        if report_dict is not None:
-            outputs.file(report_path(path), flag=None, role=f"the report {report_path(path)}")
-        outputs.save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report_json": report_text},
-                           path)
-        if report_dict is not None:
-            outputs.save_json(report_dict, report_path(path))
-        outputs.commit()
+    outputs.file(path, flag=flag)
+    if report_dict is not None:
+        outputs.file(report_path(path), flag=flag, role=f"the report {report_path(path)}")
+    outputs.save_torch({"format": PRUNED_FORMAT, "spec": spec, "state_dict": state, "report_json": report_text}, path)
+    if report_dict is not None:
+        outputs.save_json(report_dict, report_path(path))
 
 
 def check_model_outputs(path: str | os.PathLike, flag: str = "--out") -> None:

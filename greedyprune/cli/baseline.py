@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..options import SEED_RANGE
 from .options import opt, with_flags
 
 HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense, bip); resumable"
@@ -22,7 +23,7 @@ class Options:
     sparsity: float = opt(0.9, "fraction of Linear/Conv weights that are zero (lth: target; the closest round is used)")
     out: str | None = opt(None, "output folder (one sub-folder per training run; required)")
     resume: bool = opt(True, "continue finished/interrupted runs found in OUT")
-    seed: int = opt(0, "seed of the initial weights, masks and data order")
+    seed: int = opt(0, "seed of the initial weights, masks and data order", between=SEED_RANGE)
     device: str = opt("cpu", "cpu or cuda")
     # training (default: the method's recipe, see greedyprune/baselines/recipes.py)
     epochs: float | None = opt(None, "passes over the training data (default: recipe)")

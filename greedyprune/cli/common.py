@@ -91,14 +91,27 @@ def report_skipped(dataset) -> None:
               "(each replaced by the next readable one)", file=sys.stderr)
 
 
-def calibration_data(data: str, calib: int, batch_size: int, seed: int, skip_bad_images: bool = False) -> list:
-    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes."""
+def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, skip_bad_images: bool = False,
+                     default: int = 512) -> list:
+    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes.
+
+    ``calib=None`` (not given): ``default`` images, or every image when the data has fewer (said on stderr);
+    a given ``calib`` above the number of images is refused.
+    """
+    import sys
+
     from ..data import calibration_batches, get_dataset
+    from ..distributed import is_main
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if calib < 1:
+    if calib is not None and calib < 1:
         raise UserError(f"--calib must be at least 1 image, got {calib}")
     dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images))
+    if calib is None:
+        calib = min(default, len(dataset))
+        if calib < default and is_main():
+            print(f"greedyprune: --calib defaults to {default} images but {data} has {len(dataset)}: using all "
+                  f"{len(dataset)}", file=sys.stderr)
     if len(dataset) < calib:
         raise UserError(f"--calib {calib} asks for more images than {data} has ({len(dataset)}); "
                         f"use --calib {len(dataset)} or fewer, or more data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..options import SEED_RANGE
 from .options import opt
 
 HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT.json (its report)"
@@ -15,7 +16,8 @@ class Options:
     model: str | None = opt(None, "registered model name (resnet50, mobilenet_v2, resnet18-fmnist, ...) or a model file")
     weights: str | None = opt(None, "weights file for a registered name (torchvision .pth or a state-dict checkpoint)")
     data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
-    calib: int = opt(512, "number of calibration images (a seeded subset of the training split)")
+    calib: int | None = opt(None, "number of calibration images, a seeded subset of the training split (default: "
+                                  "512, or every image when the data has fewer)")
     batch_size: int = opt(64, "calibration batch size")
     method: str = opt("reoptimized", "selection method", choices=["reoptimized", "uniform", "uniform-noreplace",
                                                                   "magnitude", "magnitude-norefit", "random",
@@ -28,7 +30,8 @@ class Options:
                          choices=["float32", "float64"])
     out: str | None = opt(None, "output model file, e.g. pruned.pt (required)")
     device: str | None = opt(None, "cpu or cuda (default: cuda when available)")
-    seed: int = opt(0, "seed of the calibration subset and of random selection")
+    seed: int = opt(0, "seed of the calibration subset, of random selection and of the weights of a name without "
+                       "--weights or trained recipe", between=SEED_RANGE)
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration images after pruning "
                                       "(undoes the shrinkage of least-squares refits; helped in 8 of 12 measured settings, see README)")

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..commit import OutputSet, finish_interrupted
 from ..errors import UserError
-from ..io import check_regular_file, load_checkpoint, read_json
+from ..io import check_regular_file, file_sha256, load_checkpoint, read_json
 from ..modelfile import check_spec
 from ..outputs import check_output_folder
 from ..paths import cache_root, report_path
@@ -31,14 +31,6 @@ from .weights import mismatch_message
 
 def hash_path(model_path: Path) -> Path:
     return Path(f"{model_path}.sha256")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_cache_writable(folder: Path) -> None:

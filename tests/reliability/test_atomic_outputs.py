@@ -221,10 +221,12 @@ def test_failed_report_write_at_the_end_keeps_the_earlier_outputs(files, tmp_pat
     argv, before = _earlier_run(cli, files, out)
     real = OutputSet.save_json
 
-    def full_disk(self, obj, path):
-        if str(path).endswith(".pt.json"):
+    def full_disk(self, obj, path):  # the report's first bytes go out, then the disk is full
+        if not str(path).endswith(".pt.json"):
+            return real(self, obj, path)
+        with self.open(path, "w") as handle:
+            handle.write("{")
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, obj, path)
     monkeypatch.setattr(OutputSet, "save_json", full_disk)
     result = cli(*argv, "--keep", "0.3")
     assert result.code == 2 and len(result.lines) == 1 and "Traceback" not in result.err, result.err
