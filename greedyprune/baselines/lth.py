@@ -43,7 +43,7 @@ import torch
 from ..options import opt
 from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
-from ..io import load_checkpoint, save_json, save_torch
+from ..io import save_json, save_torch
 from ..models import build_model
 from ..sparse import apply_masks, load_masked_state_dict, prunable_weights, weight_shapes
 from ..sparse.select import global_topk, layerwise_topk, mask_counts, prune_surviving, random_masks
