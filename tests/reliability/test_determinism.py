@@ -12,6 +12,7 @@ import torchvision
 
 import greedyprune
 from greedyprune import greedy_select_gram
+from greedyprune.paths import report_path
 
 from .conftest import CALIB
 
@@ -25,7 +26,7 @@ def _same_tensors(a: dict, b: dict) -> bool:
 
 
 def _report(path) -> dict:
-    report = json.loads(path.with_suffix(".json").read_text())
+    report = json.loads(report_path(path).read_text())
     report.pop("seconds")
     for group in report["groups"]:
         group.pop("seconds")
