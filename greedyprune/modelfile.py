@@ -177,7 +177,9 @@ def check_state_fits(model: torch.nn.Module, state: dict, path: Any, spec: Any =
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     if not (wrong or unexpected or missing):
         return
-    parts = [f"{', '.join(items[:2])}{f' (+{len(items) - 2} more)' if len(items) > 2 else ''}" for items in
-             (wrong, [f"missing: {k}" for k in missing], [f"not in {name}: {k}" for k in unexpected]) if items]
+    def listed(items: list[str], sep: str = ", ") -> str:
+        return sep.join(items[:2]) + (f" (+{len(items) - 2} more)" if len(items) > 2 else "")
+    parts = ([listed(wrong, "; ")] if wrong else []) + ([f"missing: {listed(missing)}"] if missing else []) \
+        + ([f"not in {name}: {listed(unexpected)}"] if unexpected else [])
     raise UserError(f"{path} does not hold a {name} (as its spec says): {'; '.join(parts)}; the spec names another "
                     "architecture or the file was edited: re-save it")

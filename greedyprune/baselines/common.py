@@ -156,6 +156,22 @@ def load_tensors(path: Path, what: str = "mask") -> dict[str, torch.Tensor]:
     return data
 
 
+SAVED_TENSORS = ("mask.pt", "init.pt", "rewind.pt", "start.pt")
+
+
+def check_saved_runs(out: str | Path) -> None:
+    """Before a baseline writes anything: every ``result.json`` and saved mask / initial weights under ``out``
+    that a resumed run would read is readable (one-line errors name the damaged file)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for path in sorted(out.rglob("*")):
+        if path.name == "result.json":
+            read_result(path)
+        elif path.name in SAVED_TENSORS:
+            load_tensors(path, "mask or initial weights")
+
+
 def _check_tensors(data, path: Path, what: str) -> None:
     if not (isinstance(data, dict) and data and all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                      for k, v in data.items())):

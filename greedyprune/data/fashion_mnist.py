@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def _read_idx(path: Path, kind: str) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             raw = handle.read(limit + 1)  # bounded, also for a gzip bomb
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         what = "gzip file" if path.suffix == ".gz" else "file"
         raise UserError(f"{path} is not a readable {what} ({_first(err)}); {_FIX}") from None
     if not raw:
