@@ -204,6 +204,7 @@ def _replay(journal: Path, renames: list) -> None:
     for tmp, target in renames:
         tmp, target = base / tmp, base / target
         if os.path.lexists(tmp):
+            target.parent.mkdir(parents=True, exist_ok=True)  # a sub-folder of a staged tree (plots/)
             _rename(tmp, target)
             folders.add(target.parent)
     for folder in folders:
