@@ -205,11 +205,15 @@ def _replay(journal: Path, renames: list) -> None:
         tmp, target = base / tmp, base / target
         if os.path.lexists(tmp):
             target.parent.mkdir(parents=True, exist_ok=True)  # a sub-folder of a staged tree (plots/)
-            _rename(tmp, target)
+            try:
+                _rename(tmp, target)
+            except FileNotFoundError:  # another process (a torchrun rank) completing the same journal did it
+                continue
             folders.add(target.parent)
     for folder in folders:
         _fsync_folder(folder)
-    journal.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        journal.unlink()
     _fsync_folder(base)
 
 
