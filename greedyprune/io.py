@@ -109,7 +109,7 @@ def _discard(tmp: str) -> None:
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete ``.NAME.<this host>-<pid>.*.tmp`` left by killed writers whose pid no longer runs (but not
     those an interrupted commit still has to rename: :mod:`greedyprune.commit`)."""
-    from .commit import journaled_temporaries
+    from .journal import journaled_temporaries
     keep = None
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(_HOST)}-*.tmp"):
         pid = leftover.name[len(path.name) + len(_HOST) + 3:].split(".", 1)[0]

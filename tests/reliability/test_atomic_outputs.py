@@ -39,6 +39,7 @@ def _victim(argv: list[str], ready: str, where: str) -> None:
         time.sleep(300)
 
     import greedyprune.commit
+    import greedyprune.journal
     if where == "writing":  # the model is complete in its temporary file, not yet renamed
         real_fsync = os.fsync
 
@@ -49,7 +50,7 @@ def _victim(argv: list[str], ready: str, where: str) -> None:
     elif where == "journal":  # model and report complete in their temporaries; the commit journal not yet written
         greedyprune.commit._write_durably = announce_and_hang
     elif where == "between-renames":  # journal written, the model renamed over OUT, its report not yet renamed
-        real_rename = greedyprune.commit._rename
+        real_rename = greedyprune.journal._rename
         calls = []
 
         def rename(tmp, target) -> None:
@@ -57,7 +58,7 @@ def _victim(argv: list[str], ready: str, where: str) -> None:
                 announce_and_hang()
             calls.append(target)
             real_rename(tmp, target)
-        greedyprune.commit._rename = rename
+        greedyprune.journal._rename = rename
     else:  # "pruning": after the first group, long before any output
         from greedyprune.prune import Pruner
         real_step = Pruner.step
@@ -140,9 +141,9 @@ WRITERS = re.compile(r"torch\.save\(|\.savefig\(|np\.save[z]?\(|\.write_text\(|\
 
 def test_every_writer_goes_through_atomic_write():
     """Static guard over the library and analysis code: no file is written except through greedyprune.io
-    (``atomic_write``) or greedyprune.commit (an ``OutputSet``'s staged files), the two writer modules."""
-    writers = {"greedyprune/io.py", "greedyprune/commit.py"}
-    allowed = {("greedyprune/models/cache.py", 'open(lock, "a+"')}  # the lock file holds only the holder's pid
+    (``atomic_write``) or greedyprune.commit / greedyprune.journal (an ``OutputSet``'s staged files and journal)."""
+    writers = {"greedyprune/io.py", "greedyprune/commit.py", "greedyprune/journal.py"}
+    allowed = {("greedyprune/locking.py", 'open(lock, "a+"')}  # the lock file holds only the holder's pid
     offenders = []
     for folder in ("greedyprune", "analysis"):
         for path in sorted((REPO / folder).rglob("*.py")):
