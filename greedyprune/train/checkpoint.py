@@ -121,7 +121,7 @@ def _restore(state, callbacks: list, n_train: int, ckpt: dict, path) -> None:
     if ckpt["n_train"] != n_train:
         changed.append(f"{ckpt['n_train']} training examples there, {n_train} now")
     if changed:
-        raise UserError(f"{path} was started with other settings than this run ({'; '.join(changed[:3])}); "
+        raise UserError(f"{path} is from a different run (started with other settings: {'; '.join(changed[:3])}); "
                         "pass resume=False (--no-resume) to start over, or use another folder")
     try:
         state.model.load_state_dict(ckpt["model"])

@@ -146,8 +146,8 @@ def test_train_resume_with_other_settings(cli, files, tmp_path, change, words):
     again = list(start)
     for flag, value in zip(change[::2], change[1::2]):
         again[again.index(flag) + 1] = other if value == "OTHER" else value
-    line = assert_user_error(cli("train", *again), "train", f"{run / 'checkpoint.pt'} was started with other settings "
-                             "than this run", words, "--no-resume")
+    line = assert_user_error(cli("train", *again), "train", f"{run / 'checkpoint.pt'} is from a different run (started "
+                             "with other settings: ", words, "--no-resume")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     if change[0] == "--model":
         assert "sha256" in line
