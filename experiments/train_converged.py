@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from greedyprune.io import save_json
 from greedyprune.models import default_recipe, trained_model
 
@@ -25,14 +27,17 @@ OUT = Path(__file__).parent / "results" / "converged_models.json"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(NAMES))
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in args.models.split(","):
         model, acc = trained_model(name)
         info = model.greedyprune_info
         results[name] = {"test_top1": acc, "train_seconds": info.get("train_seconds"), "steps": info.get("steps"),
                          "recipe_hash": default_recipe(name).key(), "recipe": info.get("recipe")}
-        print(f"{name}: test top-1 {acc:.2f}% after {info.get('train_seconds', 0) / 60:.1f} min", flush=True)
+        print(f"{name}: test top-1 {100 * acc:.2f}% after {info.get('train_seconds', 0) / 60:.1f} min", flush=True)
         save_json(results, OUT)
     return 0
 
