@@ -15,18 +15,20 @@ def is_model_file(model: str) -> bool:
 
 
 def load_model(model: str | None, weights: str | None = None, num_classes: int | None = None, *,
-               warn_random: bool = False, progress: bool = True) -> nn.Module:
+               warn_random: bool = False, progress: bool = True, seed: int = 0) -> nn.Module:
     """``--model`` is a greedyprune model file (pruned or trained) or a registered name (+ ``--weights``).
 
     A registered name without ``--weights``: a name with a default training recipe (``resnet18-fmnist``,
     ``mobilenet_v2-fmnist``, ... -- ``greedyprune.models.has_recipe``) gives the *trained* model from the
     model cache (trained once, with progress, when absent) and one stderr note saying so; any other name
-    (the torchvision ImageNet architectures) has random weights, and ``warn_random`` prints a one-line
-    stderr warning about it. ``model.greedyprune_weights`` records what was loaded:
+    (the torchvision ImageNet architectures) has random weights drawn with ``seed`` (so two identical
+    commands prune the same model), and ``warn_random`` prints a one-line stderr warning about it (rank 0
+    alone prints under ``torchrun``). ``model.greedyprune_weights`` records what was loaded:
     ``{"weights": <file> | "trained cache: <path>" | "random (no --weights)", "test_acc": float | None}``.
     """
     import sys
 
+    from ..distributed import is_main
     from ..modelfile import load
     from ..models import build_model, has_recipe, load_weights, model_entry, trained_model
     if not model:
@@ -41,18 +43,22 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
     if not weights and has_recipe(model) and num_classes in (None, entry.num_classes):
         net, acc = trained_model(model, progress=progress)
         path = net.greedyprune_info["path"]
-        print(f"greedyprune: {model} without --weights: the trained model from the cache ({path}; "
-              f"test top-1 {100 * acc:.2f}%)", file=sys.stderr)
+        if is_main():
+            print(f"greedyprune: {model} without --weights: the trained model from the cache ({path}; "
+                  f"test top-1 {100 * acc:.2f}%)", file=sys.stderr)
         net.greedyprune_weights = {"weights": f"trained cache: {path}", "test_acc": acc}
         return net.eval()
-    net = build_model(model, num_classes)
+    import torch
+    with torch.random.fork_rng(devices=[]):  # seeded random weights; torch's global RNG is left as it was
+        torch.manual_seed(seed)
+        net = build_model(model, num_classes)
     if weights:
         load_weights(net, weights)
         net.greedyprune_weights = {"weights": str(weights), "test_acc": None}
     else:
-        if warn_random:
-            print(f"greedyprune: warning: {model} without --weights has RANDOM weights (no trained recipe for it); "
-                  "pass --weights FILE to use trained ones", file=sys.stderr)
+        if warn_random and is_main():
+            print(f"greedyprune: warning: {model} without --weights has RANDOM weights (seeded with --seed {seed}; no "
+                  "trained recipe for it); pass --weights FILE to use trained ones", file=sys.stderr)
         net.greedyprune_weights = {"weights": "random (no --weights)", "test_acc": None}
     return net.eval()
 
@@ -85,14 +91,27 @@ def report_skipped(dataset) -> None:
               "(each replaced by the next readable one)", file=sys.stderr)
 
 
-def calibration_data(data: str, calib: int, batch_size: int, seed: int, skip_bad_images: bool = False) -> list:
-    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes."""
+def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, skip_bad_images: bool = False,
+                     default: int = 512) -> list:
+    """``--calib`` images of ``--data`` (training split) as batches, with one-line errors for bad sizes.
+
+    ``calib=None`` (not given): ``default`` images, or every image when the data has fewer (said on stderr);
+    a given ``calib`` above the number of images is refused.
+    """
+    import sys
+
     from ..data import calibration_batches, get_dataset
+    from ..distributed import is_main
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if calib < 1:
+    if calib is not None and calib < 1:
         raise UserError(f"--calib must be at least 1 image, got {calib}")
     dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images))
+    if calib is None:
+        calib = min(default, len(dataset))
+        if calib < default and is_main():
+            print(f"greedyprune: --calib defaults to {default} images but {data} has {len(dataset)}: using all "
+                  f"{len(dataset)}", file=sys.stderr)
     if len(dataset) < calib:
         raise UserError(f"--calib {calib} asks for more images than {data} has ({len(dataset)}); "
                         f"use --calib {len(dataset)} or fewer, or more data")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .options import opt
 
+MAX_LATENCY_BATCH = 1024  # copies of one image timed together; more is refused before allocating
+
 HELP = "evaluate a model: top-1 on held-out data, parameters, FLOPs, CPU/GPU latency"
 
 
@@ -15,8 +17,8 @@ class Options:
     weights: str | None = opt(None, "weights file for a registered name")
     data: str = opt("fashion-mnist", "dataset spec; its test split (val for imagefolder) is used")
     limit: int = opt(0, "evaluate on a seeded subset of this many images (0: all)")
-    batch_size: int = opt(256, "evaluation batch size")
-    latency_batch: int = opt(8, "batch size for the latency measurement")
+    batch_size: int = opt(256, "evaluation batch size", between=(1, None))
+    latency_batch: int = opt(8, "batch size for the latency measurement (at most 1024)", between=(1, MAX_LATENCY_BATCH))
     device: str = opt("cpu", "cpu or cuda")
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
 
@@ -35,10 +37,11 @@ def run(options: Options) -> None:
         raise UserError(f"--limit must be at least 1 image (0: all), got {options.limit}")
     device = resolve_device(options.device)
     model = load_model(options.model, options.weights).to(device)
-    if options.batch_size < 1 or options.latency_batch < 1:
-        raise UserError("--batch-size and --latency-batch must be at least 1")
     dataset = get_dataset(options.data, eval_split(options.data), **dataset_options(options.data,
                                                                                     options.skip_bad_images))
+    if options.limit > len(dataset):  # an explicit value the data cannot meet is refused, never clamped
+        raise UserError(f"--limit {options.limit} asks for more images than {options.data} has ({len(dataset)}); "
+                        f"use --limit {len(dataset)} or fewer (0: all)")
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
     example = dataset[0][0].unsqueeze(0).to(device)

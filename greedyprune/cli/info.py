@@ -15,6 +15,8 @@ class Options:
 
 
 def run(options: Options) -> None:
+    import json
+
     from ..errors import UserError
     from ..modelfile import load, load_report
     from ..metrics import count_parameters
@@ -26,7 +28,9 @@ def run(options: Options) -> None:
     spec = getattr(model, "greedyprune_spec", None)
     print(f"{options.model}: {spec['name'] if spec else type(model).__name__}, {count_parameters(model):,} parameters")
     report = load_report(options.model)
-    if report:
+    if report and "groups" in report:  # a pruning report (load_report checked that it renders)
         print(PruneReport.from_dict(report).table())
+    elif report:
+        print(f"stored report (not a pruning report): {json.dumps(report)[:2000]}")
     else:
         print("no pruning report stored (an unpruned model)")
