@@ -10,7 +10,6 @@ L1 norms.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -68,17 +67,17 @@ def report_groups(report) -> list[dict]:
     if isinstance(report, (str, Path)):
         path = Path(report)
         if not path.exists():
-            raise UserError(f"{path} does not exist; pass the pruning report (pruned.json) or the pruned model file")
+            raise UserError(f"{path} does not exist; pass the pruning report (pruned.pt.json) or the pruned model file")
         if path.suffix == ".json":
-            try:
-                report = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise UserError(f"{path} is not a JSON pruning report ({err}); pass pruned.json or pruned.pt") from None
+            from greedyprune.commit import finish_interrupted
+            from greedyprune.io import read_json
+            finish_interrupted(path)  # a save killed between its renames: complete it before reading
+            report = read_json(path, "pruning report", "pass pruned.pt.json or pruned.pt")
         else:
             from greedyprune.modelfile import load_report
             report = load_report(path)
             if report is None:
-                raise UserError(f"{path} holds no pruning report; pass the report (pruned.json) or group names")
+                raise UserError(f"{path} holds no pruning report; pass the report (pruned.pt.json) or group names")
     if hasattr(report, "to_dict"):
         report = report.to_dict()
     groups = report.get("groups") if isinstance(report, dict) else None

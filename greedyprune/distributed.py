@@ -3,7 +3,10 @@
 A distributed run changes three things, all decided here:
 
 * who this process is: :func:`world` (``(rank, world_size)``, ``(0, 1)`` without a process group),
-  :func:`init_from_env` (join the group ``torchrun`` describes in the environment);
+  :func:`init_from_env` (join the group ``torchrun`` describes in the environment), :func:`alone` (a block
+  in which this rank works as a single process: building the model cache while the others wait);
+* how long it waits: every collective times out after ``$GREEDYPRUNE_TIMEOUT`` seconds (default 1800),
+  :func:`lost_ranks_error` turns that into one line;
 * which data it sees: :func:`shard` (calibration batches), :func:`data_order` (training examples);
 * how training runs: :func:`data_parallel` (DDP), :func:`local_device` (``cuda:LOCAL_RANK``);
 * how results are combined and who writes them: :func:`all_reduce_sum`, :func:`broadcast_from_first`,
@@ -28,11 +31,48 @@ import torch.distributed as dist
 from .errors import UserError
 
 
+_alone = 0  # > 0 inside `alone()`: this process acts as a single process (no collectives)
+
+
 def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process: ``(0, 1)`` unless a process group is initialised."""
-    if dist.is_available() and dist.is_initialized():
+    """``(rank, world_size)`` of this process: ``(0, 1)`` unless a process group is initialised (or inside
+    :func:`alone`)."""
+    if dist.is_available() and dist.is_initialized() and not _alone:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Within the block this process works as if it were the only one: no collective, it writes its files.
+
+    For what is built once per machine while the other ranks wait (the model cache: one rank trains under
+    the cache's file lock, the others wait for that lock -- never in a collective the builder would need).
+    """
+    global _alone
+    _alone += 1
+    try:
+        yield
+    finally:
+        _alone -= 1
+
+
+def timeout_seconds() -> float:
+    """How long a collective may wait for the other ranks: ``$GREEDYPRUNE_TIMEOUT`` seconds (default 1800)."""
+    from .locking import COLLECTIVE_TIMEOUT, seconds_from_env
+    return seconds_from_env("GREEDYPRUNE_TIMEOUT", COLLECTIVE_TIMEOUT)
+
+
+def lost_ranks_error(err: BaseException, rank: int) -> UserError | None:
+    """A one-line :class:`UserError` for a collective of ``rank`` that timed out or lost its peers (else None)."""
+    text = " ".join(str(err).split()).lower()
+    if "timed out" in text or "timeout" in text:
+        return UserError(f"rank {rank} waited more than {timeout_seconds():.0f} s for the other ranks in a collective "
+                         "operation (another rank stopped or hangs: see its output); raise $GREEDYPRUNE_TIMEOUT "
+                         "(seconds) if a step legitimately takes longer")
+    if "connection closed by peer" in text or "connection reset" in text or "broken pipe" in text:
+        return UserError(f"rank {rank} lost the connection to another rank (it stopped: see its output)")
+    return None
 
 
 def is_main() -> bool:
@@ -80,8 +120,9 @@ def init_from_env(device: str | torch.device | None = None) -> bool:
             raise UserError(f"LOCAL_RANK {local_rank()} but only {torch.cuda.device_count()} CUDA device(s) here; "
                             "use --nproc_per_node at most the number of GPUs")
         torch.cuda.set_device(local_rank())
+    from datetime import timedelta
     try:
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_seconds()))
     except ValueError as err:  # env:// rendezvous without MASTER_ADDR / RANK ...
         raise UserError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} is set but the process group cannot start "
                         f"({str(err).splitlines()[0][:120]}); launch with torchrun --nproc_per_node=N") from None

@@ -39,10 +39,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     Permissions: a file being replaced keeps its mode; a new file gets ``0o666`` minus the umask, as
     ``open()`` would give it (``mkstemp`` alone would leave every output readable by its owner only).
     """
+    from .outputs import check_output_file
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"output path {path} is a folder; give a file name (e.g. {path / 'model.pt'})")
+    if os.path.lexists(path):  # never replace a folder, link, device, FIFO or read-only file
+        check_output_file(path, flag=None)
     if not directory.exists():
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -106,10 +107,16 @@ def _discard(tmp: str) -> None:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete ``.NAME.<this host>-<pid>.*.tmp`` left by killed writers whose pid no longer runs."""
+    """Delete ``.NAME.<this host>-<pid>.*.tmp`` left by killed writers whose pid no longer runs (but not
+    those an interrupted commit still has to rename: :mod:`greedyprune.commit`)."""
+    from .journal import journaled_temporaries
+    keep = None
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(_HOST)}-*.tmp"):
         pid = leftover.name[len(path.name) + len(_HOST) + 3:].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        keep = journaled_temporaries(path.parent) if keep is None else keep
+        if os.path.abspath(leftover) in keep:
             continue
         try:
             os.kill(int(pid), 0)
@@ -121,28 +128,61 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
-    """Fail fast (before hours of work) when ``path`` -- a file, or a ``folder`` -- cannot be written.
+    """Fail fast (before hours of work) when ``--out`` ``path`` -- a file, or a ``folder`` -- cannot be written.
 
-    Probes by creating and deleting a temporary file in the nearest existing folder, so it tells the
-    truth for read-only mounts and for root as well; creates nothing that stays.
+    The rules are :func:`greedyprune.outputs.check_output_file` / :func:`~greedyprune.outputs.check_output_folder`
+    (no folder, link, device, FIFO or read-only file; a writable folder, probed); creates nothing that stays.
+    """
+    from .outputs import check_output_file, check_output_folder
+    check_output_folder(path) if folder else check_output_file(path)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", fix: str = "delete it or re-create it",
+              max_bytes: int = 64 << 20) -> Any:
+    """Parse a JSON file greedyprune (or someone) wrote; every way it can be bad is one :class:`UserError`.
+
+    Refused: missing, not a regular file (a FIFO is never opened, so reading cannot hang), larger than
+    ``max_bytes``, not UTF-8, not JSON, or nested too deeply to parse.
     """
     path = Path(path)
-    flag = "--out"
-    if folder and path.exists() and not path.is_dir():
-        raise UserError(f"{flag} {path} is a file, not a folder; choose a folder path")
-    if not folder and path.is_dir():
-        raise UserError(f"{flag} {path} is a folder; give a file name (e.g. {path / 'model.pt'})")
-    probe = path if folder else (path.parent if str(path.parent) else Path("."))
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"{flag} {path} is not writable: {probe} is a file, not a folder; choose another path")
+    check_regular_file(path, what)
+    if path.stat().st_size > max_bytes:
+        raise UserError(f"{what} {path} is {path.stat().st_size:,} bytes, more than the {max_bytes:,} expected; {fix}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".greedyprune-probe.", dir=probe)
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path} is not text (not UTF-8); {fix}") from None
+    except RecursionError:
+        raise UserError(f"{what} {path} is nested too deeply to read; {fix}") from None
+    except ValueError as err:
+        raise UserError(f"{what} {path} is not valid JSON ({_reason(err)}); {fix}") from None
     except OSError as err:
-        raise UserError(f"{flag} {path} is not writable ({probe}: {err.strerror}); choose a writable path") from None
-    os.close(fd)
-    os.unlink(tmp)
+        raise UserError(f"cannot read {what} {path} ({err.strerror}); check its permissions") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_regular_file(path: Path, what: str = "file") -> None:
+    """``path`` exists and is a regular file (after links); FIFOs, devices and sockets are refused unopened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist; check the path") from None
+    except OSError as err:
+        raise UserError(f"cannot read {what} {path} ({err.strerror}); check the path") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder, not a file; give the file inside it")
+    if not stat.S_ISREG(mode):
+        from .outputs import _kind
+        raise UserError(f"{what} {path} is a {_kind(mode)}, not a regular file; give a file")
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
@@ -176,10 +216,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     exception escapes and no code from the file runs.
     """
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist; check the path")
     if path.is_dir():
         raise UserError(f"checkpoint {path} is a folder, not a file; give the .pt/.pth file inside it")
+    check_regular_file(path, "checkpoint")
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)

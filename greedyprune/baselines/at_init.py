@@ -25,12 +25,12 @@ import torch
 from ..options import opt
 from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
-from ..io import load_checkpoint, save_json, save_torch
+from ..io import save_json, save_torch
 from ..sparse import apply_masks, weight_shapes
 from ..sparse.density import sparsity_counts
 from ..sparse.select import global_topk, mask_counts, random_masks
 from ..train import TrainConfig
-from .common import Splits, new_model, run_training
+from .common import Splits, load_tensors, new_model, run_training
 from .saliency import class_balanced_batch, grasp_scores, snip_scores
 
 METHODS = ("snip", "grasp", "random", "random-ratios")
@@ -83,7 +83,7 @@ def run_at_init(method: str, model_name: str, splits: Splits, config: TrainConfi
         if is_main():
             save_torch(_choose(method, model_name, model, splits, config, options, out), path)
         barrier()
-    apply_masks(model, load_checkpoint(path))
+    apply_masks(model, load_tensors(path, "mask"))
     record = run_training(model, splits, config, out, resume=resume, progress=progress, label=method)
     record["method"] = method
     if is_main():
@@ -97,7 +97,7 @@ def _choose(method: str, model_name: str, model: torch.nn.Module, splits: Splits
         return criterion_masks(method, model, splits, options, config.seed)
     source = out.parent / options.ratios_from / "mask.pt"
     if source.exists():
-        reference = load_checkpoint(source)
+        reference = load_tensors(source, "mask")
     else:
         torch.manual_seed(config.seed)
         reference = criterion_masks(options.ratios_from, new_model(model_name, splits), splits, options, config.seed)

@@ -10,7 +10,7 @@ validation point, hence at the early-stop step = the step of minimum validation 
 from __future__ import annotations
 
 import dataclasses
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 
 from ..data import get_dataset, num_classes
 from ..distributed import is_main
-from ..io import load_checkpoint, save_json
+from ..errors import UserError
+from ..io import load_checkpoint, read_json, save_json
 from ..models import build_model
 from ..paths import checkpoint_path
 from ..sparse.report import sparsity_report
@@ -99,7 +100,7 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
     """
     run_dir = Path(run_dir)
     previous = run_dir / "result.json"
-    earlier = json.loads(previous.read_text()) if resume and previous.exists() else None
+    earlier = read_result(previous) if resume and os.path.lexists(previous) else None
     tracker = TestTracker(splits.test)
     result = train(model, splits.train, config, run_dir=run_dir, val_set=splits.val,
                    callbacks=[tracker, *callbacks], resume=resume, progress=progress)
@@ -131,7 +132,51 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
 
 def trained_state(run_dir: str | Path) -> dict[str, torch.Tensor]:
     """The final model state dict of a finished run (from the loop's ``checkpoint.pt``)."""
-    return load_checkpoint(checkpoint_path(Path(run_dir)))["model"]
+    path = checkpoint_path(Path(run_dir))
+    saved = load_checkpoint(path)
+    state = saved.get("model") if isinstance(saved, dict) else None
+    _check_tensors(state, path, "its model state")
+    return state
+
+
+def read_result(path: Path) -> dict:
+    """A run's ``result.json``: a JSON object with numeric ``steps`` and ``seconds`` (one-line errors otherwise)."""
+    fix = "delete it: the run is evaluated again from its checkpoint"
+    record = read_json(path, "run record", fix)
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)
+                                               for k in ("steps", "seconds")):
+        raise UserError(f"run record {path} is damaged (not a JSON object with numeric steps and seconds); {fix}")
+    return record
+
+
+def load_tensors(path: Path, what: str = "mask") -> dict[str, torch.Tensor]:
+    """A baseline's saved tensors (a mask, initial weights): a non-empty dict of named tensors, else one line."""
+    data = load_checkpoint(path)
+    _check_tensors(data, path, f"a {what}")
+    return data
+
+
+SAVED_TENSORS = ("mask.pt", "init.pt", "rewind.pt", "start.pt")
+
+
+def check_saved_runs(out: str | Path) -> None:
+    """Before a baseline writes anything: every ``result.json`` and saved mask / initial weights under ``out``
+    that a resumed run would read is readable (one-line errors name the damaged file)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for path in sorted(out.rglob("*")):
+        if path.name == "result.json":
+            read_result(path)
+        elif path.name in SAVED_TENSORS:
+            load_tensors(path, "mask or initial weights")
+
+
+def _check_tensors(data, path: Path, what: str) -> None:
+    if not (isinstance(data, dict) and data and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     for k, v in data.items())):
+        raise UserError(f"{path} is damaged: {what} should be a dict of named tensors; delete it (or the run's folder) "
+                        "to make it again")
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -43,12 +43,12 @@ import torch
 from ..options import opt
 from ..distributed import barrier, first_rank_says, is_main
 from ..errors import UserError
-from ..io import load_checkpoint, save_json, save_torch
+from ..io import save_json, save_torch
 from ..models import build_model
 from ..sparse import apply_masks, load_masked_state_dict, prunable_weights, weight_shapes
 from ..sparse.select import global_topk, layerwise_topk, mask_counts, prune_surviving, random_masks
 from ..train import TrainConfig
-from .common import Splits, new_model, run_training, trained_state
+from .common import Splits, load_tensors, new_model, run_training, trained_state
 
 CONTROLS = ("reinit", "random", "oneshot")
 
@@ -152,7 +152,7 @@ def _load_or_make_mask(path: Path, make) -> dict[str, torch.Tensor]:
         if is_main():
             save_torch(make(), path)
         barrier()
-    return load_checkpoint(path)
+    return load_tensors(path, "mask or initial weights")
 
 
 def _save_summary(summary: dict, out: Path) -> None:
@@ -197,7 +197,7 @@ def run_lth(model_name: str, splits: Splits, config: TrainConfig, options: LTHOp
                          resume=resume, progress=progress, label="dense")
     if not rewind_path.exists():
         raise UserError(f"{rewind_path} is missing; delete {out} and start again")
-    theta_k = load_checkpoint(rewind_path)
+    theta_k = load_tensors(rewind_path, "rewound weights")
     retrain = config.replace(max_steps=T - k)
     rates = layer_rates(names, options)
     summary = {"model": model_name, "options": vars(options), "T": T, "rewind_step": k, "seed": config.seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..options import SEED_RANGE
 from .options import opt
 
 DEFAULT_ANALYZE_CALIB = 256
@@ -31,9 +32,12 @@ class Options:
     methods: str = opt("all", "comma-separated methods (default: all of analysis.METHODS)")
     seeds: int = opt(3, "seeds of the random baseline")
     precision: str = opt("float64", "statistics products", choices=["float32", "float64"])
-    out: str | None = opt(None, "output folder for curves.json, bounds.json, report.md and plots/ (required)")
+    out: str | None = opt(None, "output folder for curves.json, bounds.json, report.md and plots/ (required; new, "
+                                "empty, or made by an earlier analyze)")
+    force: bool = opt(False, "write into an --out folder that holds other files (files of the same names are replaced)")
     device: str = opt("cpu", "cpu or cuda")
-    seed: int = opt(0, "seed of the calibration subset")
+    seed: int = opt(0, "seed of the calibration subset (and of RANDOM weights: a name without --weights or recipe)",
+                    between=SEED_RANGE)
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     progress: bool = opt(True, "show progress bars")
 
@@ -59,8 +63,9 @@ def run(options: Options) -> None:
     from analysis import METHODS, analyze_groups, group_statistics
 
     from ..errors import UserError
+    from ..commit import OutputSet
+    from ..outputs import claim_output_folder
     from ..pipeline.statistics import model_groups
-    from ..io import check_writable
     from ..stats.check import checked_forward
     from ..train import resolve_device
     from ..models import build_model
@@ -73,8 +78,10 @@ def run(options: Options) -> None:
     fit_range = parse_fit_range(options.fit_range)
     if options.uniform_picks is not None and options.uniform_picks < 1:
         raise UserError(f"--uniform-picks must be at least 1, got {options.uniform_picks}")
-    if options.groups != "list":
-        check_writable(options.out, folder=True)  # fail now, not after the statistics
+    if options.groups != "list":  # fail now, not after the statistics
+        out = claim_output_folder(options.out, "analyze", options.force)
+        outputs = OutputSet()
+        outputs.folder(out, "analyze")
     if options.groups == "list":  # the names do not depend on the weights: no training, no warning
         if options.model and not options.weights and not is_model_file(options.model):
             model = build_model(options.model, options.num_classes)
@@ -83,7 +90,7 @@ def run(options: Options) -> None:
         print("\n".join(g.name for g in model_groups(model, _example(model))))
         return
     model = load_model(options.model, options.weights, options.num_classes, warn_random=True,
-                       progress=options.progress)
+                       progress=options.progress, seed=options.seed)
     data = resolve_data(options.data, model)
     weights = getattr(model, "greedyprune_weights", {})
     model = model.to(device).eval()
@@ -113,25 +120,27 @@ def run(options: Options) -> None:
     batches = [b.to(device) for b in calibration_data(data, options.calib, options.batch_size, options.seed,
                                                       options.skip_bad_images, default=DEFAULT_ANALYZE_CALIB,
                                                       **data_options(data, model))]
+    images = sum(len(b) for b in batches)
     checked_forward(model, batches[0])
     groups = group_statistics(model, batches, names, precision=options.precision, device=device,
                               progress=options.progress)
     source = {"model": options.model, "weights": weights.get("weights", "?"), "test_acc": weights.get("test_acc"),
-              "data": data, "calibration_images": sum(len(b) for b in batches), "seed": options.seed}
-    # report.md is written last: remove an older run's results first, so report.md (with curves.json and
-    # bounds.json written just before it) is only there for one complete analysis, even after a kill
-    for name in ("report.md", "curves.json", "bounds.json"):
-        (Path(options.out) / name).unlink(missing_ok=True)
-    report = analyze_groups(groups, options.out, n_max=options.n_max, methods=methods,
-                            seeds=tuple(range(options.seeds)), progress=options.progress, fit_range=fit_range,
-                            uniform_picks=options.uniform_picks, source={k: v for k, v in source.items()
-                                                                         if v is not None},
-                            title=f"Analysis of {options.model} on {source['calibration_images']} images of {data}")
+              "data": data, "calibration_images": images, "seed": options.seed}
+    # every file is written into a hidden staging folder inside OUT, then committed by renames with
+    # report.md last (greedyprune.commit): a failure leaves an earlier analysis in OUT as it was
+    with outputs:
+        with outputs.tree(out, last=("curves.json", "bounds.json", "report.md")) as staging:
+            report = analyze_groups(groups, staging, n_max=options.n_max, methods=methods,
+                                    seeds=tuple(range(options.seeds)), progress=options.progress, fit_range=fit_range,
+                                    uniform_picks=options.uniform_picks, source={k: v for k, v in source.items()
+                                                                                 if v is not None},
+                                    title=f"Analysis of {options.model} on {images} images of {data}")
+        outputs.commit()
     passed = "; ".join(f"{bound}: {c.get('pass', 0)} pass / {c.get('fail', 0)} fail"
                        for bound, c in report.summary.items())
     print(f"analysed {len(groups)} groups in {time.perf_counter() - start:.1f} s; {passed}")
     for key, path in report.files.items():
-        print(f"  {key}: {path}")
+        print(f"  {key}: {out / Path(path).relative_to(staging)}")
 
 
 def _example(model):

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..options import SEED_RANGE
 from .options import opt, with_flags
 
 HELP = "run a sparsity baseline (lth, rigl, set, static, snip, grasp, random, random-ratios, dense, bip); resumable"
@@ -22,7 +23,7 @@ class Options:
     sparsity: float = opt(0.9, "fraction of Linear/Conv weights that are zero (lth: target; the closest round is used)")
     out: str | None = opt(None, "output folder (one sub-folder per training run; required)")
     resume: bool = opt(True, "continue finished/interrupted runs found in OUT")
-    seed: int = opt(0, "seed of the initial weights, masks and data order")
+    seed: int = opt(0, "seed of the initial weights, masks and data order", between=SEED_RANGE)
     device: str = opt("cpu", "cpu or cuda")
     # training (default: the method's recipe, see greedyprune/baselines/recipes.py)
     epochs: float | None = opt(None, "passes over the training data (default: recipe)")
@@ -172,7 +173,9 @@ def format_table(rows: list[dict]) -> str:
 
 def run(options: Options) -> None:
     from ..baselines import load_splits, registered_baselines
+    from ..baselines.common import check_saved_runs
     from ..distributed import is_main
+    from ..io import check_writable
     from ..models import model_entry
     from ..sparse.report import NOTE
     from ..train import resolve_device
@@ -186,12 +189,21 @@ def run(options: Options) -> None:
     if options.train_images < 0:
         raise UserError(f"--train-images must be at least 1 (0: all images), got {options.train_images}")
     resolve_device(options.device)
+    check_writable(options.out, folder=True)
     model_entry(options.model)
     config = train_config(options)
     settings = method_options(options)
+    if options.train_images:  # an explicit count the data cannot meet is refused, never clamped
+        from ..data import get_dataset
+        available = len(get_dataset(options.data, "train-minus-val"))
+        if options.train_images > available:
+            raise UserError(f"--train-images {options.train_images} asks for more images than {options.data} has "
+                            f"({available} for training); use --train-images {available} or fewer (0: all)")
     splits = load_splits(options.data, options.train_images or None)
     check_options(options, config, splits)  # every check before the runner writes its first file
     check_model_fits(options, splits)
+    if options.resume:
+        check_saved_runs(options.out)  # a damaged result.json / mask.pt there: refused before anything is written
     runner = registered_baselines[options.method][0]
     result = runner(options.method, options.model, splits, config, settings, options.out,
                     resume=options.resume, progress=options.progress)

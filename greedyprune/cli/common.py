@@ -15,14 +15,15 @@ def is_model_file(model: str) -> bool:
 
 
 def load_model(model: str | None, weights: str | None = None, num_classes: int | None = None, *,
-               warn_random: bool = False, progress: bool = True) -> nn.Module:
+               warn_random: bool = False, progress: bool = True, seed: int = 0) -> nn.Module:
     """``--model`` is a greedyprune model file (pruned or trained) or a registered name (+ ``--weights``).
 
     A registered name without ``--weights``: a name with a default training recipe (``resnet18-fmnist``,
     ``mobilenet_v2-fmnist``, ... -- ``greedyprune.models.has_recipe``) gives the *trained* model from the
     model cache (trained once, with progress, when absent) and one stderr note saying so; any other name
-    (the torchvision ImageNet architectures) has random weights, and ``warn_random`` prints a one-line
-    stderr warning about it. ``model.greedyprune_weights`` records what was loaded:
+    (the torchvision ImageNet architectures) has random weights drawn with ``seed`` (so two identical
+    commands prune the same model), and ``warn_random`` prints a one-line stderr warning about it (rank 0
+    alone prints under ``torchrun``). ``model.greedyprune_weights`` records what was loaded:
     ``{"weights": <file> | "trained cache: <path>" | "random (no --weights)", "test_acc": float | None}``.
 
     ``num_classes`` (``--num-classes``) sizes the classifier of a registered name. Without it, a weights
@@ -31,6 +32,7 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
     """
     import sys
 
+    from ..distributed import is_main
     from ..modelfile import load
     from ..models import build_model, has_recipe, load_weights, model_entry, trained_model
     from ..models.weights import classes_in_weights, read_weights
@@ -52,11 +54,15 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
     if not weights and has_recipe(model) and num_classes in (None, entry.num_classes):
         net, acc = trained_model(model, progress=progress)
         path = net.greedyprune_info["path"]
-        print(f"greedyprune: {model} without --weights: the trained model from the cache ({path}; "
-              f"test top-1 {100 * acc:.2f}%)", file=sys.stderr)
+        if is_main():
+            print(f"greedyprune: {model} without --weights: the trained model from the cache ({path}; "
+                  f"test top-1 {100 * acc:.2f}%)", file=sys.stderr)
         net.greedyprune_weights = {"weights": f"trained cache: {path}", "test_acc": acc}
         return net.eval()
-    net = build_model(model, num_classes)
+    import torch
+    with torch.random.fork_rng(devices=[]):  # seeded random weights; torch's global RNG is left as it was
+        torch.manual_seed(seed)
+        net = build_model(model, num_classes)
     if weights:
         state = read_weights(weights)
         found = classes_in_weights(net, state)
@@ -66,15 +72,16 @@ def load_model(model: str | None, weights: str | None = None, num_classes: int |
             if num_classes is not None:
                 raise UserError(f"--num-classes {num_classes} does not match {weights}: its {key} is {shape}, "
                                 f"{classes} classes; pass --num-classes {classes} (or leave it out)")
-            print(f"greedyprune: {weights} has {classes} classes ({key} is {shape}): building {model} "
-                  f"with --num-classes {classes}", file=sys.stderr)
+            if is_main():
+                print(f"greedyprune: {weights} has {classes} classes ({key} is {shape}): building {model} "
+                      f"with --num-classes {classes}", file=sys.stderr)
             net = build_model(model, classes)
         load_weights(net, weights, state=state)
         net.greedyprune_weights = {"weights": str(weights), "test_acc": None}
     else:
-        if warn_random:
-            print(f"greedyprune: warning: {model} without --weights has RANDOM weights (no trained recipe for it); "
-                  "pass --weights FILE to use trained ones", file=sys.stderr)
+        if warn_random and is_main():
+            print(f"greedyprune: warning: {model} without --weights has RANDOM weights (seeded with --seed {seed}; no "
+                  "trained recipe for it); pass --weights FILE to use trained ones", file=sys.stderr)
         net.greedyprune_weights = {"weights": "random (no --weights)", "test_acc": None}
     return net.eval()
 
@@ -118,6 +125,7 @@ def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, s
     import sys
 
     from ..data import calibration_batches, get_dataset
+    from ..distributed import is_main
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if calib is not None and calib < 1:
@@ -125,7 +133,7 @@ def calibration_data(data: str, calib: int | None, batch_size: int, seed: int, s
     dataset = get_dataset(data, "train", **dataset_options(data, skip_bad_images), **dataset_extra)
     if calib is None:
         calib = min(default, len(dataset))
-        if calib < default:
+        if calib < default and is_main():
             print(f"greedyprune: --calib defaults to {default} images but {data} has {len(dataset)}: using all "
                   f"{len(dataset)}", file=sys.stderr)
     if len(dataset) < calib:

@@ -23,13 +23,43 @@ class Options:
     model: str = opt("resnet18-fmnist-quick", "model from the trained-model cache (trained on first use; the -quick names train in about a minute)")
     flops: float = opt(0.5, "fraction of FLOPs to keep")
     methods: str = opt("reoptimized,magnitude", "methods to compare (the first sets the widths)")
-    calib: int = opt(256, "calibration images (from the training split)")
-    test_images: int = opt(2000, "test images for top-1 (a fixed seeded subset of the 10,000)")
-    finetune_images: int = opt(4000, "training images for the short fine-tune (0: skip)")
+    calib: int = opt(256, "calibration images (from the training split)", between=(1, None))
+    test_images: int = opt(2000, "test images for top-1 (a fixed seeded subset of the 10,000)", between=(1, None))
+    finetune_images: int = opt(4000, "training images for the short fine-tune (0: skip)", between=(0, None))
     finetune_epochs: float = opt(1.0, "fine-tune epochs over those images")
-    curve_groups: int = opt(4, "number of groups in the decay-curve plot")
-    out: str = opt("greedyprune-demo", "output folder (models, report JSON, plot)")
+    curve_groups: int = opt(4, "number of groups in the decay-curve plot", between=(1, 1000))
+    out: str = opt("greedyprune-demo", "output folder (models, report JSON, plot): new, empty, or made by an "
+                                        "earlier demo")
+    force: bool = opt(False, "write into an --out folder that holds other files (files of the same names are replaced)")
     device: str | None = opt(None, "cpu or cuda (default: cuda when available)")
+
+
+def _check_options(options: Options, train_size: int, test_size: int) -> list[str]:
+    """Every option, checked before the model is trained or loaded; returns the methods."""
+    import math
+
+    from ..budget import check_fraction
+    from ..errors import UserError
+    from ..models import default_recipe
+    from ..selection import registered_methods
+    check_fraction("flops", options.flops)
+    methods = [m.strip() for m in options.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in registered_methods]
+    if unknown or not methods:
+        raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'} in --methods; choose from "
+                        f"{', '.join(sorted(registered_methods))}")
+    if len(set(methods)) < len(methods):
+        raise UserError(f"--methods names a method twice ({options.methods}); give each once")
+    default_recipe(options.model)  # a model the cache can train (one line otherwise)
+    for flag, value, low, high in (("--calib", options.calib, 1, train_size),
+                                   ("--test-images", options.test_images, 1, test_size),
+                                   ("--finetune-images", options.finetune_images, 0, train_size),
+                                   ("--curve-groups", options.curve_groups, 1, 1000)):
+        if not low <= value <= high:
+            raise UserError(f"{flag} must be between {low} and {high:,} (the data has that many), got {value}")
+    if not (options.finetune_epochs > 0 and math.isfinite(options.finetune_epochs)):
+        raise UserError(f"--finetune-epochs must be a positive number, got {options.finetune_epochs}")
+    return methods
 
 
 def _fine_tune(model, dataset, options: Options, device) -> None:
@@ -62,35 +92,33 @@ def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
 def run(options: Options) -> None:
     import torch
 
+    from ..commit import OutputSet
     from ..data import calibration_batches, get_dataset, subset
-    from ..io import save_json
-    from ..modelfile import save
+    from ..modelfile import stage_model
     from ..models import trained_model
+    from ..outputs import claim_output_folder
+    from ..paths import report_path
     from ..prune import Pruner
     from ..train import evaluate, recalibrate_batchnorm_on, resolve_device
 
-    from ..budget import check_fraction
-    from ..errors import UserError
-    from ..io import check_writable
-    from ..selection import registered_methods
-
     device = resolve_device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out = Path(options.out)
-    check_fraction("flops", options.flops)  # bad input fails now, not after training the model
-    check_writable(out, folder=True)
-    unknown = [m.strip() for m in options.methods.split(",") if m.strip() and m.strip() not in registered_methods]
-    if unknown or not options.methods.strip():
-        raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'} in --methods; choose from "
-                        f"{', '.join(sorted(registered_methods))}")
+    train_data, test_data = get_dataset("fashion-mnist", "train"), get_dataset("fashion-mnist", "test")
+    methods = _check_options(options, len(train_data), len(test_data))  # bad input fails now, not after training
+    out = claim_output_folder(options.out, "demo", options.force)
+    outputs = OutputSet()
+    outputs.folder(out, "demo")
+    for method in methods:
+        outputs.file(out / f"{method}.pt")
+        outputs.file(report_path(out / f"{method}.pt"))
+    outputs.file(out / "demo.json")
     start = time.perf_counter()
     print(f"[1/4] model: {options.model} (trained on Fashion-MNIST on first use, then cached)")
     model, _ = trained_model(options.model, device=str(device))
-    test = subset(get_dataset("fashion-mnist", "test"), options.test_images, seed=0)
-    batches = [b.to(device) for b in calibration_batches("fashion-mnist", options.calib, 64, seed=0)]
+    test = subset(test_data, options.test_images, seed=0)
+    batches = [b.to(device) for b in calibration_batches(train_data, options.calib, 64, seed=0)]
     dense = evaluate(model, test, 256, device)["top1"]
     rows, widths = [], None
-    methods = [m.strip() for m in options.methods.split(",") if m.strip()]
-    for i, method in enumerate(methods):
+    for method in methods:
         print(f"[2/4] pruning with {method} to {options.flops:.0%} of the FLOPs")
         budget = {"flops": options.flops} if widths is None else {"widths": widths}
         pruner = Pruner(model, batches, method, device=str(device), **budget)
@@ -101,11 +129,11 @@ def run(options: Options) -> None:
         tuned = None
         if options.finetune_images:
             print(f"[3/4] fine-tuning the {method} model on {options.finetune_images} images")
-            train_set = subset(get_dataset("fashion-mnist", "train"), options.finetune_images, seed=1)
+            train_set = subset(train_data, options.finetune_images, seed=1)
             _fine_tune(pruned, train_set, options, device)
             tuned = evaluate(pruned, test, 256, device)["top1"]
         pruned.greedyprune_spec = model.greedyprune_spec
-        save(out / f"{method}.pt", pruned.cpu(), report)
+        stage_model(outputs, out / f"{method}.pt", pruned.cpu(), report, flag="--out")
         pruned.to(device)
         rows.append({"method": method, "params_before": report.params_before, "params_after": report.params_after,
                      "flops_before": report.flops_before, "flops_after": report.flops_after, "top1_dense": dense,
@@ -113,8 +141,12 @@ def run(options: Options) -> None:
                      "top1_finetuned": tuned, "prune_seconds": report.seconds,
                      "mean_group_error": sum(g.error for g in report.groups) / len(report.groups)})
     print("[4/4] decay curves of a few layers")
-    plots = _decay_plots(model, batches, out, options.curve_groups)
-    save_json({"options": options.__dict__, "rows": rows, "seconds": time.perf_counter() - start}, out / "demo.json")
+    with outputs:  # the models (staged above), the plots, then demo.json: committed together, demo.json last
+        with outputs.tree(out) as staging:
+            plots = [out / p.relative_to(staging) for p in _decay_plots(model, batches, staging, options.curve_groups)]
+        outputs.save_json({"options": options.__dict__, "rows": rows, "seconds": time.perf_counter() - start},
+                          out / "demo.json")
+        outputs.commit()
     print()
     print(f"{'method':<12} {'params':>17} {'FLOPs':>13} {'top-1 dense':>11} {'pruned':>7} {'BN recal':>8} {'fine-tuned':>10} "
           f"{'mean err':>8} {'time':>6}")

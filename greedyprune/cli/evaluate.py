@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .options import opt
 
+MAX_LATENCY_BATCH = 1024  # copies of one image timed together; more is refused before allocating
+
 HELP = "evaluate a model: top-1 on held-out data, parameters, FLOPs, CPU/GPU latency"
 
 
@@ -18,8 +20,8 @@ class Options:
     data: str | None = opt(None, "dataset spec; its test split (val for imagefolder) is used (default: the model's "
                                  "dataset; ImageNet-shaped models without --data: random images, with a warning)")
     limit: int = opt(0, "evaluate on a seeded subset of this many images (0: all)")
-    batch_size: int = opt(256, "evaluation batch size")
-    latency_batch: int = opt(8, "batch size for the latency measurement")
+    batch_size: int = opt(256, "evaluation batch size", between=(1, None))
+    latency_batch: int = opt(8, "batch size for the latency measurement (at most 1024)", between=(1, MAX_LATENCY_BATCH))
     device: str = opt("cpu", "cpu or cuda")
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
 
@@ -39,11 +41,12 @@ def run(options: Options) -> None:
         raise UserError(f"--limit must be at least 1 image (0: all), got {options.limit}")
     device = resolve_device(options.device)
     model = load_model(options.model, options.weights, options.num_classes).to(device)
-    if options.batch_size < 1 or options.latency_batch < 1:
-        raise UserError("--batch-size and --latency-batch must be at least 1")
     data = resolve_data(options.data, model, "evaluating")
     dataset = get_dataset(data, eval_split(data), **dataset_options(data, options.skip_bad_images),
                           **data_options(data, model, fit_labels=options.data is None))
+    if options.limit > len(dataset):  # an explicit value the data cannot meet is refused, never clamped
+        raise UserError(f"--limit {options.limit} asks for more images than {data} has ({len(dataset)}); "
+                        f"use --limit {len(dataset)} or fewer (0: all)")
     if options.limit:
         dataset = subset(dataset, options.limit, 0)
     example = dataset[0][0].unsqueeze(0).to(device)

@@ -72,6 +72,8 @@ def no_group_error(name: str, traced):
 
 
 def run(options: Options) -> None:
+    import json
+
     import torch
 
     from ..errors import UserError
@@ -108,4 +110,9 @@ def run(options: Options) -> None:
             raise no_group_error(options.model, traced)
     if path:
         report = load_report(path)
-        print(PruneReport.from_dict(report).table() if report else "no pruning report stored (an unpruned model)")
+        if report and "groups" in report:  # a pruning report (load_report checked that it renders)
+            print(PruneReport.from_dict(report).table())
+        elif report:
+            print(f"stored report (not a pruning report): {json.dumps(report)[:2000]}")
+        else:
+            print("no pruning report stored (an unpruned model)")

@@ -103,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"greedyprune {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # under torchrun: a collective that timed out or lost a rank -> one line
+        from ..distributed import lost_ranks_error
+        launched = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+        error = lost_ranks_error(err, rank) if launched else None
+        if error is None or args.debug:
+            raise
+        print(f"greedyprune {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into a reader that stopped early (| head): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 141

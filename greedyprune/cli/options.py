@@ -13,7 +13,7 @@ import typing
 from typing import Any, TypeVar
 
 from ..errors import UserError
-from ..options import non_default, opt, settings_hash  # noqa: F401  (re-exported for the commands)
+from ..options import check_range, non_default, opt, settings_hash  # noqa: F401  (re-exported for the commands)
 
 T = TypeVar("T")
 _POSITIONAL = "positional_"  # namespace prefix of a field's positional twin
@@ -63,6 +63,11 @@ def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
         if values.get(f.name) not in (None, f.default, given):
             raise UserError(f"{f.name} given twice ({flag} {values[f.name]} and {given}); give it once")
         values[f.name] = given
+    for f in dataclasses.fields(cls):  # declared ranges: refused now, before any work
+        if "between" in f.metadata:
+            problem = check_range("--" + f.name.replace("_", "-"), values.get(f.name), f.metadata["between"])
+            if problem:
+                raise UserError(problem)
     return cls(**values)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..options import SEED_RANGE
 from .options import opt
 
-HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
+HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT.json (its report)"
 
 
 def _methods() -> list[str]:
@@ -37,7 +38,8 @@ class Options:
                          choices=["float32", "float64"])
     out: str | None = opt(None, "output model file, e.g. pruned.pt (required)")
     device: str | None = opt(None, "cpu or cuda (default: cuda when available)")
-    seed: int = opt(0, "seed of the calibration subset and of random selection")
+    seed: int = opt(0, "seed of the calibration subset, of random selection and of the weights of a name without "
+                       "--weights or trained recipe", between=SEED_RANGE)
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration images after pruning "
                                       "(undoes the shrinkage of least-squares refits; helped in 8 of 12 measured settings, see README)")
@@ -46,8 +48,7 @@ class Options:
 
 def run(options: Options) -> None:
     from ..distributed import is_main, same_error_on_every_rank
-    from ..io import check_writable
-    from ..modelfile import save
+    from ..modelfile import check_model_outputs, save
     from ..prune import Pruner
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
@@ -64,8 +65,8 @@ def run(options: Options) -> None:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
         if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
             resolve_device(options.device)
-        check_writable(options.out)  # fail now, not after the pruning
-        model = load_model(options.model, options.weights, options.num_classes)
+        check_model_outputs(options.out)  # fail now, not after the pruning: OUT and its report OUT.json
+        model = load_model(options.model, options.weights, options.num_classes, warn_random=True, seed=options.seed)
         data = resolve_data(options.data, model)
         batches = calibration_data(data, options.calib, options.batch_size, options.seed, options.skip_bad_images,
                                    **data_options(data, model))

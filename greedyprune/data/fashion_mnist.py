@@ -21,12 +21,14 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io import check_regular_file
 from ..paths import cache_root
 from .registry import register
 from .tensor import TensorImageDataset
@@ -47,19 +49,52 @@ _lock = threading.Lock()
 def _find_file(folder: Path, stem: str) -> Path | None:
     for sub in (folder, folder / "FashionMNIST" / "raw", folder / "fashion-mnist"):
         for name in (stem + ".gz", stem):
-            if (sub / name).is_file():
+            if os.path.lexists(sub / name):  # present, even as a FIFO or a broken link: _read_idx says what is wrong
                 return sub / name
     return None
 
 
-def _read_idx(path: Path, offset: int) -> np.ndarray:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise UserError(f"{path} is not a readable gzip file ({err}); reinstall dataset-fashion-mnist") from None
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset)
+IDX_MAGIC = {"images": 2051, "labels": 2049}  # 0x00000803: ubyte, 3 dims; 0x00000801: ubyte, 1 dim
+MAX_IMAGES = 100_000  # more than either Fashion-MNIST file holds: a larger file is refused before it is read
+_FIX = "reinstall dataset-fashion-mnist, or point GREEDYPRUNE_DATA at intact IDX files"
+
+
+def _read_idx(path: Path, kind: str) -> np.ndarray:
+    """The payload of an IDX file -- ``(N, 28, 28)`` images or ``(N,)`` labels in 0..9 -- checked against its
+    header (magic number, dimensions, length) before anything is allocated; one-line errors otherwise."""
+    header = 16 if kind == "images" else 8
+    limit = header + MAX_IMAGES * (28 * 28 if kind == "images" else 1)
+    check_regular_file(path, "Fashion-MNIST file")  # a FIFO is refused, never opened (no hang)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            raw = handle.read(limit + 1)  # bounded, also for a gzip bomb
+    except (OSError, EOFError, zlib.error) as err:
+        what = "gzip file" if path.suffix == ".gz" else "file"
+        raise UserError(f"{path} is not a readable {what} ({_first(err)}); {_FIX}") from None
+    if not raw:
+        raise UserError(f"{path} is empty (0 bytes); {_FIX}")
+    if len(raw) > limit:
+        raise UserError(f"{path} is larger than any Fashion-MNIST {kind} file (more than {MAX_IMAGES:,} items); {_FIX}")
+    if len(raw) < header or int.from_bytes(raw[:4], "big") != IDX_MAGIC[kind]:
+        raise UserError(f"{path} is not an IDX {kind} file (its header is not the {kind} magic number "
+                        f"{IDX_MAGIC[kind]:#010x}); {_FIX}")
+    dims = [int.from_bytes(raw[i:i + 4], "big") for i in range(4, header, 4)]
+    if kind == "images" and dims[1:] != [28, 28]:
+        raise UserError(f"{path} holds {dims[1]}x{dims[2]} images, not 28x28; {_FIX}")
+    expected = header + dims[0] * (28 * 28 if kind == "images" else 1)
+    if len(raw) != expected:
+        state = "truncated" if len(raw) < expected else "longer than its header says"
+        raise UserError(f"{path} is {state}: its header promises {dims[0]:,} {kind} ({expected:,} bytes) but it holds "
+                        f"{len(raw):,} bytes; {_FIX}")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=header)
+    if kind == "labels" and data.size and int(data.max()) >= len(CLASSES):
+        raise UserError(f"{path} holds label {int(data.max())}, outside 0..{len(CLASSES) - 1}; {_FIX}")
+    return data
+
+
+def _first(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:100]
 
 
 def _load_folder(folder: Path, base: str) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -68,16 +103,24 @@ def _load_folder(folder: Path, base: str) -> tuple[torch.Tensor, torch.Tensor] |
     image_file, label_file = _find_file(folder, image_stem), _find_file(folder, label_stem)
     if image_file is None or label_file is None:
         return None
-    images, labels = _read_idx(image_file, 16), _read_idx(label_file, 8)
+    images, labels = _read_idx(image_file, "images"), _read_idx(label_file, "labels")
     if images.size != labels.size * 28 * 28:
-        raise UserError(f"{image_file} holds {images.size} pixels for {labels.size} labels: the files are "
-                        "truncated or mismatched; reinstall them")
+        raise UserError(f"{image_file} holds {images.size // 784:,} images but {label_file} {labels.size:,} labels: "
+                        f"the files are mismatched; {_FIX}")
+    if not labels.size:
+        raise UserError(f"{image_file} holds no images; {_FIX}")
     return torch.from_numpy(images.reshape(-1, 28, 28).copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def _download(base: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's download into ``<cache>/datasets``, by one process at a time (the others wait for its lock,
+    with a timeout, then read what it fetched)."""
     from torchvision.datasets import FashionMNIST
-    data = FashionMNIST(str(cache_root() / "datasets"), train=(base == "train"), download=True)
+
+    from ..locking import file_lock
+    folder = cache_root() / "datasets"
+    with file_lock(folder, "the Fashion-MNIST download"):
+        data = FashionMNIST(str(folder), train=(base == "train"), download=True)
     return data.data.to(torch.uint8), data.targets.to(torch.int64)
 
 

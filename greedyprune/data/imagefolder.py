@@ -15,6 +15,7 @@ the bad ones instead, returning their paths.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from PIL import Image
@@ -28,7 +29,10 @@ from .registry import register
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _SPLIT_FOLDERS = {"train": ("train",), "val": ("val",), "test": ("test", "val")}
-_READ_ERRORS = (OSError, SyntaxError, ValueError)  # PIL's UnidentifiedImageError is an OSError
+# PIL's UnidentifiedImageError is an OSError; a decompression bomb (more than Image.MAX_IMAGE_PIXELS pixels,
+# about 89 million) is refused at open, before its pixels are decoded: the warning PIL gives below twice that
+# limit is turned into this error too, so no image is ever decoded above the limit
+_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def imagenet_transform(image_size: int = 224) -> transforms.Compose:
@@ -44,14 +48,42 @@ def _first_line(err: BaseException) -> str:
 def _reason(err: BaseException) -> str:
     """Why PIL could not read a file, without the file-object repr PIL puts in its message."""
     text = _first_line(err)
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"too large to decode: {text.split(', could be')[0].rstrip('.')}"
     return "not a readable image file" if "cannot identify image file" in text else text
+
+
+def _open_checked(path: str):
+    """``Image.open(path)``, refusing a file that is not a regular file (a FIFO would block the read forever)
+    and any image above PIL's pixel limit (a decompression bomb), both as read errors."""
+    if not os.path.isfile(path):
+        raise OSError(f"not a regular file ({_kind(path)})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def _kind(path: str) -> str:
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+
+
+def _load_rgb(path: str):
+    with _open_checked(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return image.convert("RGB")
 
 
 class ImageFolderDataset(ImageFolder):
     """torchvision :class:`ImageFolder` that reports (or skips and counts) unreadable images."""
 
     def __init__(self, root: str | os.PathLike, image_size: int = 224, skip_bad_images: bool = False):
-        super().__init__(str(root), transform=imagenet_transform(image_size), allow_empty=True)
+        super().__init__(str(root), transform=imagenet_transform(image_size), loader=_load_rgb, allow_empty=True)
         self.skip_bad_images = skip_bad_images
         self.skipped: set[str] = set()
 
@@ -79,7 +111,7 @@ class ImageFolderDataset(ImageFolder):
         bad = []
         for path, _ in self.samples:
             try:
-                with Image.open(path) as image:
+                with _open_checked(path) as image:
                     image.verify()
             except _READ_ERRORS as err:
                 if not self.skip_bad_images:

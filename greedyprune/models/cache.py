@@ -3,8 +3,15 @@
 The cache lives in ``greedyprune.paths.model_cache(name)/<recipe hash>/`` (``$GREEDYPRUNE_CACHE`` moves
 it). A miss trains the model with its :class:`Recipe` (default: :data:`DEFAULT_RECIPES`) through
 :func:`greedyprune.train.train` with checkpoints in the same folder -- so a killed build resumes --
-then writes ``model.pt`` = ``{"spec", "state_dict", "recipe", "test_acc", ...}`` atomically and a
-JSON report beside it. A file lock keeps two processes from training the same model at once.
+then commits ``model.pt`` = ``{"spec", "state_dict", "recipe", "test_acc", ...}``, its JSON report
+``model.pt.json`` and ``model.pt.sha256`` (the SHA-256 of ``model.pt``) together. A file lock keeps two
+processes (or two ``torchrun`` ranks: the builder trains alone, :func:`greedyprune.distributed.alone`)
+from training the same model at once; the others wait for the lock (with a timeout).
+
+Integrity (:mod:`greedyprune.models.integrity`): every load checks ``model.pt`` against its recorded hash
+and what it holds against the name (spec, architecture, accuracy); an entry written before hashes were
+recorded is checked and its hash recorded on first load. A mismatch is refused in one line (delete the
+folder to retrain) -- a changed model is never used with the accuracy recorded for another.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -25,10 +32,12 @@ from torch import nn
 from ..options import opt
 from ..data import get_dataset, num_classes, subset
 from ..errors import UserError
-from ..io import load_checkpoint, save_json, save_torch
-from ..paths import checkpoint_path, final_model_path, model_cache, report_path
+from ..distributed import alone
+from ..locking import file_lock
+from ..paths import checkpoint_path, final_model_path, model_cache
 from ..train import TrainConfig, evaluate, recalibrate_batchnorm, train
 from ..train.config import result_fields
+from .integrity import check_cache_writable, load_entry, write_entry
 from .registry import build_model, model_entry
 
 
@@ -119,22 +128,6 @@ class _Timer:
         self.seconds = float(d["seconds"])
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process lock
-        yield
-        return
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _build(name: str, recipe: Recipe, folder: Path, progress: bool) -> None:
     train_set = get_dataset(recipe.dataset, "train")
     if recipe.train_images:
@@ -153,8 +146,8 @@ def _build(name: str, recipe: Recipe, folder: Path, progress: bool) -> None:
     info = {"spec": model.greedyprune_spec, "recipe": dataclasses.asdict(recipe), "test_acc": metrics["top1"],
             "test_loss": metrics["loss"], "train_seconds": timer.seconds, "steps": result.steps,
             "train_images": len(train_set), "torch_version": str(torch.__version__)}
-    save_torch({**info, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, final_model_path(folder))
-    save_json(info, report_path(final_model_path(folder)))
+    write_entry(final_model_path(folder), {**info, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                info)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(checkpoint_path(folder))
 
@@ -175,12 +168,11 @@ def trained_model(name: str, recipe: Recipe | None = None, device: str = "cpu", 
     recipe = recipe or default_recipe(name)
     path = cached_model_path(name, recipe)
     if not path.exists():
-        with _locked(path.parent):
+        check_cache_writable(path.parent)
+        with file_lock(path.parent, f"the cached model {name}"), alone():  # one builder; no collective inside
             if not path.exists():
                 _build(name, recipe, path.parent, progress)
-    saved = load_checkpoint(path)
-    model = build_model(**saved["spec"])
-    model.load_state_dict(saved["state_dict"])
+    model, saved = load_entry(name, path)
     model.to(device).eval()
     model.greedyprune_info = {k: v for k, v in saved.items() if k != "state_dict"} | {"path": str(path)}
     return TrainedModel(model, float(saved["test_acc"]))

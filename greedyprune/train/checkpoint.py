@@ -80,6 +80,7 @@ def _write(state, callbacks: list, n_train: int) -> None:
         "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks
                       if hasattr(cb, "state_dict")],
         "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
+        "identity": state.identity,
     }, checkpoint_path(state.run_dir))
 
 
@@ -105,13 +106,22 @@ def restore_training_checkpoint(state, callbacks: list, n_train: int) -> None:
                             "delete it or pass resume=False (--no-resume)") from None
 
 
+def identity_changes(started: dict | None, now: dict | None) -> list[str]:
+    """How ``now`` differs from what a checkpoint was ``started`` with (checkpoints from before identities
+    were recorded have none: nothing to compare)."""
+    if not isinstance(started, dict) or not isinstance(now, dict):
+        return []
+    return [f"{k} {started.get(k)!r} there, {now.get(k)!r} now" for k in now if started.get(k) != now.get(k)]
+
+
 def _restore(state, callbacks: list, n_train: int, ckpt: dict, path) -> None:
     old, new = result_fields(TrainConfig(**ckpt["config"])), result_fields(state.config)
-    changed = [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
+    changed = identity_changes(ckpt.get("identity"), state.identity)
+    changed += [f"{k} {old[k]!r} there, {new[k]!r} now" for k in new if old.get(k) != new[k]]
     if ckpt["n_train"] != n_train:
         changed.append(f"{ckpt['n_train']} training examples there, {n_train} now")
     if changed:
-        raise UserError(f"{path} is from a different run ({'; '.join(changed[:3])}); "
+        raise UserError(f"{path} is from a different run (started with other settings: {'; '.join(changed[:3])}); "
                         "pass resume=False (--no-resume) to start over, or use another folder")
     try:
         state.model.load_state_dict(ckpt["model"])

@@ -66,6 +66,7 @@ class TrainState:
     should_stop: bool = False
     loss_sum: float = 0.0
     loss_count: int = 0
+    identity: dict | None = None  # what the run was started with (model, data, ...); a resume must match it
 
     @property
     def lr(self) -> float:
@@ -121,13 +122,15 @@ def _local_batch(batch_size: int, world_size: int) -> int:
 
 def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir: str | Path | None = None,
           val_set: Dataset | None = None, callbacks: Iterable = (), resume: bool = True,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, identity: dict | None = None) -> TrainResult:
     """Train ``model`` in place on ``train_set`` with ``config``; checkpoint to ``run_dir/checkpoint.pt``.
 
     Steps per epoch: ``len(train_set) // batch_size`` (the incomplete last batch is dropped; at least 1).
     Total steps: ``max_steps`` if > 0, else ``ceil(epochs * steps_per_epoch)``. Loss: cross-entropy with
     ``label_smoothing``. On a fresh start torch's global RNG is seeded with ``config.seed``; with
-    ``resume=True`` an existing checkpoint is continued (a finished one returns at once).
+    ``resume=True`` an existing checkpoint is continued (a finished one returns at once). ``identity``
+    (plain data: the model, the data spec and its fingerprint, ...) is recorded in the checkpoint; a resume
+    with a different one -- or with other settings or another number of examples -- is refused in one line.
     """
     config.validate()
     callbacks = list(callbacks)
@@ -145,7 +148,7 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
     model.to(device)
     optimizer = make_optimizer(model, config)
     state = TrainState(model, optimizer, make_scheduler(optimizer, config, total), config, device, total,
-                       steps_per_epoch, run_dir=Path(run_dir) if run_dir is not None else None)
+                       steps_per_epoch, run_dir=Path(run_dir) if run_dir is not None else None, identity=identity)
     # every rank follows rank 0's view of the run folder (all ranks then read the same file)
     if state.run_dir is not None and resume and first_rank_says(checkpoint_path(state.run_dir).exists()):
         restore_training_checkpoint(state, callbacks, len(train_set))

@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -50,10 +51,10 @@ def _write_idx(folder, n):
     os.makedirs(folder, exist_ok=True)
     images = (np.arange(n * 784) % 256).astype(np.uint8).reshape(n, 784)
     labels = (np.arange(n) % 10).astype(np.uint8)
-    with gzip.open(os.path.join(folder, "train-images-idx3-ubyte.gz"), "wb") as f:
-        f.write(b"\0" * 16 + images.tobytes())
+    with gzip.open(os.path.join(folder, "train-images-idx3-ubyte.gz"), "wb") as f:  # IDX: magic, N, rows, cols
+        f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
     with open(os.path.join(folder, "train-labels-idx1-ubyte"), "wb") as f:  # uncompressed works too
-        f.write(b"\0" * 8 + labels.tobytes())
+        f.write(struct.pack(">II", 2049, n) + labels.tobytes())
     return images, labels
 
 

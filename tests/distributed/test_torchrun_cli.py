@@ -157,7 +157,7 @@ def test_readme_torchrun_prune_command_runs_as_written(tmp_path):
                              stderr=subprocess.PIPE, text=True) for args in (good, bad)]
     (out, err), (bad_out, bad_err) = (run.communicate(timeout=600) for run in runs)
     assert runs[0].returncode == 0, err[-3000:]
-    assert out.count("saved ") == 1 and (tmp_path / "pruned.pt").exists() and (tmp_path / "pruned.json").exists()
+    assert out.count("saved ") == 1 and (tmp_path / "pruned.pt").exists() and (tmp_path / "pruned.pt.json").exists()
     assert greedyprune.load(tmp_path / "pruned.pt").greedyprune_spec["name"] == "small-cnn"
     assert runs[1].returncode != 0 and not (tmp_path / "bad.pt").exists()
     errors = [line for line in bad_err.splitlines() if line.startswith("greedyprune prune: error:")]

@@ -22,7 +22,7 @@ def test_prune_save_load_at_224(name, tmp_path, images):
         assert 1 <= g.channels_after <= max(1, round(0.5 * g.channels_before))
     path = tmp_path / "pruned.pt"
     greedyprune.save(path, pruned, report)
-    assert (tmp_path / "pruned.json").exists()
+    assert (tmp_path / "pruned.pt.json").exists()
     loaded = greedyprune.load(path)
     with torch.no_grad():
         out = pruned(x)

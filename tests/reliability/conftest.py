@@ -41,6 +41,7 @@ class Files:
     empty: Path          # 0 bytes
     nan_model: Path      # small-cnn model file whose first conv holds NaN
     dead_model: Path     # lenet300-100 model file whose first layer's ReLUs never fire
+    mnv3: Path           # mobilenet_v3_small model file (random weights, for 3-channel image folders)
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +64,10 @@ def files(tmp_path_factory) -> Files:
     with torch.no_grad():
         dead[1].bias.fill_(-1e4)
     greedyprune.save(root / "dead.pt", dead)
+    greedyprune.save(root / "mnv3.pt", build_model("mobilenet_v3_small"))
     return Files(root, root / "lenet.pt", root / "lenet-weights.pth", root / "small-cnn-weights.pth",
-                 root / "truncated.pth", root / "garbage.pth", root / "empty.pth", root / "nan.pt", root / "dead.pt")
+                 root / "truncated.pth", root / "garbage.pth", root / "empty.pth", root / "nan.pt", root / "dead.pt",
+                 root / "mnv3.pt")
 
 
 def write_image_folder(root: Path, per_class: int = 3, size: int = 12, classes=("a", "b"), seed: int = 0,

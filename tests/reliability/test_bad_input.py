@@ -121,18 +121,18 @@ def test_data_folder_without_images(cli, files, tmp_path):
                       "2 class folders but no images", outputs=(out,))
 
 
-def test_unreadable_image_stops_by_default(cli, tmp_path):
+def test_unreadable_image_stops_by_default(cli, files, tmp_path):
     out, folder = tmp_path / "out.pt", write_image_folder(tmp_path / "images")
     (folder / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a JPEG")
-    assert_user_error(cli("prune", "--model", "mobilenet_v3_small", "--keep", "0.5", "--out", out, "--data",
+    assert_user_error(cli("prune", "--model", files.mnv3, "--keep", "0.5", "--out", out, "--data",
                           f"imagefolder:{folder}", "--calib", "7", "--no-progress"), "prune",
                       "cannot read image", "broken.jpg", "--skip-bad-images", outputs=(out,))
 
 
-def test_unreadable_image_skipped_and_counted_with_flag(cli, tmp_path):
+def test_unreadable_image_skipped_and_counted_with_flag(cli, files, tmp_path):
     out, folder = tmp_path / "out.pt", write_image_folder(tmp_path / "images")
     (folder / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a JPEG")
-    result = cli("prune", "--model", "mobilenet_v3_small", "--keep", "0.5", "--out", out, "--data",
+    result = cli("prune", "--model", files.mnv3, "--keep", "0.5", "--out", out, "--data",
                  f"imagefolder:{folder}", "--calib", "7", "--no-progress", "--skip-bad-images")
     assert result.code == 0, result.err
     assert result.lines == [f"greedyprune: skipped 1 unreadable image(s), e.g. {folder / 'a' / 'broken.jpg'} "
@@ -344,12 +344,15 @@ def test_output_missing(cli, files):
     assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", *CALIB), "prune", "--out is required")
 
 
-def test_report_path_not_writable_removes_the_model(tmp_path):
-    """The model and its JSON report are one output: if the report cannot be written, no model is left."""
-    (tmp_path / "pruned.json").mkdir()  # the report's path is taken by a folder
-    with pytest.raises(UserError, match="is a folder"):
+def test_report_path_blocked_keeps_the_earlier_model(tmp_path):
+    """The model and its JSON report are one output, checked before either is written: a blocked report path
+    leaves an earlier pruned.pt exactly as it was (it is neither replaced nor deleted)."""
+    (tmp_path / "pruned.pt").write_bytes(b"an earlier model")
+    (tmp_path / "pruned.pt.json").mkdir()  # the report's path is taken by a folder
+    with pytest.raises(UserError, match=r"the report .*pruned.pt.json is a folder; give a file name"):
         greedyprune.save(tmp_path / "pruned.pt", torch.nn.Sequential(torch.nn.Linear(2, 2)), {"method": "x"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned.pt", "pruned.pt.json"]
+    assert (tmp_path / "pruned.pt").read_bytes() == b"an earlier model"
 
 
 # --------------------------------------------------------------------------------------------- arguments

@@ -1,7 +1,8 @@
 """README.md's "Failure behaviour" tables and the tests back each other one-to-one.
 
-Every row of the "Bad input" table names a test case of ``test_bad_input.py`` (with its parameter id),
-every such test case appears in exactly one row, and every test the other tables name exists.
+Every row of the "Bad input" table names a test case of ``test_bad_input.py`` or of another
+``test_bad_input_*.py`` module (``module.py::case``; with its parameter id), every such test case appears
+in exactly one row, and every test the other tables name exists.
 """
 
 from __future__ import annotations
@@ -53,11 +54,19 @@ def _rows(section: str) -> list[list[str]]:
     return rows[1:]  # drop the header (the |---| line does not start with "| ")
 
 
+def _bad_input_cases() -> set[str]:
+    """Cases of ``test_bad_input.py`` as ``name[id]``, of the other ``test_bad_input_*.py`` as ``module.py::name[id]``."""
+    cases = _case_ids("test_bad_input")
+    for path in sorted((REPO / "tests" / "reliability").glob("test_bad_input_*.py")):
+        cases |= {f"{path.name}::{case}" for case in _case_ids(path.stem)}
+    return cases
+
+
 def test_bad_input_rows_and_tests_match_one_to_one():
     rows = _rows(_section("Bad input"))
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1))
-    named = [re.fullmatch(r"`(test_[^`]+)`", r[-1].strip()).group(1) for r in rows]
-    cases = _case_ids("test_bad_input")
+    named = [re.fullmatch(r"`((?:test_bad_input_\w+\.py::)?test_[^`]+)`", r[-1].strip()).group(1) for r in rows]
+    cases = _bad_input_cases()
     assert len(named) == len(set(named)), "a test backs two rows"
     assert set(named) <= cases, sorted(set(named) - cases)
     assert cases - set(named) == OUTSIDE_TABLE, sorted(cases - set(named) - OUTSIDE_TABLE)
@@ -68,10 +77,10 @@ def test_bad_input_rows_and_tests_match_one_to_one():
 def test_stated_count_of_bad_inputs_is_the_number_of_rows():
     stated = re.search(r"\*\*(\d+) bad inputs are tested\*\*", DOC.read_text().split("## Failure behaviour", 1)[1])
     assert stated, "README's Failure behaviour section states how many bad inputs are tested"
-    assert int(stated.group(1)) == len(_rows(_section("Bad input"))) == len(_case_ids("test_bad_input")) - len(OUTSIDE_TABLE)
+    assert int(stated.group(1)) == len(_rows(_section("Bad input"))) == len(_bad_input_cases()) - len(OUTSIDE_TABLE)
 
 
-@pytest.mark.parametrize("title", ["Untrusted files", "Nothing lost", "Determinism", "Fuzzing"])
+@pytest.mark.parametrize("title", ["Untrusted files", "Nothing lost", "Waits and limits", "Determinism", "Fuzzing"])
 def test_other_tables_name_existing_tests(title):
     section = _section(title)
     default = re.search(r"test \(`(test_\w+)\.py::`\)", section)

@@ -18,7 +18,7 @@ def test_train_command_saves_model_and_resumes(tmp_path, capsys):
     assert set(saved) == {"spec", "state_dict"} and saved["spec"] == {"name": "lenet300-100", "num_classes": 10}
     model = load_weights(build_model(**saved["spec"]), out / "model.pt")
     assert torch.equal(model[1].weight, saved["state_dict"]["1.weight"])
-    assert (out / "model.json").exists() and (out / "checkpoint.pt").exists()
+    assert (out / "model.pt.json").exists() and (out / "checkpoint.pt").exists()
     # a finished run resumes at its end: same weights, nothing retrained
     assert main(args) == 0
     assert "16 steps" in capsys.readouterr().out
