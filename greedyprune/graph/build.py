@@ -13,8 +13,11 @@ groups are never removed, so ``groups`` and each partition's width stay consiste
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from torch import fx, nn
@@ -134,6 +137,25 @@ def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -
     ``streams=False`` keeps only internal groups (channels not shared by an addition). The model is not
     modified; ``TracedModel.graph_module`` shares its layers, so pruning them prunes the model.
     """
+    with _no_gc():
+        return _find_groups(model, example, streams)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: propagation makes tens of thousands of small lists while
+    hundreds of thousands of objects are alive, and each automatic collection walks them all (resnet50:
+    5 s of collections for 0.1 s of work). Nothing made here is cyclic garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _find_groups(model: nn.Module, example: torch.Tensor, streams: bool) -> TracedModel:
     traced = trace(model, example)
     prop = Propagation(traced).run()
     raws = raw_groups(prop)
