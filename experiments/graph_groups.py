@@ -1,7 +1,7 @@
 """Channel groups traced on every torchvision classification family (default builders, weights=None).
 
-Prints one Markdown row per family: groups (internal / stream), channels in prunable groups as a share of
-all Conv2d/Linear output channels, frozen channel sets and their reasons, and the time find_groups takes.
+Prints one Markdown row per family: groups (internal / stream / inexact), the output rows of Conv2d/Linear
+layers (depthwise convs excepted) that belong to a prunable group (producers and squeeze-excitation fc2s), frozen channel sets and their reasons, and the time find_groups takes.
 Run: ``PYTHONPATH=$PWD OMP_NUM_THREADS=1 python experiments/graph_groups.py [family ...]``.
 """
 
@@ -39,7 +39,7 @@ def row(name: str, size: int) -> str:
     seconds = time.perf_counter() - start
     rows = sum(m.weight.shape[0] for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
                and not (m.groups > 1 and m.groups == m.in_channels == m.out_channels if isinstance(m, nn.Conv2d) else False))
-    prunable = sum(g.width * len(g.producers) for g in traced.groups)
+    prunable = sum(g.width * (len(g.producers) + sum(c.kind == "out" for c in g.carriers)) for g in traced.groups)
     streams = sum(g.kind == "stream" for g in traced.groups)
     reasons: dict[str, int] = {}
     for f in traced.frozen:

@@ -163,7 +163,7 @@ def _find_groups(model: nn.Module, example: torch.Tensor, streams: bool) -> Trac
     groups, frozen = [], []
     for index, raw in enumerate(raws):
         if index in bottlenecks and not raw.reason:
-            raw.reason = "squeeze-excitation bottleneck (a gate's inner channels; left whole)"
+            raw.reason = "squeeze-excitation bottleneck (the inner channels of a gate, left whole)"
         found = _group(prop, raw, fc1)
         if isinstance(found, ChannelGroup):
             groups.append(found)
