@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import fx
 
-from .idtensor import along, broadcast_axes, channel_axis, slot_set, spread, tracked, varying_axes
+from .idtensor import (AxisIds, Ids, along, broadcast_axes, channel_axis, compress, constant, full, on_axis,
+                       slot_set, tracked, varying_axes)
 from .ops import CONCAT, ELEMENTWISE, REDUCE, RESHAPES, SELECT, SHAPE, SPATIAL, UNARY, op_name
 from .slots import NONE, Slots
 from .trace import Traced
@@ -76,17 +77,28 @@ class Propagation:
     def value(self, node: Any) -> Any:
         return self.traced.values.get(node.name) if isinstance(node, fx.Node) else node
 
-    def roots(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.slots.find(ids)
+    def roots(self, ids: Ids) -> Ids:
+        if isinstance(ids, AxisIds):
+            return AxisIds(self.slots.find(ids.slots), ids.axis, ids.shape)
+        return self.slots.find(ids).contiguous()
 
     def node_ids(self, arg: Any) -> Any:
-        """The id tensor(s) of a graph argument (None for constants and non-tensors)."""
+        """The ids of a graph argument, at their current roots (None for constants and non-tensors)."""
         if isinstance(arg, fx.Node):
-            ids = self.ids.get(arg.name)
-            return self.roots(ids).contiguous() if isinstance(ids, torch.Tensor) else ids
+            return self._current(self.ids.get(arg.name))
         if isinstance(arg, (tuple, list)):
             return type(arg)(self.node_ids(a) for a in arg)
         return None
+
+    def _current(self, ids: Any) -> Any:
+        if isinstance(ids, (torch.Tensor, AxisIds)):
+            return self.roots(ids)
+        if isinstance(ids, tuple):
+            return tuple(self._current(i) for i in ids)
+        return ids
+
+    def freeze(self, ids: Ids, reason: str) -> None:
+        self.slots.freeze(ids.slots if isinstance(ids, AxisIds) else ids, reason)
 
     def opaque(self, node: fx.Node, reason: str) -> Any:
         """Freeze every channel ``node`` reads; its output holds fresh frozen channels.
@@ -96,7 +108,7 @@ class Propagation:
         any other output is one frozen slot."""
         inputs = [i for i in _tensors(self.node_ids(list(node.args) + list(node.kwargs.values()))) if tracked(i)]
         for ids in inputs:
-            self.slots.freeze(ids, reason)
+            self.freeze(ids, reason)
         value = self.traced.values.get(node.name)
         axis = channel_axis(inputs[0]) if inputs and len(slot_set(inputs[0])) > 1 else None
         return self.fresh_frozen(value, reason, inputs[0].shape if axis is not None else None, axis)
@@ -107,17 +119,18 @@ class Propagation:
             if like is not None and axis is not None and value.shape == like:
                 fresh = self.slots.new(value.shape[axis])
                 self.slots.freeze(fresh, reason)
-                return spread(fresh, axis, value.shape)
+                return on_axis(fresh, axis, value.shape)
             slot = self.slots.new(1)
             self.slots.freeze(slot, reason)
-            return torch.full(value.shape, int(slot), dtype=torch.long)
+            return constant(int(slot), value.shape)
         if isinstance(value, (tuple, list)):
             return tuple(self.fresh_frozen(v, reason, like, axis) for v in value)
         return None
 
     def shape_ok(self, out: Any) -> bool:
         """Every tensor in ``out`` carries its channels on one axis (or none)."""
-        return not any(isinstance(o, torch.Tensor) and tracked(o) and channel_axis(o) is None for o in _tensors(out))
+        return not any(isinstance(o, (torch.Tensor, AxisIds)) and tracked(o) and channel_axis(o) is None
+                       for o in _tensors(out))
 
     def use(self, target: str, role: str, slots: torch.Tensor, **kw: Any) -> None:
         self.uses.append(LayerUse(target, role, self.index, slots, **kw))
@@ -139,7 +152,7 @@ class Propagation:
                 outputs = [node.args[0], *self.traced.extra_outputs]
                 for ids in _tensors(self.node_ids(outputs)):
                     if tracked(ids):
-                        self.slots.freeze(ids, "the model's output (class logits)")
+                        self.freeze(ids, "the model's output (class logits)")
         return self
 
     def attribute(self, node: fx.Node, value: Any) -> Any:
@@ -154,9 +167,9 @@ class Propagation:
                 self.gm.get_buffer(node.target)
             except AttributeError:
                 self.slots.freeze(slots, f"a constant tensor {node.target} baked into the trace")
-                return slots
+                return compress(slots)
         self.use(node.target, "param", slots)
-        return slots
+        return compress(slots)
 
     def function(self, node: fx.Node, value: Any) -> Any:
         name = op_name(node.target)
@@ -185,50 +198,87 @@ class Propagation:
     def elementwise(self, node: fx.Node, name: str, value: torch.Tensor) -> Any:
         """Join broadcasting operands: an operand repeated along another's channel axis does not join."""
         pairs = [(a, self.node_ids(a)) for a in [*node.args, *node.kwargs.values()]]
-        pairs = [(a, i) for a, i in pairs if isinstance(i, torch.Tensor) and tracked(i)]
+        pairs = [(a, i) for a, i in pairs if isinstance(i, (torch.Tensor, AxisIds)) and tracked(i)]
         sources, operands = [a for a, _ in pairs], [i for _, i in pairs]
         shape = value.shape
-        full = [torch.broadcast_to(i, shape) for i in operands]
+        aligned = self._aligned(operands, shape)
+        compact = aligned is not None
+        expanded = None if compact else [torch.broadcast_to(full(i), shape) for i in operands]
         for a in range(len(operands)):
             for b in range(a + 1, len(operands)):
-                skip_a = broadcast_axes(operands[a], shape) & varying_axes(full[b])
-                skip_b = broadcast_axes(operands[b], shape) & varying_axes(full[a])
-                if skip_a or skip_b:
+                if broadcast_axes(operands[a], shape) & self._varying(b, aligned, expanded) or \
+                        broadcast_axes(operands[b], shape) & self._varying(a, aligned, expanded):
                     continue
                 if name in ("mul", "imul", "mul_", "truediv", "div", "itruediv", "div_"):
                     for gate, other in ((a, b), (b, a)):
                         if _depends_on(sources[gate], sources[other]):
                             self.gate_slots |= slot_set(operands[gate])
-                self.slots.union(full[a], full[b])
+                if compact:
+                    self.slots.union(aligned[a][0], aligned[b][0])
+                else:
+                    self.slots.union(expanded[a], expanded[b])
         main = max(range(len(operands)), key=lambda i: operands[i].numel())
-        return self.roots(full[main].clone())
+        if compact:
+            return self.roots(on_axis(aligned[main][0], aligned[main][1], shape))
+        return compress(self.roots(expanded[main].clone()))
+
+    @staticmethod
+    def _aligned(operands: list[Ids], shape: torch.Size) -> list[tuple[torch.Tensor, int, bool]] | None:
+        """Per operand ``(slots along the common output channel axis, that axis, varies)`` when every
+        operand is compact and those that vary share one output axis at full size (else None)."""
+        if not all(isinstance(i, AxisIds) for i in operands):
+            return None
+        varying = {i.axis + len(shape) - i.dim() for i in operands if varying_axes(i)}
+        if len(varying) > 1:
+            return None
+        axis = varying.pop() if varying else 0
+        out = []
+        for ids in operands:
+            if varying_axes(ids):
+                if ids.shape[ids.axis] != shape[axis]:
+                    return None
+                out.append((ids.slots, axis, True))
+            else:
+                out.append((ids.slots[:1].expand(shape[axis]), axis, False))
+        return out
+
+    @staticmethod
+    def _varying(index: int, aligned: list, expanded: list | None) -> set[int]:
+        if expanded is not None:
+            return varying_axes(expanded[index])
+        return {aligned[index][1]} if aligned[index][2] else set()
 
     def spatial(self, node: fx.Node, ids: Any, value: torch.Tensor, what: str) -> Any:
         """Per-channel spatial ops: the output keeps axis 1's channels (batch and channel sizes unchanged)."""
         source = self.value(node.args[0])
-        slots = along(ids, 1) if isinstance(ids, torch.Tensor) and ids.dim() >= 2 else None
+        slots = along(ids, 1) if isinstance(ids, (torch.Tensor, AxisIds)) and ids.dim() >= 2 else None
         if slots is None or not isinstance(source, torch.Tensor) or value.shape[:2] != source.shape[:2]:
             return self.opaque(node, f"{what} mixes channels with other dimensions")
-        return spread(slots, 1, value.shape)
+        return on_axis(slots, 1, value.shape)
 
     def reduce(self, node: fx.Node, name: str, value: torch.Tensor) -> Any:
         ids = self.node_ids(node.args[0])
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
         keepdim = bool(node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False))
-        if not isinstance(ids, torch.Tensor) or dim is None or not isinstance(dim, (int, list, tuple)):
+        if not isinstance(ids, (torch.Tensor, AxisIds)) or dim is None or not isinstance(dim, (int, list, tuple)):
             return self.opaque(node, f"{name} over every axis")
+        ids = full(ids)
         high, low = torch.amax(ids, dim=dim, keepdim=keepdim), torch.amin(ids, dim=dim, keepdim=keepdim)
         if not torch.equal(high, low) or high.shape != value.shape:
             return self.opaque(node, f"{name} over the channel axis")
-        return high
+        return compress(high)
 
     def substitute(self, arg: Any) -> Any:
-        """A node argument with tensors replaced by their id tensors (untracked tensors by -1s)."""
+        """A node argument with tensors replaced by their full id tensors (untracked tensors by -1s)."""
         if isinstance(arg, fx.Node):
             ids, value = self.node_ids(arg), self.value(arg)
-            if isinstance(value, torch.Tensor) and not isinstance(ids, torch.Tensor):
+            if isinstance(value, torch.Tensor) and not isinstance(ids, (torch.Tensor, AxisIds)):
                 return torch.full(value.shape, NONE, dtype=torch.long)
-            return ids if isinstance(value, (torch.Tensor, tuple, list)) and ids is not None else value
+            if isinstance(ids, (torch.Tensor, AxisIds)):
+                return full(ids)
+            if isinstance(ids, tuple) and isinstance(value, (tuple, list)):
+                return tuple(full(i) if isinstance(i, (torch.Tensor, AxisIds)) else i for i in ids)
+            return value
         if isinstance(arg, (tuple, list)):
             return type(arg)(self.substitute(a) for a in arg)
         if isinstance(arg, dict):
@@ -236,7 +286,7 @@ class Propagation:
         return arg
 
     def apply(self, node: fx.Node) -> Any:
-        """Run ``node``'s operation on id tensors instead of values."""
+        """Run ``node``'s operation on full id tensors instead of values."""
         args, kwargs = self.substitute(node.args), self.substitute(node.kwargs)
         if node.op == "call_method":
             return getattr(args[0], node.target)(*args[1:], **kwargs)
@@ -252,7 +302,8 @@ class Propagation:
             return self.opaque(node, f"{name} (not reproducible on channel ids)")
         outputs = [o for o in _tensors(out) if isinstance(o, torch.Tensor)]
         reason = None
-        if name in SELECT and isinstance(source, torch.Tensor) and any(slot_set(o) != slot_set(source) for o in outputs):
+        if name in SELECT and isinstance(source, (torch.Tensor, AxisIds)) and \
+                any(slot_set(o) != slot_set(source) for o in outputs):
             reason = f"{name} splits the channel axis (depends on the channel count)"
         elif not self.shape_ok(outputs):
             shape = tuple(outputs[0].shape) if outputs else ()
@@ -261,25 +312,31 @@ class Propagation:
             reason = f"{name} to a size written in the model's code (fixed channel count)"
         if reason:
             for ids in [source, *outputs]:
-                if isinstance(ids, torch.Tensor) and tracked(ids):
-                    self.slots.freeze(ids, reason)
-        return out
+                if isinstance(ids, (torch.Tensor, AxisIds)) and tracked(ids):
+                    self.freeze(ids, reason)
+        if isinstance(out, (tuple, list)):
+            return tuple(compress(o) if isinstance(o, torch.Tensor) else o for o in out)
+        return compress(out) if isinstance(out, torch.Tensor) else out
 
     def concat(self, node: fx.Node, name: str, value: torch.Tensor) -> Any:
         """``cat`` along the channel axis places channels at offsets; along another axis it joins them."""
         parts = self.node_ids(node.args[0])
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        if not all(isinstance(p, torch.Tensor) and tracked(p) for p in parts):
+        if not all(isinstance(p, (torch.Tensor, AxisIds)) and tracked(p) for p in parts):
             return self.opaque(node, f"{name} of tensors whose channels are unknown")
         axes = {channel_axis(p) for p in parts if len(slot_set(p)) > 1}
         if None in axes or len(axes) > 1:
             return self.opaque(node, f"{name} of tensors carrying channels on different axes")
         axis = axes.pop() if axes else None
-        if name == "stack" or (axis is not None and axis != dim % parts[0].dim()):
+        dim = dim % parts[0].dim() if name != "stack" else dim
+        if name == "stack" or (axis is not None and axis != dim):
             if axis is None:
                 return self.opaque(node, f"{name} of single-channel tensors")
             first = along(parts[0], axis)
             for p in parts[1:]:
                 self.slots.union(first, along(p, axis))
             parts = [self.roots(p) for p in parts]
-        return torch.stack(parts, dim) if name == "stack" else torch.cat(parts, dim)
+        elif axis is not None:  # offsets along the channel axis: only the slot vectors are concatenated
+            return on_axis(torch.cat([along(p, axis) for p in parts]), axis, value.shape)
+        parts = [full(p) for p in parts]
+        return compress(torch.stack(parts, dim) if name == "stack" else torch.cat(parts, dim))

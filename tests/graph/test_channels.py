@@ -129,10 +129,13 @@ class DataDependent(nn.Module):
         return x
 
 
-def test_untraceable_model_is_a_one_line_error():
+def test_untraceable_model_is_a_one_line_error_naming_the_module():
     with pytest.raises(UserError, match="torch.fx cannot trace DataDependent") as err:
         find_groups(DataDependent(), torch.randn(1, 3, 4, 4))
     assert "\n" not in str(err.value)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), DataDependent())
+    with pytest.raises(UserError, match=r"cannot trace Sequential: stopped in 1 \(DataDependent\): "):
+        find_groups(model, torch.randn(1, 3, 4, 4))
 
 
 def test_too_small_input_is_a_one_line_error():
