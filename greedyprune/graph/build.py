@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 from torch import fx, nn
@@ -131,7 +131,7 @@ def _squeeze_excitation(prop: Propagation, raws: list[RawGroup]) -> tuple[set[st
     return fc1, bottlenecks
 
 
-def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -> "TracedModel":
+def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -> TracedModel:
     """Trace ``model`` (put in eval mode) on ``example`` and find its channel groups.
 
     ``streams=False`` keeps only internal groups (channels not shared by an addition). The model is not

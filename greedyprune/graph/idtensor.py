@@ -15,7 +15,6 @@ afterwards. Every helper here takes either form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 
@@ -40,7 +39,7 @@ class AxisIds:
         return spread(self.slots, self.axis, self.shape)
 
 
-Ids = Union[torch.Tensor, AxisIds]
+Ids = torch.Tensor | AxisIds
 
 
 def spread(slots: torch.Tensor, axis: int, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

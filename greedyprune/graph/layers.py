@@ -40,7 +40,7 @@ def normalised_axes(layer: nn.Module, x: torch.Tensor) -> list[int]:
     return [axis for axis in range(x.dim()) if bool((changed[:, axis] != 0).any())]
 
 
-def visit_layer(prop: "Propagation", node: fx.Node, layer: nn.Module) -> Any:
+def visit_layer(prop: Propagation, node: fx.Node, layer: nn.Module) -> Any:
     """The id tensor of ``layer``'s output; records the layer's producer/consumer/carrier uses."""
     value = prop.traced.values.get(node.name)
     ids = prop.node_ids(node.args[0]) if node.args else None
@@ -83,7 +83,7 @@ def visit_layer(prop: "Propagation", node: fx.Node, layer: nn.Module) -> Any:
     return prop.opaque(node, f"read by {what}")
 
 
-def _conv(prop: "Propagation", node: fx.Node, conv: nn.Conv2d, ids: torch.Tensor, value: torch.Tensor,
+def _conv(prop: Propagation, node: fx.Node, conv: nn.Conv2d, ids: torch.Tensor, value: torch.Tensor,
           what: str) -> Any:
     slots = along(ids, 1)
     if slots is None:

@@ -108,7 +108,7 @@ def record(gm: fx.GraphModule, example: torch.Tensor) -> dict[str, Any]:
     try:
         with torch.no_grad():
             recorder.run(example)
-    except Exception:  # noqa: BLE001 -- the node that failed, in one line
+    except Exception:
         if recorder.failed is None:
             raise
         node, err = recorder.failed

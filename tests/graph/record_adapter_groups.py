@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from greedyprune.adapters import find_adapter
-
 from tests.graph.test_adapter_parity import CASES
 
 KIND = {"bn": "norm", "depthwise": "depthwise", "out": "out"}  # adapter slice kind -> traced carrier kind
