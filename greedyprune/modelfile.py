@@ -148,6 +148,7 @@ def load(path: str | os.PathLike, model: torch.nn.Module | None = None, map_loca
 
 def _adopted(model: torch.nn.Module, state: dict[str, torch.Tensor], assign: bool = False) -> torch.nn.Module:
     from collections import OrderedDict
+
     from .surgery import adopt_shapes
     adopt_shapes(model, state)
     state = OrderedDict(state)  # with the fresh model's per-module versions (MNASNet's loader reads them)

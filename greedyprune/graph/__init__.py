@@ -6,7 +6,14 @@ contract in :mod:`greedyprune.graph.groups` (positions in the original layout).
 
 from .build import TracedModel, find_groups
 from .describe import describe_groups
-from .groups import AXIS_KINDS, GROUP_KINDS, AxisRef, ChannelGroup, Consumer, FrozenChannels
+from .groups import (
+           AXIS_KINDS,
+           GROUP_KINDS,
+           AxisRef,
+           ChannelGroup,
+           Consumer,
+           FrozenChannels,
+)
 from .trace import is_torch_layer, trace
 
 __all__ = ["AXIS_KINDS", "GROUP_KINDS", "AxisRef", "ChannelGroup", "Consumer", "FrozenChannels", "TracedModel",

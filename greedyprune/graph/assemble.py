@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .channels import LayerUse, Propagation
-from .idtensor import channel_axis, along
+from .idtensor import along, channel_axis
 
 
 @dataclass

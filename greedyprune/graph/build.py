@@ -13,7 +13,10 @@ groups are never removed, so ``groups`` and each partition's width stay consiste
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -128,12 +131,31 @@ def _squeeze_excitation(prop: Propagation, raws: list[RawGroup]) -> tuple[set[st
     return fc1, bottlenecks
 
 
-def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -> "TracedModel":
+def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -> TracedModel:
     """Trace ``model`` (put in eval mode) on ``example`` and find its channel groups.
 
     ``streams=False`` keeps only internal groups (channels not shared by an addition). The model is not
     modified; ``TracedModel.graph_module`` shares its layers, so pruning them prunes the model.
     """
+    with _no_gc():
+        return _find_groups(model, example, streams)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: propagation makes tens of thousands of small lists while
+    hundreds of thousands of objects are alive, and each automatic collection walks them all (resnet50:
+    5 s of collections for 0.1 s of work). Nothing made here is cyclic garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _find_groups(model: nn.Module, example: torch.Tensor, streams: bool) -> TracedModel:
     traced = trace(model, example)
     prop = Propagation(traced).run()
     raws = raw_groups(prop)
@@ -141,7 +163,7 @@ def find_groups(model: nn.Module, example: torch.Tensor, streams: bool = True) -
     groups, frozen = [], []
     for index, raw in enumerate(raws):
         if index in bottlenecks and not raw.reason:
-            raw.reason = "squeeze-excitation bottleneck (a gate's inner channels; left whole)"
+            raw.reason = "squeeze-excitation bottleneck (the inner channels of a gate, left whole)"
         found = _group(prop, raw, fc1)
         if isinstance(found, ChannelGroup):
             groups.append(found)

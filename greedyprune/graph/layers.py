@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx, nn
 
-from .idtensor import along, spread
+from .idtensor import AxisIds, along, compress, full, on_axis
 from .ops import SHAPE_LAYERS, SPATIAL_LAYERS, UNARY_LAYERS
 
 if TYPE_CHECKING:
@@ -40,19 +40,19 @@ def normalised_axes(layer: nn.Module, x: torch.Tensor) -> list[int]:
     return [axis for axis in range(x.dim()) if bool((changed[:, axis] != 0).any())]
 
 
-def visit_layer(prop: "Propagation", node: fx.Node, layer: nn.Module) -> Any:
+def visit_layer(prop: Propagation, node: fx.Node, layer: nn.Module) -> Any:
     """The id tensor of ``layer``'s output; records the layer's producer/consumer/carrier uses."""
     value = prop.traced.values.get(node.name)
     ids = prop.node_ids(node.args[0]) if node.args else None
     what = f"{node.target} ({type(layer).__name__})"
-    if not isinstance(ids, torch.Tensor) or not isinstance(value, torch.Tensor):
+    if not isinstance(ids, (torch.Tensor, AxisIds)) or not isinstance(value, torch.Tensor):
         return prop.opaque(node, f"read by {what}")
     if isinstance(layer, UNARY_LAYERS):
         return ids if ids.shape == value.shape else prop.opaque(node, f"{what} changes the shape")
     if isinstance(layer, SPATIAL_LAYERS):
         return prop.spatial(node, ids, value, what)
     if isinstance(layer, SHAPE_LAYERS):
-        out = layer(ids)
+        out = compress(layer(full(ids)))
         return out if prop.shape_ok(out) else prop.opaque(node, f"{what} mixes the channel axis with another")
     weighted = isinstance(layer, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm))
     if weighted and prop.calls[node.target] > 1:
@@ -66,7 +66,7 @@ def visit_layer(prop: "Propagation", node: fx.Node, layer: nn.Module) -> Any:
         prop.use(node.target, "consumer", slots)
         fresh = prop.slots.new(layer.out_features)
         prop.use(node.target, "producer", fresh)
-        return spread(fresh, value.dim() - 1, value.shape)
+        return on_axis(fresh, value.dim() - 1, value.shape)
     if isinstance(layer, nn.modules.batchnorm._BatchNorm):
         slots = along(ids, 1)
         if slots is None:
@@ -83,15 +83,15 @@ def visit_layer(prop: "Propagation", node: fx.Node, layer: nn.Module) -> Any:
     return prop.opaque(node, f"read by {what}")
 
 
-def _conv(prop: "Propagation", node: fx.Node, conv: nn.Conv2d, ids: torch.Tensor, value: torch.Tensor,
+def _conv(prop: Propagation, node: fx.Node, conv: nn.Conv2d, ids: torch.Tensor, value: torch.Tensor,
           what: str) -> Any:
     slots = along(ids, 1)
     if slots is None:
         return prop.opaque(node, f"{what} reads a tensor whose channels are not on axis 1")
     if conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels:
         prop.use(node.target, "depthwise", slots)
-        return spread(slots, 1, value.shape)
+        return on_axis(slots, 1, value.shape)
     prop.use(node.target, "consumer", slots, partitions=conv.groups)
     fresh = prop.slots.new(conv.out_channels)
     prop.use(node.target, "producer", fresh, partitions=conv.groups)
-    return spread(fresh, 1, value.shape)
+    return on_axis(fresh, 1, value.shape)

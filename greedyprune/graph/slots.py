@@ -33,30 +33,17 @@ class Slots:
         return ids
 
     def find(self, ids: torch.Tensor) -> torch.Tensor:
-        """Current roots of ``ids`` (any shape; ``-1`` stays ``-1``), compressing the paths walked."""
+        """Current roots of ``ids`` (any shape; ``-1`` stays ``-1``): one lookup, since :meth:`union`
+        keeps every slot pointing straight at its root."""
         ids = ids.long()
-        if ids.numel() > 256:  # id tensors repeat few slots many times: resolve each distinct slot once
-            distinct, inverse = ids.unique(return_inverse=True)
-            if distinct.numel() * 2 <= ids.numel():
-                return self.find(distinct)[inverse]
-        tracked = ids >= 0
-        roots = ids.clone()
-        current = ids[tracked]
-        while True:
-            up = self.parent[current]
-            if torch.equal(up, current):
-                break
-            self.parent[current] = self.parent[up]
-            current = up
-        roots[tracked] = current
-        return roots
+        return torch.where(ids >= 0, self.parent[ids.clamp(min=0)], ids)
 
     def union(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """Make slots ``a[i]`` and ``b[i]`` one channel, for every ``i`` where both are tracked."""
         a, b = a.reshape(-1).long(), b.reshape(-1).long()
         both = (a >= 0) & (b >= 0)
         n = max(self.parent.numel(), 1)
-        pairs = (a[both] * n + b[both]).unique()
+        pairs = (self.find(a[both]) * n + self.find(b[both])).unique()
         x, y = pairs // n, pairs % n
         while True:  # hook each larger root under the smallest root it is paired with, until all pairs agree
             rx, ry = self.find(x), self.find(y)
@@ -65,6 +52,15 @@ class Slots:
                 return
             lo, hi = torch.minimum(rx[differ], ry[differ]), torch.maximum(rx[differ], ry[differ])
             self.parent.scatter_reduce_(0, hi, lo, reduce="amin")
+            self._flatten()
+
+    def _flatten(self) -> None:
+        """Point every slot at its root (pointer jumping over the whole parent array)."""
+        while True:
+            up = self.parent[self.parent]
+            if torch.equal(up, self.parent):
+                return
+            self.parent = up
 
     def freeze(self, ids: torch.Tensor, reason: str) -> None:
         """Mark the slots in ``ids`` frozen (the first reason given for a slot is kept)."""

@@ -70,9 +70,9 @@ def _trace(model: nn.Module) -> fx.Graph:
     try:
         return tracer.trace(model)
     except Exception as err:  # noqa: BLE001 -- any tracing failure becomes one line naming where
-        stack = list(getattr(tracer, "module_stack", {}).items())
-        where = next((f"{path} ({kind.__name__ if isinstance(kind, type) else kind})"
-                      for path, kind in reversed(stack) if path), type(model).__name__)
+        stack = list(getattr(tracer, "module_stack", {}).values())  # (path, class) of the modules being traced
+        where = next((f"{entry[0]} ({getattr(entry[1], '__name__', entry[1])})" for entry in reversed(stack)
+                      if isinstance(entry, tuple) and len(entry) == 2 and entry[0]), type(model).__name__)
         raise UserError(f"torch.fx cannot trace {type(model).__name__}: stopped in {where}: {_first_line(err)}; "
                         "greedyprune needs a model whose forward has no data-dependent Python control flow") from None
 
@@ -108,7 +108,7 @@ def record(gm: fx.GraphModule, example: torch.Tensor) -> dict[str, Any]:
     try:
         with torch.no_grad():
             recorder.run(example)
-    except Exception:  # noqa: BLE001 -- the node that failed, in one line
+    except Exception:
         if recorder.failed is None:
             raise
         node, err = recorder.failed

@@ -10,7 +10,13 @@ from .adopt import adopt_shapes
 from .apply import apply_selection, check_kept
 from .axes import is_depthwise, keep_along, keep_columns, keep_rows, scale_columns
 from .layout import Layout
-from .slicing import add_output_offset, slice_batchnorm, slice_depthwise, slice_inputs, slice_outputs
+from .slicing import (
+           add_output_offset,
+           slice_batchnorm,
+           slice_depthwise,
+           slice_inputs,
+           slice_outputs,
+)
 
 __all__ = ["Layout", "add_output_offset", "adopt_shapes", "apply_selection", "check_kept", "is_depthwise",
            "keep_along", "keep_columns", "keep_rows", "scale_columns", "slice_batchnorm", "slice_depthwise",

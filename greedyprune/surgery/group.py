@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from ..adapters.base import ChannelGroup
-from .slicing import add_output_offset, slice_batchnorm, slice_depthwise, slice_inputs, slice_outputs
+from .slicing import (
+    add_output_offset,
+    slice_batchnorm,
+    slice_depthwise,
+    slice_inputs,
+    slice_outputs,
+)
 
 
 def _side_offset(module: nn.Module, removed: torch.Tensor, means: torch.Tensor, block: int) -> torch.Tensor:

@@ -1,5 +1,8 @@
 """The traced internal groups contain the hand-written adapters' groups exactly, in the same order.
 
+The adapters' groups were recorded from main at 1023cd8 (``record_adapter_groups.py`` ->
+``adapter_groups.json``), so this check outlives them.
+
 For every adapter group there is a traced internal group of the same name with the same producer,
 carriers (BatchNorm -> norm, depthwise, squeeze-excitation fc2 -> carrier ``out``), consumer (its
 Flatten block included), bias sink and squeeze-excitation fc1 (a gate consumer), all at their original
@@ -7,12 +10,13 @@ positions; and the adapter groups appear in the traced order. The traced groups 
 adapters left the stem, the last conv and the classifier's hidden layer alone.
 """
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
-from torch import nn
 from torchvision import models as tv
 
-from greedyprune.adapters import find_adapter
 from greedyprune.graph import find_groups
 from greedyprune.models import build_model
 
@@ -26,36 +30,33 @@ CASES = {
     "small-cnn": (lambda: build_model("small-cnn"), (1, 28, 28)),
     "lenet300-100": (lambda: build_model("lenet300-100"), (1, 28, 28)),
 }
-KIND = {"bn": "norm", "depthwise": "depthwise", "out": "out"}
 
 
 def _identity(positions: torch.Tensor) -> bool:
     return torch.equal(positions.reshape(-1), torch.arange(positions.numel()))
 
 
+RECORD = Path(__file__).with_name("adapter_groups.json")
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_traced_internal_groups_contain_the_adapter_groups(name):
     build, shape = CASES[name]
     model = build().eval()
-    modules = {id(m): path for path, m in model.named_modules()}
-    old = find_adapter(model).groups(model)
+    old = json.loads(RECORD.read_text())[name]
     traced = find_groups(model, torch.randn(1, *shape), streams=False)
     assert all(g.kind == "internal" for g in traced.groups)
     by_name = {g.name: g for g in traced.groups}
-    assert set(by_name) >= {g.name for g in old}, sorted({g.name for g in old} - set(by_name))
-    order = [g.name for g in traced.groups if g.name in {o.name for o in old}]
-    assert order == [g.name for g in old]
+    assert set(by_name) >= {g["name"] for g in old}, sorted({g["name"] for g in old} - set(by_name))
+    assert [g.name for g in traced.groups if g.name in {o["name"] for o in old}] == [g["name"] for g in old]
     for group in old:
-        new = by_name[group.name]
-        assert [p.target for p in new.producers] == [modules[id(group.score_module)]] and new.score == modules[id(group.score_module)]
+        new = by_name[group["name"]]
+        assert [p.target for p in new.producers] == [group["producer"]] and new.score == group["producer"]
         assert all(_identity(p.positions) for p in new.producers)
-        expected = sorted((modules[id(s.module)], KIND[s.kind]) for s in group.slices if s.kind != "in")
-        expected.remove((modules[id(group.score_module)], "out"))
-        assert sorted((c.target, c.kind) for c in new.carriers) == expected
+        assert sorted([c.target, c.kind] for c in new.carriers) == group["carriers"]
         assert all(_identity(c.positions) for c in new.carriers)
         refit = [c for c in new.consumers if not c.gate]
-        assert [c.target for c in refit] == [modules[id(group.consumer)]]
-        assert refit[0].bias_sink == modules[id(group.bias_sink)]
-        assert refit[0].columns.shape == (new.width, group.consumer_block) and _identity(refit[0].columns)
-        assert sorted(c.target for c in new.consumers if c.gate) == sorted(modules[id(m)] for m in group.side_inputs)
-        assert new.width == group.width and new.partition == 1 and new.exact
+        assert [c.target for c in refit] == [group["consumer"]] and refit[0].bias_sink == group["bias_sink"]
+        assert refit[0].columns.shape == (new.width, group["block"]) and _identity(refit[0].columns)
+        assert sorted(c.target for c in new.consumers if c.gate) == group["gates"]
+        assert new.width == group["width"] and new.partition == 1 and new.exact

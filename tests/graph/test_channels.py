@@ -129,10 +129,13 @@ class DataDependent(nn.Module):
         return x
 
 
-def test_untraceable_model_is_a_one_line_error():
+def test_untraceable_model_is_a_one_line_error_naming_the_module():
     with pytest.raises(UserError, match="torch.fx cannot trace DataDependent") as err:
         find_groups(DataDependent(), torch.randn(1, 3, 4, 4))
     assert "\n" not in str(err.value)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), DataDependent())
+    with pytest.raises(UserError, match=r"cannot trace Sequential: stopped in 1 \(DataDependent\): "):
+        find_groups(model, torch.randn(1, 3, 4, 4))
 
 
 def test_too_small_input_is_a_one_line_error():
@@ -151,3 +154,32 @@ def test_googlenet_auxiliary_classifiers_are_consumers():
     frozen = {f.name: f.reason for f in traced.frozen}
     assert frozen["aux1.fc2"] == frozen["aux2.fc2"] == frozen["fc"] == "the model's output (class logits)"
     assert not model.training and traced.graph_module(torch.randn(1, 3, 64, 64)).shape == (1, 5)
+
+
+class SelfResidual(nn.Module):
+    """x + conv(x): the conv both reads and produces the stream (columns and rows of one group)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.mix, self.head = nn.Conv2d(3, 6, 1), nn.Conv2d(6, 6, 3, padding=1), nn.Linear(6, 2)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.mix(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_layer_reading_and_producing_the_same_stream():
+    import copy
+    model = SelfResidual().eval()
+    x = torch.randn(2, 3, 5, 5)
+    stream = find_groups(model, x[:1]).group("model.stream")
+    assert [p.target for p in stream.producers] == ["stem", "mix"]
+    assert [c.target for c in stream.consumers] == ["mix", "head"]
+    pruned, reference = copy.deepcopy(model), copy.deepcopy(model)
+    kept, coefficients = torch.tensor([1, 3, 4]), torch.tensor([0.5, 2.0, 1.5])
+    offsets = {"mix": torch.randn(6), "head": torch.randn(2)}  # on the consumers' rows before the surgery
+    apply_selection(pruned, Layout(pruned), stream, kept, coefficients, offsets)
+    apply_selection(reference, Layout(reference), stream, kept, coefficients, offsets, materialize=False)
+    assert pruned.mix.weight.shape == (3, 3, 3, 3)
+    assert torch.allclose(pruned(x), reference(x), atol=1e-5)
