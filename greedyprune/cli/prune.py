@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
-from .options import opt
+from .options import opt, with_flags
 
 HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
 
@@ -32,6 +32,11 @@ class Options:
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration images after pruning "
                                       "(undoes the shrinkage of least-squares refits; helped in 8 of 12 measured settings, see README)")
+    refit: str = opt("none", "after selection, refit the pruned layers' consumer weights and bias sinks jointly so the "
+                             "penultimate features match the original's on the calibration images (no labels; "
+                             "never worse on them; see README)", choices=["global", "none"])
+    refit_iters: int = opt(40, "L-BFGS iterations of --refit global (each ~2 forward+backward passes over the "
+                               "calibration images)")
     progress: bool = opt(True, "show progress bars")
 
 
@@ -40,6 +45,7 @@ def run(options: Options) -> None:
     from ..io import check_writable
     from ..modelfile import save
     from ..prune import Pruner
+    from ..refit import check_refit_options
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
 
@@ -52,6 +58,10 @@ def run(options: Options) -> None:
             raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
         if len(budgets) > 1:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
+        try:
+            check_refit_options(None if options.refit == "none" else options.refit, options.refit_iters)
+        except UserError as err:
+            raise with_flags(err, Options) from None
         if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
             resolve_device(options.device)
         check_writable(options.out)  # fail now, not after the pruning
@@ -62,6 +72,7 @@ def run(options: Options) -> None:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                         allocation=options.allocation, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
+                        refit=None if options.refit == "none" else options.refit, refit_iters=options.refit_iters,
                         progress=options.progress and is_main())
         pruned, report = pruner.run()
     except UserError as err:  # the Pruner agrees on every rank-local failure; the rest is computed from sums
