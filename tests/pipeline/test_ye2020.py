@@ -1,0 +1,158 @@
+"""``ye2020``: candidates scored by the whole network's loss (brute-force reference), the stop rule, the uniform
+N/|S| weights made physical (masked == materialized), block-output groups of MobileNetV2, and resume."""
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from greedyprune.data import TensorImageDataset
+from greedyprune.errors import UserError
+from greedyprune.stats import run_stages
+from greedyprune.ye2020 import Ye2020Options, grow_layer, layers_of, score_candidates, uniform_weights, ye2020_prune
+from greedyprune.ye2020 import run as ye_run
+
+from .conftest import mlp, randomize_batchnorm
+
+
+def _labelled(n: int, shape: tuple, classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def _brute_force_loss(model: nn.Sequential, x, y, chosen: list[int]) -> float:
+    """Cross-entropy with hidden layer 1's channels outside ``chosen`` deleted and the rest scaled by N/|S|."""
+    m = copy.deepcopy(model)
+    consumer = m[3]
+    scale = torch.zeros(consumer.weight.shape[1])
+    scale[chosen] = consumer.weight.shape[1] / len(chosen)
+    with torch.no_grad():
+        consumer.weight.mul_(scale)
+        return float(nn.functional.cross_entropy(m(x), y))
+
+
+def test_scores_are_the_whole_network_loss_and_the_lowest_is_picked():
+    model = mlp()  # Flatten, Linear 64-40, ReLU, Linear 40-30, ReLU, Linear 30-5
+    x, y = _labelled(50, (64,), 5)
+    layer = layers_of(model, streams=False)[0]
+    assert (layer.name, layer.width, layer.stage) == ("1", 40, 1)
+    w = torch.ones(40)
+    handles = layer.install(w)
+    try:
+        losses, _ = score_candidates(list(model), x, y, w, [3, 7], list(range(40)))
+    finally:
+        for h in handles:
+            h.remove()
+    reference = [_brute_force_loss(model, x, y, [3, 7, c]) for c in range(40)]
+    assert losses == pytest.approx(reference, rel=1e-5)
+    batches = iter([(x, y)] * 5)
+    cached = [run_stages(list(model)[:1], x)]
+    outcome = grow_layer(list(model), layer, batches, (cached, [y]), 40, 1.0, 0.0, torch.Generator().manual_seed(0))
+    first = min(range(40), key=lambda c: _brute_force_loss(model, x, y, [c]))
+    assert outcome.order[0] == first and len(set(reference)) > 30  # the scores really differ
+
+
+def test_stop_rule_first_step_that_reaches_tolerance_times_the_start():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 3)).eval()
+    x = torch.randn(120, 6)
+    y = model(x).argmax(1).detach()  # start top-1 is 1.0 on these labels
+    layer = layers_of(model, streams=False)[0]
+    for tolerance, precheck in ((0.9, 0.0), (0.75, 0.0), (0.9, 1.0)):
+        outcome = grow_layer(list(model), layer, iter([(x, y)] * 30), ([x], [y]), 5, tolerance, precheck,
+                             torch.Generator().manual_seed(1))
+        assert outcome.start_top1 == 1.0
+        top1 = [_top1_with(model, layer, x, y, outcome.order[:k]) for k in range(1, outcome.steps + 1)]
+        assert top1[-1] == outcome.final_top1 and (top1[-1] >= tolerance or outcome.steps == 24)
+        if precheck == 0.0:  # checked at every step: it stopped at the first step that reached tolerance
+            assert all(t < tolerance for t in top1[:-1]) and outcome.checks == outcome.steps
+        else:  # checked only where the chosen candidate's batch top-1 was at least precheck x start
+            assert outcome.checks == sum(a >= precheck for a in outcome.batch_top1[:-1]) + 1
+            assert outcome.checks < outcome.steps
+
+
+def _top1_with(model, layer, x, y, chosen) -> float:
+    w = uniform_weights(layer.width, chosen)
+    handles = layer.install(w)
+    try:
+        with torch.no_grad():
+            return int((model(x).argmax(1) == y).sum()) / y.numel()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def tiny_mobilenet_v2() -> nn.Module:
+    torch.manual_seed(0)
+    return randomize_batchnorm(torchvision.models.mobilenet_v2(num_classes=3, width_mult=0.25))
+
+
+def test_materialize_equals_the_uniformly_weighted_mask_hidden_and_streams():
+    model = tiny_mobilenet_v2()
+    x = torch.randn(4, 3, 32, 32)
+    layers = layers_of(model, streams=True)
+    streams = [layer.name for layer in layers if layer.kind == "stream"]
+    assert streams == ["features.2-3.stream", "features.4-6.stream", "features.7-10.stream",
+                       "features.11-13.stream", "features.14-16.stream"]
+    assert [layer.name for layer in layers][:4] == ["features.2.hidden", "features.2-3.stream", "features.3.hidden",
+                                                    "features.4.hidden"]
+    for name in ("features.3.hidden", "features.4-6.stream"):
+        pruned = copy.deepcopy(model)
+        layer = {lay.name: lay for lay in layers_of(pruned, streams=True)}[name]
+        kept = torch.tensor([0, 2, 3, 5])
+        w = uniform_weights(layer.width, kept.tolist())
+        assert w[kept].eq(layer.width / 4).all() and w.sum() == layer.width
+        handles = layer.install(w)
+        with torch.no_grad():
+            masked = pruned(x)
+        for h in handles:
+            h.remove()
+        layer.materialize(kept, layer.width / 4)
+        with torch.no_grad():
+            assert torch.allclose(pruned(x), masked, atol=1e-5), name
+        assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
+    hidden = {lay.name: lay for lay in layers_of(model, streams=True)}["features.3.hidden"]
+    pruned = copy.deepcopy(model)
+    {lay.name: lay for lay in layers_of(pruned, streams=True)}["features.3.hidden"].materialize(kept, hidden.width / 4)
+    assert torch.allclose(pruned.features[3].conv[2].weight, model.features[3].conv[2].weight[:, kept] * hidden.width / 4)
+
+
+def _run(model, data, run_dir, **kw):
+    options = Ye2020Options(candidates=2, batch_size=16, tolerance=0.9, check_images=48, finetune_epochs=0.1,
+                            augment="none")
+    return ye2020_prune(model, data, options, run_dir=run_dir, progress=False, **kw)
+
+
+def test_resumed_run_ends_with_the_same_model(tmp_path, monkeypatch):
+    model = tiny_mobilenet_v2()
+    data = TensorImageDataset(*_labelled(160, (3, 32, 32), 3), classes=["a", "b", "c"])
+    whole, report = _run(model, data, tmp_path / "a")
+    assert report.method == "ye2020" and len(report.groups) == 21 and report.flops_after < report.flops_before
+    assert {g.name for g in report.groups} >= {"features.2.hidden", "features.14-16.stream"}
+    calls = {"n": 0}
+    real = ye_run.grow_layer
+
+    def interrupted(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ye_run, "grow_layer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(model, data, tmp_path / "b")
+    monkeypatch.setattr(ye_run, "grow_layer", real)
+    resumed, again = _run(model, data, tmp_path / "b")
+    assert again.widths() == report.widths()
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_options_and_unsupported_models_are_one_line_errors(tmp_path):
+    data = TensorImageDataset(*_labelled(32, (64,), 5), classes=list("abcde"))
+    with pytest.raises(UserError, match="tolerance must be in"):
+        ye2020_prune(mlp(), data, Ye2020Options(tolerance=1.5), progress=False)
+    with pytest.raises(UserError, match="block outputs .* MobileNetV2 only"):
+        ye2020_prune(mlp(), data, Ye2020Options(), progress=False)
