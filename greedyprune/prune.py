@@ -286,7 +286,8 @@ class Pruner:
         pruned = [g for g, r in zip(self.groups, self.report.groups) if r.channels_after < r.channels_before]
         if method is None or not pruned:
             return
-        result = global_refit(self.original, self.model, self.batches, targets_of(self.model, pruned), iters, features)
+        result = global_refit(self.original, self.model, self.batches, targets_of(self.model, pruned), iters, features,
+                              stages=self.stages)
         self.report.refit = result.to_dict()
 
 

@@ -177,3 +177,14 @@ def test_trained_small_cnn_refit_lowers_the_feature_error(trained_cache, monkeyp
     batches = calibration_batches("fashion-mnist", 128, 64, seed=0)
     _, report = Pruner(model, batches, flops=0.15, refit="global", refit_iters=10, progress=False).run()
     assert report.refit["error_after"] < 0.9 * report.refit["error_before"], report.refit
+
+
+def test_cached_cut_gives_the_same_refit_as_whole_forward_passes(setup):
+    model, batches, pruned = _plain_pruned(setup)
+    targets = [RefitTarget("4", "5"), RefitTarget("9", "9")]
+    other = copy.deepcopy(pruned)
+    whole = global_refit(model, pruned, batches, targets, iters=4)
+    cut = global_refit(model, other, batches, targets, iters=4, stages=list(other))  # the chain's layers are its stages
+    assert cut.error_before == pytest.approx(whole.error_before, rel=1e-6)
+    assert cut.error_after == pytest.approx(whole.error_after, rel=1e-4) and cut.evaluations == whole.evaluations
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(pruned.state_dict().values(), other.state_dict().values()))

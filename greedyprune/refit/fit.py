@@ -25,22 +25,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .distributed import all_reduce_sum, sum_over_ranks
-from .errors import UserError
+from ..distributed import all_reduce_sum, sum_over_ranks
+from ..errors import UserError
+from ..stats import run_stages
+from .features import features_of, last_linear
+from .targets import RefitTarget, refit_parameters
 
 METHODS = ("global",)
-
-
-@dataclass
-class RefitTarget:
-    """A consumer whose input columns were pruned (its weight is refit) and the module absorbing its offset."""
-
-    consumer: str
-    bias_sink: str
 
 
 @dataclass
@@ -66,69 +62,15 @@ def check_refit_options(refit: str | None, iters: int) -> None:
         raise UserError(f"refit_iters must be a positive integer (L-BFGS iterations), got {iters!r}")
 
 
-def targets_of(model: nn.Module, groups: list) -> list[RefitTarget]:
-    """Consumers and bias sinks of pruned ``groups``: traced groups (``group.consumers`` with names) or
-    adapter groups (``group.consumer`` / ``bias_sink`` modules, plus side inputs such as squeeze-excitation)."""
-    names = {id(m): n for n, m in model.named_modules()}
-    found: list[RefitTarget] = []
-    for group in groups:
-        if hasattr(group, "consumers"):
-            found += [RefitTarget(c.target, c.bias_sink) for c in group.consumers]
-            continue
-        found.append(RefitTarget(names[id(group.consumer)], names[id(group.bias_sink)]))
-        found += [RefitTarget(names[id(m)], names[id(m)]) for m in getattr(group, "side_inputs", [])]
-    unique = {(t.consumer, t.bias_sink): t for t in found}
-    return list(unique.values())
-
-
-def refit_parameters(model: nn.Module, targets: list[RefitTarget]) -> dict[str, nn.Parameter]:
-    """``{qualified name: parameter}``: each consumer's weight and each bias sink's bias (BatchNorm: beta)."""
-    params: dict[str, nn.Parameter] = {}
-    for t in targets:
-        for module_name, attr in ((t.consumer, "weight"), (t.bias_sink, "bias")):
-            module = model.get_submodule(module_name)
-            param = getattr(module, attr, None)
-            if not isinstance(param, nn.Parameter):
-                raise UserError(f"cannot refit {module_name}.{attr}: {type(module).__name__} has no such parameter")
-            params[f"{module_name}.{attr}" if module_name else attr] = param
-    return params
-
-
-def last_linear(model: nn.Module, example: torch.Tensor) -> str:
-    """Name of the last ``nn.Linear`` to run on ``example`` (the classifier); an error if there is none."""
-    order: list[str] = []
-    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: order.append(n))
-               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-    if not order:
-        raise UserError(f"{type(model).__name__} runs no nn.Linear; name the feature layer with refit_features=NAME")
-    return order[-1]
-
-
-def _features(model: nn.Module, name: str, x: torch.Tensor, output: bool) -> torch.Tensor:
-    """Input (or output) of module ``name`` when ``model`` runs on ``x``, flattened to ``(B, D)``."""
-    got: list[torch.Tensor] = []
-    module = model.get_submodule(name)
-    handle = (module.register_forward_hook(lambda m, a, out: got.append(out)) if output else
-              module.register_forward_pre_hook(lambda m, a: got.append(a[0])))
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    return got[0].flatten(1)
-
-
 def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Tensor], targets: list[RefitTarget],
-                 iters: int = 40, features: str | None = None, *, line_search: bool = True, lr: float = 1.0,
-                 history: int = 10) -> RefitReport:
+                 iters: int = 40, features: str | None = None, *, stages: Sequence[nn.Module] | None = None,
+                 line_search: bool = True, lr: float = 1.0, history: int = 10) -> RefitReport:
     """Refit ``pruned``'s ``targets`` in place so its features match ``original``'s (see the module docstring).
 
-    ``line_search=False`` / ``lr`` are for tests (plain L-BFGS steps that can overshoot).
+    ``stages``: ``pruned`` as a sequence of modules (``pruned(x) == stages[-1](...stages[0](x))``); the
+    inputs of the first stage holding a refit parameter are then computed once and every evaluation
+    runs only the stages from there on. ``line_search=False`` / ``lr`` are for tests (plain L-BFGS steps
+    that can overshoot).
     """
     start = time.perf_counter()
     name = features or last_linear(original, batches[0][:1])
@@ -138,11 +80,20 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
         raise UserError(f"refit_features names no module: {name!r}") from None
     was_training = pruned.training
     original.eval(), pruned.eval()
+    layer, reference = pruned.get_submodule(name), original.get_submodule(name)
     with torch.no_grad():
-        output = _features(original, name, batches[0][:2], False).shape[1] != _features(pruned, name, batches[0][:2], False).shape[1]
-        cached = [_features(original, name, x, output).detach() for x in batches]
+        widths = [features_of(m, net, batches[0][:2], False).shape[1] for m, net in ((reference, original), (layer, pruned))]
+        output = widths[0] != widths[1]  # the feature layer's own input was pruned: match its output
+        cached = [features_of(reference, original, x, output).detach() for x in batches]
     where = f"{'output' if output else 'input'} of {name}"
     params = refit_parameters(pruned, targets)
+    run, inputs = pruned, batches
+    if stages is not None:
+        owned = {id(p) for p in params.values()}
+        cut = next(i for i, stage in enumerate(stages) if any(id(p) in owned for p in stage.parameters()))
+        with torch.no_grad():
+            inputs = [run_stages(stages[:cut], x) for x in batches]
+        run = lambda h: run_stages(stages[cut:], h)  # noqa: E731
     s1 = torch.stack([f.double().sum(0) for f in cached]).sum(0)
     s2 = sum(float(f.double().pow(2).sum()) for f in cached)
     count = sum(f.shape[0] for f in cached)
@@ -163,8 +114,8 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
         for p in params.values():
             p.grad = None
         total = 0.0
-        for x, target in zip(batches, cached):
-            loss = (_features(pruned, name, x, output) - target).pow(2).sum() / variance
+        for x, target in zip(inputs, cached):
+            loss = (features_of(layer, run, x, output) - target).pow(2).sum() / variance
             loss.backward()
             total += float(loss.detach())
         grads = [p.grad for p in params.values() if p.grad is not None]
