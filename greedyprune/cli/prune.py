@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ..errors import UserError
 from .options import opt, with_flags
 
-HELP = "prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report)"
+HELP = ("prune a model by greedy forward selection; writes OUT (model) and OUT with .json (report). "
+        "--method ye2020 (the authors' released procedure, a baseline) needs labelled training data instead of a budget")
 
 
 @dataclass
@@ -17,9 +18,12 @@ class Options:
     data: str = opt("fashion-mnist", "calibration data: fashion-mnist, imagefolder:DIR, ...")
     calib: int = opt(512, "number of calibration images (a seeded subset of the training split)")
     batch_size: int = opt(64, "calibration batch size")
-    method: str = opt("reoptimized", "selection method", choices=["reoptimized", "uniform", "uniform-noreplace",
-                                                                  "magnitude", "magnitude-norefit", "random",
-                                                                  "reoptimized-simplex"])
+    method: str = opt("reoptimized", "selection method; ye2020 = the authors' released procedure (baseline): it NEEDS "
+                                     "LABELS (the labelled training split of --data), scores channels by the whole "
+                                     "network's cross-entropy, fine-tunes between layers, picks its own widths (no "
+                                     "--keep/--flops/--params) and is slow; see the --ye-* options",
+                      choices=["reoptimized", "uniform", "uniform-noreplace", "magnitude", "magnitude-norefit",
+                               "random", "reoptimized-simplex", "ye2020"])
     keep: float | None = opt(None, "keep this fraction of the channels of every group")
     flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
     params: float | None = opt(None, "keep this fraction of the model's parameters")
@@ -37,6 +41,16 @@ class Options:
                              "never worse on them; see README)", choices=["global", "none"])
     refit_iters: int = opt(40, "L-BFGS iterations of --refit global (each ~2 forward+backward passes over the "
                                "calibration images)")
+    ye_candidates: int = opt(50, "ye2020: random channels scored per step, one partial forward each (released: 50)")
+    ye_batch_size: int = opt(128, "ye2020: labelled images per step's fresh mini-batch and per fine-tuning step "
+                                  "(released: 128)")
+    ye_tolerance: float = opt(0.98, "ye2020: stop a layer when top-1 on the check subset reaches this fraction of its "
+                                    "starting top-1 (released: 0.98)")
+    ye_check_images: int = opt(300, "ye2020: size of the check subset, every (n/this)-th training image (released: 300)")
+    ye_finetune_epochs: float = opt(0.1, "ye2020: fine-tuning after each layer, epochs (released: 0.1, SGD lr 2.5e-3)")
+    ye_final_epochs: float = opt(0.0, "ye2020: final fine-tune, epochs (released: 150; default 0 = skipped here)")
+    ye_streams: bool = opt(True, "ye2020: also prune block outputs (MobileNetV2), as the released code does")
+    ye_run_dir: str | None = opt(None, "ye2020: folder for the per-layer checkpoint, so a killed run resumes")
     progress: bool = opt(True, "show progress bars")
 
 
@@ -49,6 +63,9 @@ def run(options: Options) -> None:
     from ..train.checkpoint import resolve_device
     from .common import calibration_data, default_device, load_model
 
+    if options.method == "ye2020":
+        from .prune_ye2020 import run_ye2020
+        return run_ye2020(options)
     with same_error_on_every_rank():  # under torchrun: one rank's bad file or folder stops every rank alike
         if not options.out:
             raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")

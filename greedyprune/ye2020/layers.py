@@ -34,20 +34,31 @@ from ..errors import UserError
 from ..surgery import apply_selection, slice_batchnorm, slice_inputs, slice_outputs
 
 
+class Mask:
+    """The weights a layer's hooks apply: ``value`` is ``(N,)`` (one weighting for the whole batch) or
+    ``(B, N)`` (one per image: several candidates scored in one stacked forward pass)."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+
 @dataclass
 class Layer:
     name: str
     kind: str            # "internal" or "stream"
     width: int           # current number of channels N
     stage: int           # activations are cached at this stage's input
-    install: Callable[[torch.Tensor], list[RemovableHandle]]   # multiply the channels by w (shape (N,))
+    install: Callable[[Mask], list[RemovableHandle]]           # multiply the channels by mask.value
     materialize: Callable[[torch.Tensor, float], None]         # keep channels `kept`, each scaled by `scale`
 
 
-def _scale_channels(x: torch.Tensor, w: torch.Tensor, block: int = 1) -> torch.Tensor:
-    """``x`` with channel ``c`` (dim 1; a Linear's ``block`` consecutive features) multiplied by ``w[c]``."""
-    w = w.to(x) if block == 1 else w.to(x).repeat_interleave(block)
-    return x * w.view(1, -1, *([1] * (x.dim() - 2)))
+def _scale_channels(x: torch.Tensor, mask: Mask, block: int = 1) -> torch.Tensor:
+    """``x`` with channel ``c`` (dim 1; a Linear's ``block`` consecutive features) multiplied by ``w[c]``
+    (``w[b, c]`` for image ``b`` when the mask holds one weighting per image)."""
+    w = mask.value.to(x)
+    w = w if block == 1 else w.repeat_interleave(block, dim=-1)
+    w = w.reshape(-1 if w.dim() == 2 else 1, w.shape[-1])
+    return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
 
 
 def internal_layer(group) -> Layer:
@@ -56,9 +67,9 @@ def internal_layer(group) -> Layer:
         raise UserError(f"ye2020 cannot prune {group.name}: its channels also feed squeeze-excitation, which the "
                         "released procedure (MobileNetV2 only) has no rule for")
 
-    def install(w: torch.Tensor) -> list[RemovableHandle]:
+    def install(mask: Mask) -> list[RemovableHandle]:
         return [group.consumer.register_forward_pre_hook(
-            lambda m, args: (_scale_channels(args[0], w, group.consumer_block),))]
+            lambda m, args: (_scale_channels(args[0], mask, group.consumer_block),))]
 
     def materialize(kept: torch.Tensor, scale: float) -> None:
         out = group.consumer.weight.shape[0]
@@ -71,8 +82,8 @@ def internal_layer(group) -> Layer:
 def _stream_layer(name: str, stage: int, blocks: list[InvertedResidual], readers: list[nn.Conv2d]) -> Layer:
     norms = [b.conv[3] for b in blocks]
 
-    def install(w: torch.Tensor) -> list[RemovableHandle]:
-        return [bn.register_forward_hook(lambda m, args, out: _scale_channels(out, w)) for bn in norms]
+    def install(mask: Mask) -> list[RemovableHandle]:
+        return [bn.register_forward_hook(lambda m, args, out: _scale_channels(out, mask)) for bn in norms]
 
     def materialize(kept: torch.Tensor, scale: float) -> None:
         for block, bn in zip(blocks, norms):

@@ -108,7 +108,7 @@ def ye2020_prune(model: nn.Module, train_set: Dataset, options: Ye2020Options | 
         batches = fresh_batches(train_set, options.batch_size, options.seed * 1000 + index, options.augment, device)
         generator = torch.Generator().manual_seed(options.seed * 1000 + index)
         outcome = grow_layer(stages, layer, batches, (cached, check[1]), options.candidates, options.tolerance,
-                             options.precheck, generator, bar if progress else None)
+                             options.precheck, generator, bar if progress else None, options.stack)
         if len(outcome.kept) < layer.width:
             layer.materialize(torch.tensor(outcome.kept), layer.width / len(outcome.kept))
         tuning = time.perf_counter()

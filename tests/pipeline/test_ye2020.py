@@ -13,6 +13,7 @@ from greedyprune.errors import UserError
 from greedyprune.stats import run_stages
 from greedyprune.ye2020 import Ye2020Options, grow_layer, layers_of, score_candidates, uniform_weights, ye2020_prune
 from greedyprune.ye2020 import run as ye_run
+from greedyprune.ye2020.layers import Mask
 
 from .conftest import mlp, randomize_batchnorm
 
@@ -38,15 +39,16 @@ def test_scores_are_the_whole_network_loss_and_the_lowest_is_picked():
     x, y = _labelled(50, (64,), 5)
     layer = layers_of(model, streams=False)[0]
     assert (layer.name, layer.width, layer.stage) == ("1", 40, 1)
-    w = torch.ones(40)
-    handles = layer.install(w)
-    try:
-        losses, _ = score_candidates(list(model), x, y, w, [3, 7], list(range(40)))
+    mask = Mask(torch.ones(40))
+    handles = layer.install(mask)
+    try:  # 40 candidates in stacked passes of 6 (the last one partial)
+        losses, accuracies = score_candidates(list(model), x, y, mask, 40, [3, 7], list(range(40)), stack=6)
     finally:
         for h in handles:
             h.remove()
     reference = [_brute_force_loss(model, x, y, [3, 7, c]) for c in range(40)]
     assert losses == pytest.approx(reference, rel=1e-5)
+    assert accuracies[5] == _top1_with(model, layer, x, y, [3, 7, 5])
     batches = iter([(x, y)] * 5)
     cached = [run_stages(list(model)[:1], x)]
     outcome = grow_layer(list(model), layer, batches, (cached, [y]), 40, 1.0, 0.0, torch.Generator().manual_seed(0))
@@ -74,8 +76,7 @@ def test_stop_rule_first_step_that_reaches_tolerance_times_the_start():
 
 
 def _top1_with(model, layer, x, y, chosen) -> float:
-    w = uniform_weights(layer.width, chosen)
-    handles = layer.install(w)
+    handles = layer.install(Mask(uniform_weights(layer.width, chosen)))
     try:
         with torch.no_grad():
             return int((model(x).argmax(1) == y).sum()) / y.numel()
@@ -104,7 +105,7 @@ def test_materialize_equals_the_uniformly_weighted_mask_hidden_and_streams():
         kept = torch.tensor([0, 2, 3, 5])
         w = uniform_weights(layer.width, kept.tolist())
         assert w[kept].eq(layer.width / 4).all() and w.sum() == layer.width
-        handles = layer.install(w)
+        handles = layer.install(Mask(w))
         with torch.no_grad():
             masked = pruned(x)
         for h in handles:
