@@ -1,7 +1,7 @@
 """Group statistics of a real model: :func:`group_statistics` and :func:`from_prune`.
 
-The statistics are those of the *unpruned* model on a calibration set (one pass per group, block
-inputs cached; :func:`greedyprune.stats.collect.iter_group_statistics`): candidate ``i`` is channel
+The statistics are those of the *unpruned* model on a calibration set (the pipeline's graph walker and
+objective, :func:`greedyprune.pipeline.statistics.model_group_problems`): candidate ``i`` is channel
 ``i``'s contribution to the consumer layer's output, the target is that output itself, so
 ``T = sum_i c_i`` (the centroid case of ``THEORY.md``) and the curves are what a selection method
 achieves on that group when nothing before it was pruned. Magnitude scores are the producer filters'
@@ -24,7 +24,7 @@ from .group import GroupStatistics
 
 def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[str] | None = None, *,
                      precision: str = "float64", device: str | torch.device | None = None,
-                     progress: bool = False) -> list[GroupStatistics]:
+                     progress: bool = False, streams: bool = False) -> list[GroupStatistics]:
     """:class:`GroupStatistics` of every channel group of ``model`` (or those in ``names``), in forward order.
 
     Args:
@@ -34,17 +34,19 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
         precision: ``float64`` or ``float32`` products (accumulation is float64 either way).
         device: where to run (default: the model's device).
         progress: tqdm bar over the groups.
+        streams: also residual streams and block outputs (groups of kind ``stream``).
     """
-    from greedyprune.adapters import find_adapter
     from greedyprune.calibration import as_batches
-    from greedyprune.stats.collect import iter_group_statistics, magnitude_scores
+    from greedyprune.pipeline.statistics import model_group_problems, model_groups
 
     if precision not in ("float64", "float32"):
         raise UserError(f"precision must be 'float64' or 'float32', got {precision!r}")
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
-    available = [g.name for g in find_adapter(model).groups(model)]
+    model = model.to(device).eval()
+    batches = as_batches(calibration, torch.device(device))
+    available = [g.name for g in model_groups(model, batches[0], streams)]
     wanted = None
     if names is not None:
         wanted = {str(n) for n in names}
@@ -54,12 +56,10 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
                             f"{len(available)} groups: {', '.join(available[:4])}{', ...' if len(available) > 4 else ''}")
         if not wanted:
             raise UserError("no group names given; pass None for every group")
-    model = model.to(device).eval()
-    batches = as_batches(calibration, torch.device(device))
     dtype = torch.float64 if precision == "float64" else torch.float32
-    return [GroupStatistics(group.name, s.gram, s.cross, s.energy, scores=magnitude_scores(group), depth=depth)
-            for depth, (group, s) in enumerate(iter_group_statistics(model, batches, dtype, progress=progress,
-                                                                     names=wanted))]
+    return [GroupStatistics(group.name, p.gram, p.cross, p.energy, scores=state.scores(group), depth=depth)
+            for depth, (group, p, state) in enumerate(model_group_problems(model, batches, wanted, streams, dtype,
+                                                                           progress=progress))]
 
 
 def report_groups(report) -> list[dict]:
@@ -112,8 +112,11 @@ def from_prune(model: nn.Module, calibration: Iterable, report=None, *, groups: 
                                 f"{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
         names = chosen
     if rows:  # a pruned model passed by mistake would give the statistics of the wrong network
-        from greedyprune.adapters import find_adapter
-        for group in find_adapter(model).groups(model):
+        from greedyprune.calibration import as_batches
+        from greedyprune.pipeline.networks import device_of
+        from greedyprune.pipeline.statistics import model_groups
+        calibration = as_batches(calibration, device_of(model))  # read once (an iterator is consumed)
+        for group in model_groups(model, calibration[0], streams=True):
             before = rows.get(group.name, {}).get("channels_before")
             if before is not None and int(before) != group.width:
                 raise UserError(f"group {group.name} has {group.width} channels in this model but {before} before "

@@ -4,7 +4,7 @@ Each configuration runs in fresh processes. The fair pair gets the same CPU core
 with ``cores`` torch threads vs 2 ranks with ``cores / 2`` threads each; 1 rank with ``cores / 2``
 threads is run too (what one rank of the pair would do alone). Timed on rank 0, between barriers:
 
-* ``statistics``: every channel group's statistics (``iter_group_statistics``: block-input caching,
+* ``statistics``: every channel group's statistics (``model_group_problems``: the graph walker's cuts,
   H/M/means/energy accumulated in float64 from float32 products) over this rank's shard of the
   calibration batches, split into ``accumulate`` (``add_batch``: the part the ranks share out),
   ``all_reduce`` (summing H, M, ... over ranks) and ``finalise`` (H, M -> G, b, E: every rank repeats
@@ -55,7 +55,7 @@ def worker(args: argparse.Namespace) -> None:
     import greedyprune
     from greedyprune.distributed import barrier, destroy, init_from_env, shard, world
     from greedyprune.stats import ConsumerStatistics
-    from greedyprune.stats.collect import iter_group_statistics
+    from greedyprune.pipeline.statistics import model_group_problems
 
     from random_models import randomized
 
@@ -73,7 +73,7 @@ def worker(args: argparse.Namespace) -> None:
             _timed(ConsumerStatistics, name, totals)
         barrier()
         start = time.perf_counter()
-        groups = sum(1 for _ in iter_group_statistics(model, shard(batches), torch.float32))
+        groups = sum(1 for _ in model_group_problems(model, shard(batches), product_dtype=torch.float32))
         barrier()
         seconds_stats = time.perf_counter() - start
         parts = {"accumulate_s": totals["add_batch"], "all_reduce_s": totals["reduce"],

@@ -20,10 +20,17 @@ from .stats.check import checked_forward
 def as_batches(calibration: Iterable, device: torch.device) -> list[torch.Tensor]:
     """A DataLoader / iterable of image batches (or ``(images, labels)`` pairs) as a list on ``device``."""
     batches = []
-    for item in calibration:
-        x = item[0] if isinstance(item, (tuple, list)) else item
+    for index, item in enumerate(calibration):
+        x = item[0] if isinstance(item, (tuple, list)) and item else item
         if not isinstance(x, torch.Tensor):
-            raise UserError(f"calibration batches must be tensors or (tensor, label) pairs, got {type(x).__name__}")
+            raise UserError(f"calibration batches must be tensors or (tensor, label) pairs, got {type(x).__name__} "
+                            f"in batch {index}")
+        if x.dim() < 2 or x.shape[0] == 0:
+            raise UserError(f"calibration batch {index} has shape {tuple(x.shape)}; a batch must hold at least one "
+                            "image along its first axis (shape (N, C, H, W) for images)")
+        if batches and x.shape[1:] != batches[0].shape[1:]:
+            raise UserError(f"calibration batch {index} holds images of shape {tuple(x.shape[1:])} but batch 0 holds "
+                            f"{tuple(batches[0].shape[1:])}; give images of one size (resize or crop them)")
         batches.append(x.to(device))
     if not batches:
         raise UserError("the calibration set is empty; give at least one batch of images")

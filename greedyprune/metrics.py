@@ -14,19 +14,33 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs of one forward pass on ``example`` (batch 1 is taken from it), as counted by torch.
+def module_flops(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], int]:
+    """FLOPs of one forward pass on ``example[:1]`` (eval mode, no grad): per module and in total.
 
-    ``torch.utils.flop_counter`` counts 2 FLOPs per multiply-add of convolutions and matrix products;
-    element-wise operations are not counted.
+    The one place FLOPs are counted (``torch.utils.flop_counter``: 2 FLOPs per multiply-add of
+    convolutions and matrix products; element-wise operations are not counted). Returns
+    ``({qualified module name: FLOPs of that module and its children}, total)``; the root is ``""``.
     """
-    x = example[:1]
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    return int(counter.get_total_flops())
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example[:1])
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    root = type(model).__name__  # the counter names modules "<RootClass>.<path>"
+    per_module = {}
+    for name, _ in model.named_modules():
+        key = f"{root}.{name}" if name else root
+        if key in counts:
+            per_module[name] = int(sum(counts[key].values()))
+    return per_module, int(counter.get_total_flops())
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs of one forward pass on ``example`` (batch 1 is taken from it); see :func:`module_flops`."""
+    return module_flops(model, example)[1]
 
 
 def measure_latency(model: nn.Module, example: torch.Tensor, batch: int = 8, repeat: int = 10,

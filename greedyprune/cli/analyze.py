@@ -54,8 +54,8 @@ def run(options: Options) -> None:
 
     from analysis import METHODS, analyze_groups, group_statistics
 
-    from ..adapters import find_adapter
     from ..errors import UserError
+    from ..pipeline.statistics import model_groups
     from ..io import check_writable
     from ..stats.check import checked_forward
     from ..train import resolve_device
@@ -75,12 +75,12 @@ def run(options: Options) -> None:
             model = build_model(options.model)
         else:
             model = load_model(options.model, options.weights)
-        print("\n".join(g.name for g in find_adapter(model).groups(model)))
+        print("\n".join(g.name for g in model_groups(model, _example(model))))
         return
     model = load_model(options.model, options.weights, warn_random=True, progress=options.progress)
     weights = getattr(model, "greedyprune_weights", {})
     model = model.to(device).eval()
-    available = [g.name for g in find_adapter(model).groups(model)]
+    available = [g.name for g in model_groups(model, _example(model).to(device))]
     names = None
     if options.groups != "all":
         names = {n.strip() for n in options.groups.split(",") if n.strip()}
@@ -124,3 +124,11 @@ def run(options: Options) -> None:
     print(f"analysed {len(groups)} groups in {time.perf_counter() - start:.1f} s; {passed}")
     for key, path in report.files.items():
         print(f"  {key}: {path}")
+
+
+def _example(model):
+    """One zero image of the model's input shape (models built by greedyprune.models know it)."""
+    import torch
+
+    from ..models.registry import input_shape
+    return torch.zeros(1, *input_shape(model))

@@ -46,8 +46,8 @@ def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
     from analysis.plots import plot_group
     from analysis.report import safe_name
 
-    from ..adapters import find_adapter
-    names = [g.name for g in find_adapter(model).groups(model)]
+    from ..pipeline.statistics import model_groups
+    names = [g.name for g in model_groups(model, batches[0])]
     chosen = {names[round(i * (len(names) - 1) / max(groups - 1, 1))] for i in range(groups)}
     paths = []
     for group in group_statistics(model, batches, chosen):

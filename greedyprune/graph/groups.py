@@ -73,12 +73,18 @@ class Consumer:
         partitions: the consumer's conv ``groups`` when it is a grouped (not depthwise) conv: input
             channel ``c`` only reaches the outputs of its partition, so the group's channels must keep
             an equal number in each partition (see :attr:`ChannelGroup.partition`).
+        gate: True when the consumer reads the channels only to compute a gate that multiplies them
+            (squeeze-excitation's first conv reading the pooled channels). Such a consumer is not part of
+            the reconstruction objective (as with the hand-written adapters): the surgery removes its
+            columns without scaling the kept ones, and its output offset should be the removed columns'
+            mean contribution ``W[:, removed] @ mean(x_removed)``.
     """
 
     target: str
     columns: torch.Tensor
     bias_sink: str
     partitions: int = 1
+    gate: bool = False
 
 
 @dataclass

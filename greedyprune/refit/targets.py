@@ -40,6 +40,8 @@ def refit_parameters(model: nn.Module, targets: list[RefitTarget]) -> dict[str, 
         for module_name, attr in ((t.consumer, "weight"), (t.bias_sink, "bias")):
             module = model.get_submodule(module_name)
             param = getattr(module, attr, None)
+            if attr == "bias" and param is None:  # e.g. BatchNorm(affine=False): its offset sits in running_mean
+                continue
             if not isinstance(param, nn.Parameter):
                 raise UserError(f"cannot refit {module_name}.{attr}: {type(module).__name__} has no such parameter")
             params[f"{module_name}.{attr}" if module_name else attr] = param

@@ -7,20 +7,22 @@ import math
 import torch
 
 from ..errors import UserError
-from .base import Selection, check_statistics, methods_with_replacement, register, registered_methods
+from .base import Selection, check_options, check_statistics, methods_with_replacement, register, registered_methods
 from .ols import orthogonal_least_squares
+from .partition import PartitionQuota, balance
 
 
-@register("reoptimized")
+@register("reoptimized", options={"block": "picks between refreshes of the residual Gram (speed only; default 128)"})
 def reoptimized(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, damping: float = 0.0,
-                block: int = 128, **_: object) -> Selection:
+                block: int = 128, quota: PartitionQuota | None = None) -> Selection:
     """Greedy forward selection with all kept coefficients re-optimised by least squares (NeurIPS 2020)."""
-    return orthogonal_least_squares(gram, cross, energy, k, method="reoptimized", damping=damping, block=block)
+    return orthogonal_least_squares(gram, cross, energy, k, method="reoptimized", damping=damping, block=block,
+                                    quota=quota)
 
 
 def greedy_select_gram(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor | float, k: int,
                        method: str = "reoptimized", *, constraint: str | None = None, damping: float = 1e-8,
-                       **options: object) -> Selection:
+                       partition: int = 1, **options: object) -> Selection:
     """Pick ``k`` candidates from sufficient statistics.
 
     Args:
@@ -35,7 +37,11 @@ def greedy_select_gram(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Te
             i.e. the convex hull of ``N c_i``; only with ``reoptimized``; slower: one QP per step).
         damping: ridge added to ``diag(G)``, relative to its mean (``lambda = damping * mean(diag G)``);
             the absolute value used is reported in ``Selection.damping``. Errors are always undamped.
-        options: method options (``scores``, ``seed``, ``refit``, ``block``, ``scale``).
+        partition: candidates form ``partition`` equal consecutive blocks and every block keeps
+            ``k / partition`` of them (a grouped conv's input channels; see :mod:`.partition`); ``k`` and
+            ``N`` must be multiples of it.
+        options: the options the method declares (``registered_methods[method].options``: ``scores``,
+            ``seed``, ``refit``, ``block``, ``scale``, ``until_distinct``, ``max_steps``); any other is refused.
     Returns:
         :class:`Selection` (indices in pick order, coefficients, relative errors per prefix).
     Minimises ``Loss(g) = E - 2 b.g + g.G.g``; the reported error is ``Loss / E``.
@@ -50,11 +56,15 @@ def greedy_select_gram(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Te
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(sorted(registered_methods))}")
     if not isinstance(damping, (int, float)) or not damping >= 0:
         raise UserError(f"damping must be a number >= 0, got {damping!r}")
+    check_options(method, options)
     gram64, cross64, energy64 = check_statistics(gram, cross, energy, k, method in methods_with_replacement)
+    quota = PartitionQuota(gram64.shape[0], k, partition, gram64.device) if partition != 1 else None
     absolute = float(damping) * float(gram64.diagonal().mean()) if damping else 0.0
     if not math.isfinite(absolute):
         raise UserError("the Gram matrix's diagonal is too large to damp (its mean overflows); rescale the statistics")
-    selection = registered_methods[method](gram64, cross64, energy64, k, damping=absolute, **options)
+    selection = registered_methods[method](gram64, cross64, energy64, k, damping=absolute, quota=quota, **options)
+    if quota is not None:
+        selection = balance(selection, gram64.shape[0], partition)
     if not (bool(torch.isfinite(selection.coefficients).all()) and bool(torch.isfinite(selection.errors).all())):
         raise UserError(f"{method} selection gave non-finite coefficients or errors: the statistics are inconsistent "
                         "(e.g. b_i^2 > G_ii E) or too badly scaled; check the calibration activations or add damping")

@@ -62,19 +62,59 @@ class Selection:
 
 SelectFn = Callable[..., Selection]
 
-# name -> function(gram, cross, energy, k, **options) -> Selection; filled by the method modules.
-registered_methods: dict[str, SelectFn] = {}
+
+@dataclass
+class MethodSpec:
+    """A registered selection method: the function and what it accepts.
+
+    Attributes:
+        fn: ``fn(gram, cross, energy, k, *, damping, partition, **options) -> Selection``.
+        options: option name -> help, every keyword the method accepts besides ``damping`` and
+            ``partition`` (anything else is refused by :func:`check_options`, so a misspelling is an error).
+        with_replacement: the method may pick a candidate more than once.
+        width_options: options a pruner passes when it asks for ``k`` *distinct* channels (e.g.
+            ``until_distinct=True`` for herding with replacement).
+    """
+
+    name: str
+    fn: SelectFn
+    options: dict[str, str]
+    with_replacement: bool = False
+    width_options: dict[str, object] = field(default_factory=dict)
+
+    def __call__(self, *args: object, **kwargs: object) -> Selection:
+        return self.fn(*args, **kwargs)
+
+    def accepted(self, **values: object) -> dict[str, object]:
+        """The subset of ``values`` this method accepts (how a pipeline hands scores/seeds to any method)."""
+        return {name: value for name, value in values.items() if name in self.options}
+
+
+# name -> MethodSpec (callable like the function it wraps); filled by the method modules.
+registered_methods: dict[str, MethodSpec] = {}
 # methods that may pick a candidate more than once
 methods_with_replacement: set[str] = set()
 
 
-def register(name: str, with_replacement: bool = False) -> Callable[[SelectFn], SelectFn]:
+def register(name: str, with_replacement: bool = False, options: dict[str, str] | None = None,
+             width_options: dict[str, object] | None = None) -> Callable[[SelectFn], SelectFn]:
+    """Register a method under ``name`` with the options it accepts (see :class:`MethodSpec`)."""
     def wrap(fn: SelectFn) -> SelectFn:
-        registered_methods[name] = fn
+        registered_methods[name] = MethodSpec(name, fn, dict(options or {}), with_replacement,
+                                              dict(width_options or {}))
         if with_replacement:
             methods_with_replacement.add(name)
         return fn
     return wrap
+
+
+def check_options(method: str, options: dict[str, object]) -> None:
+    """Refuse options ``method`` does not accept, with one line naming them and what it does accept."""
+    spec = registered_methods[method]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(sorted(spec.options)) or "none"
+        raise UserError(f"method {method!r} does not accept option(s) {', '.join(unknown)}; it accepts: {accepted}")
 
 
 def check_statistics(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor | float, k: int,

@@ -22,11 +22,16 @@ import torch
 
 from ..errors import UserError
 from .base import Selection, register, relative
+from .partition import PartitionQuota
 
 
 def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, replace: bool,
-          method: str, distinct: int | None = None, max_steps: int | None = None) -> Selection:
-    """``k`` herding steps, or (``distinct`` given) steps until that many distinct picks, at most ``max_steps``."""
+          method: str, distinct: int | None = None, max_steps: int | None = None,
+          quota: PartitionQuota | None = None) -> Selection:
+    """``k`` herding steps, or (``distinct`` given) steps until that many distinct picks, at most ``max_steps``.
+
+    With a partition ``quota`` a candidate not yet picked is eligible only while its partition is open.
+    """
     n_cand, device = gram.shape[0], gram.device
     scale = float(n_cand)
     diag = gram.diagonal()
@@ -44,7 +49,11 @@ def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
         loss = energy - 2 * step * (sum_cross + cross) + step * step * quad
         if not replace:
             loss = torch.where(allowed, loss, torch.inf)
+        if quota is not None:
+            loss = torch.where(quota.eligible(), loss, torch.inf)
         i = int(torch.argmin(loss))
+        if quota is not None:
+            quota.take(i)
         picks.append(i)
         losses.append(loss[i])
         sum_quad = quad[i]
@@ -64,27 +73,29 @@ def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
     return Selection(indices, coefficients, errors, method, stopped_early=stopped, info={"distinct": seen})
 
 
-@register("uniform", with_replacement=True)
+@register("uniform", with_replacement=True, width_options={"until_distinct": True}, options={
+    "until_distinct": "k counts distinct candidates: herd until k different ones are picked (pruning to a width)",
+    "max_steps": "with until_distinct, at most this many picks (default 8 N)"})
 def uniform(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, until_distinct: bool = False,
-            max_steps: int | None = None, **_: object) -> Selection:
+            max_steps: int | None = None, damping: float = 0.0, quota: PartitionQuota | None = None) -> Selection:
     """Frank-Wolfe / herding with step 1/n, picks with replacement (ICML 2020, O(1/n) rate).
 
     ``until_distinct``: ``k`` counts distinct candidates (must be <= N); herd until that many are picked,
     at most ``max_steps`` picks (default ``8 N``).
     """
     if not until_distinct:
-        return _herd(gram, cross, energy, k, replace=True, method="uniform")
+        return _herd(gram, cross, energy, k, replace=True, method="uniform", quota=quota)
     n = gram.shape[0]
     if k > n:
         raise UserError(f"k={k} distinct candidates exceeds the {n} candidates; with until_distinct k must be <= {n}")
     steps = 8 * n if max_steps is None else int(max_steps)
     if steps < k:
         raise UserError(f"max_steps={steps} is fewer than the k={k} distinct picks asked for; give max_steps >= k")
-    return _herd(gram, cross, energy, k, replace=True, method="uniform", distinct=k, max_steps=steps)
+    return _herd(gram, cross, energy, k, replace=True, method="uniform", distinct=k, max_steps=steps, quota=quota)
 
 
 @register("uniform-noreplace")
-def uniform_noreplace(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
-                      **_: object) -> Selection:
+def uniform_noreplace(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, damping: float = 0.0,
+                      quota: PartitionQuota | None = None) -> Selection:
     """Greedy without repeats, kept channels scaled by N/|S| (the authors' released code)."""
-    return _herd(gram, cross, energy, k, replace=False, method="uniform-noreplace")
+    return _herd(gram, cross, energy, k, replace=False, method="uniform-noreplace", quota=quota)

@@ -46,6 +46,7 @@ import math
 import torch
 
 from .base import Selection, relative
+from .partition import PartitionQuota
 
 # A candidate is redundant when its orthogonalised energy is below this fraction of its own energy.
 REDUNDANT_RTOL = 1e-10
@@ -59,7 +60,7 @@ STALL_RTOL = 1e-14
 
 def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
                              method: str, damping: float = 0.0, order: torch.Tensor | None = None,
-                             block: int = 128) -> Selection:
+                             block: int = 128, quota: PartitionQuota | None = None) -> Selection:
     """Greedy OLS (``order is None``) or least-squares refit along a fixed ``order`` of candidates.
 
     Args:
@@ -70,6 +71,8 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
         order: fixed candidate order (magnitude / random baselines); redundant candidates in it are
             kept with coefficient 0 so the pick count stays ``k``.
         block: picks between refreshes of the residual Gram (1 = unblocked, O(N k^2) GEMV path).
+        quota: equal picks per partition (:mod:`.partition`): once a partition holds its share, its
+            candidates' residual diagonal is set to ``inf`` (score 0), so the argmax skips them.
     Returns:
         :class:`Selection` with picks, coefficients ``g`` and relative errors per prefix.
     """
@@ -131,6 +134,9 @@ def orthogonal_least_squares(gram: torch.Tensor, cross: torch.Tensor, energy: to
         informative.append(len(picks))
         picks.append(p)
         t += 1
+        if quota is not None and order is None:
+            quota.take(p)
+            d.masked_fill_(~quota.open, torch.inf)
         if col + 1 - block_start >= block:
             vb = factor[block_start:col + 1]
             residual_gram.addmm_(vb.T, vb, alpha=-1.0)

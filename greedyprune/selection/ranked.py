@@ -16,7 +16,10 @@ from .base import Selection, register, relative
 from .ols import orthogonal_least_squares
 
 
-def _ranked(gram, cross, energy, k, order, method, refit, damping):
+def _ranked(gram, cross, energy, k, order, method, refit, damping, quota=None):
+    """Keep ``order[:k]`` (with a partition quota: the first ``k / P`` of each partition along ``order``)."""
+    if quota is not None:
+        order = quota.ordered(order)
     if refit:
         return orthogonal_least_squares(gram, cross, energy, k, method=method, damping=damping, order=order[:k])
     picks = order[:k]
@@ -39,23 +42,28 @@ def _scores(scores, n, device):
     return scores
 
 
-@register("magnitude")
-def magnitude(gram, cross, energy, k, scores=None, refit=True, damping=0.0, **_: object) -> Selection:
+SCORES = "importance score per candidate, largest kept first (pruning: the producer filters' L1 norms)"
+REFIT = "refit the kept coefficients by least squares (default True; False keeps them at 1)"
+
+
+@register("magnitude", options={"scores": SCORES, "refit": REFIT})
+def magnitude(gram, cross, energy, k, scores=None, refit=True, damping=0.0, quota=None) -> Selection:
     """Top-k by score (descending, ties by index), then least-squares refit of the kept coefficients."""
     scores = _scores(scores, gram.shape[0], gram.device)
     order = torch.sort(scores.to(torch.float64), descending=True, stable=True).indices
-    return _ranked(gram, cross, energy, k, order, "magnitude" if refit else "magnitude-norefit", refit, damping)
+    return _ranked(gram, cross, energy, k, order, "magnitude" if refit else "magnitude-norefit", refit, damping,
+                   quota)
 
 
-@register("magnitude-norefit")
-def magnitude_norefit(gram, cross, energy, k, scores=None, damping=0.0, **_: object) -> Selection:
+@register("magnitude-norefit", options={"scores": SCORES})
+def magnitude_norefit(gram, cross, energy, k, scores=None, damping=0.0, quota=None) -> Selection:
     """Top-k by score with coefficients left at 1: magnitude pruning without reconstruction."""
-    return magnitude(gram, cross, energy, k, scores=scores, refit=False, damping=damping)
+    return magnitude(gram, cross, energy, k, scores=scores, refit=False, damping=damping, quota=quota)
 
 
-@register("random")
-def random(gram, cross, energy, k, seed=0, refit=True, damping=0.0, **_: object) -> Selection:
+@register("random", options={"seed": "seed of the random subset (default 0)", "refit": REFIT})
+def random(gram, cross, energy, k, seed=0, refit=True, damping=0.0, quota=None) -> Selection:
     """A seeded uniformly random subset (CPU generator, so the subset is device independent), refit."""
     generator = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(gram.shape[0], generator=generator).to(gram.device)
-    return _ranked(gram, cross, energy, k, order, "random", refit, damping)
+    return _ranked(gram, cross, energy, k, order, "random", refit, damping, quota)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from .base import Selection, register, relative
+from .partition import PartitionQuota
 
 
 def _solve_on_support(a: torch.Tensor, c: torch.Tensor, total: float) -> torch.Tensor:
@@ -76,16 +77,25 @@ def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tens
     return w
 
 
-@register("reoptimized-simplex")
+@register("reoptimized-simplex", options={"scale": "the hull's scale s: coefficients sum to s (default N)"})
 def reoptimized_simplex(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
-                        scale: float | None = None, damping: float = 0.0, **_: object) -> Selection:
-    """Fully-corrective Frank-Wolfe over the hull of ``phi_i = scale * c_i`` (default ``scale = N``)."""
+                        scale: float | None = None, damping: float = 0.0,
+                        quota: PartitionQuota | None = None) -> Selection:
+    """Fully-corrective Frank-Wolfe over the hull of ``phi_i = scale * c_i`` (default ``scale = N``).
+
+    With a partition ``quota`` the first vertex and every Frank-Wolfe vertex come from open partitions.
+    """
     n, device = gram.shape[0], gram.device
     total = float(n if scale is None else scale)
     a = gram.clone()
     if damping > 0:
         a.diagonal().add_(damping)
-    first = int(torch.argmin(total * total * a.diagonal() - 2 * total * cross))
+    first_loss = total * total * a.diagonal() - 2 * total * cross
+    if quota is not None:
+        first_loss = torch.where(quota.open, first_loss, torch.inf)
+    first = int(torch.argmin(first_loss))
+    if quota is not None:
+        quota.take(first)
     picks = [first]
     w_all = torch.zeros(n, dtype=gram.dtype, device=device)
     w_all[first] = total
@@ -98,7 +108,10 @@ def reoptimized_simplex(gram: torch.Tensor, cross: torch.Tensor, energy: torch.T
             stopped = f"stopped after {len(picks)} picks: the target is reconstructed (loss at rounding level)"
             break
         grad = 2 * (a @ w_all - cross)
-        j = int(torch.argmin(torch.where(picked, torch.inf, grad)))
+        closed = picked if quota is None else picked | ~quota.open
+        j = int(torch.argmin(torch.where(closed, torch.inf, grad)))
+        if quota is not None:
+            quota.take(j)
         picked[j] = True
         picks.append(j)
         idx = torch.tensor(picks, device=device)

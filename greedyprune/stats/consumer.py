@@ -103,9 +103,13 @@ class ConsumerStatistics:
     """``add_batch(inp, target)`` -> ``statistics(weight)`` -> ``free()`` for one consumer layer."""
 
     def __init__(self, module: nn.Module, block: int = 1, product_dtype: torch.dtype = torch.float64,
-                 center: bool = True, name: str | None = None) -> None:
+                 center: bool = True, name: str | None = None, channels: int | None = None) -> None:
+        """``channels`` given: the inputs passed to :meth:`add_batch` hold only that many candidate channels,
+        gathered by the caller (a group's columns among others, or one partition of a grouped conv, as a
+        dense conv with ``module``'s kernel, stride, padding and dilation); :meth:`statistics` and
+        :meth:`bias_correction` then need the matching ``weight`` (``C_out x channels*K``)."""
         if isinstance(module, nn.Conv2d):
-            if module.groups != 1:
+            if module.groups != 1 and channels is None:
                 raise UserError(f"consumer conv has groups={module.groups}; only groups=1 consumers can be pruned safely")
             if module.padding_mode != "zeros":
                 raise UserError(f"consumer conv uses padding_mode={module.padding_mode!r}; only 'zeros' is supported")
@@ -116,6 +120,8 @@ class ConsumerStatistics:
             raise UserError(f"consumer must be Conv2d or Linear, got {type(module).__name__}")
         self.module, self.product_dtype, self.center = module, product_dtype, center
         self.rows = module.weight.shape[1] * (self.block if isinstance(module, nn.Conv2d) else 1)
+        if channels is not None:
+            self.rows = channels * self.block
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
         self.energy = torch.zeros((), dtype=torch.float64)

@@ -1,11 +1,17 @@
-"""Tensor surgery: remove channels from modules, fold coefficients, correct biases, adopt saved shapes."""
+"""Tensor surgery: remove a channel group's channels from a model, fold coefficients, correct biases.
 
+:class:`Layout` maps the contract's original positions to a partly pruned model's current indices;
+:func:`apply_selection` prunes one traced group (:mod:`greedyprune.graph`); :func:`adopt_shapes`
+resizes a fresh model to a pruned state dict. ``surgery.group.apply_selection`` is the hand-written
+adapters' version, kept until the pipeline runs on traced groups.
+"""
+
+from .adopt import adopt_shapes
+from .apply import apply_selection, check_kept
+from .axes import is_depthwise, keep_along, keep_columns, keep_rows, scale_columns
+from .layout import Layout
 from .slicing import add_output_offset, slice_batchnorm, slice_depthwise, slice_inputs, slice_outputs
 
-__all__ = ["add_output_offset", "slice_batchnorm", "slice_depthwise", "slice_inputs", "slice_outputs"]
-from .group import apply_selection  # noqa: E402
-
-__all__ += ["apply_selection"]
-from .adopt import adopt_shapes  # noqa: E402
-
-__all__ += ["adopt_shapes"]
+__all__ = ["Layout", "add_output_offset", "adopt_shapes", "apply_selection", "check_kept", "is_depthwise",
+           "keep_along", "keep_columns", "keep_rows", "scale_columns", "slice_batchnorm", "slice_depthwise",
+           "slice_inputs", "slice_outputs"]

@@ -5,10 +5,11 @@ by the cross-entropy of the whole network on labelled mini-batches, with uniform
 recovers, and fine-tunes between layers. See :func:`ye2020_prune`.
 """
 
-from .layers import Layer, layers_of, mobilenet_v2_streams
+from .cut import CutRunner, layers_in_order, ye_groups
+from .layers import Layer, Mask, make_layer
 from .options import Ye2020Options
 from .run import ye2020_prune
 from .select import LayerOutcome, grow_layer, score_candidates, uniform_weights
 
-__all__ = ["Layer", "LayerOutcome", "Ye2020Options", "grow_layer", "layers_of", "mobilenet_v2_streams",
-           "score_candidates", "uniform_weights", "ye2020_prune"]
+__all__ = ["CutRunner", "Layer", "LayerOutcome", "Mask", "Ye2020Options", "grow_layer", "layers_in_order",
+           "make_layer", "score_candidates", "uniform_weights", "ye2020_prune", "ye_groups"]

@@ -10,7 +10,6 @@ after the last finished layer. An optional final fine-tune (released: 150 epochs
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -21,18 +20,19 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..adapters import find_adapter
 from ..data.loaders import batch_loader
 from ..errors import UserError
 from ..io import load_checkpoint, save_torch
 from ..metrics import count_flops, count_parameters
+from ..pipeline.networks import Networks
 from ..report import GroupReport, PruneReport
-from ..stats import run_stages
-from ..surgery import adopt_shapes
+from ..surgery import Layout
 from ..train import TrainConfig, train
 from ..train.augment import augment_batch
 from ..train.checkpoint import resolve_device
-from .layers import layers_of
+from ..walk.execute import positions
+from .cut import CutRunner, layers_in_order
+from .layers import Mask
 from .options import Ye2020Options
 from .select import LayerOutcome, grow_layer
 
@@ -80,52 +80,63 @@ def ye2020_prune(model: nn.Module, train_set: Dataset, options: Ye2020Options | 
     """
     options = (options or Ye2020Options()).validate()
     device = resolve_device(device or "cpu")
-    original = copy.deepcopy(model).to(device).eval()
-    model = copy.deepcopy(model).to(device).eval()
-    adapter = find_adapter(model)
-    names = [layer.name for layer in layers_of(model, options.streams)]
-    widths_before = {layer.name: layer.width for layer in layers_of(model, options.streams)}
     example = check_subset(train_set, 1, 1, device)[0][0]
+    networks = Networks.build(model, device, example)
+    original, pruned, nodes = networks.original, networks.pruned, networks.nodes
+    pos, layout = positions(nodes), Layout(pruned)
+    layers = layers_in_order(original, nodes, networks.groups, options.streams, pos)
+    if not layers:
+        raise UserError(f"{type(model).__name__} has no channel groups ye2020 can prune")
+    names = [layer.name for layer in layers]
     done: list[LayerOutcome] = []
     path = Path(run_dir) / CHECKPOINT if run_dir is not None else None
     if path is not None and path.exists():
         saved = load_checkpoint(path)
         if saved.get("options") != dataclasses.asdict(options) or saved.get("names") != names:
             raise UserError(f"{path} holds a ye2020 run with other options or another model; use another run_dir")
-        adopt_shapes(model, saved["state_dict"])
-        model.load_state_dict(saved["state_dict"])
-        model.to(device).eval()
         done = [LayerOutcome(**o) for o in saved["done"]]
+        for layer, outcome in zip(layers, done):  # replay the surgery (shapes and layout), then the weights
+            if len(outcome.kept) < layer.width:
+                layer.materialize(pruned, layout, torch.tensor(outcome.kept), layer.width / len(outcome.kept))
+        pruned.load_state_dict(saved["state_dict"])
+        pruned.to(device).eval()
     check = check_subset(train_set, options.check_images, 256, device)
-    bar = tqdm(total=len(names), initial=len(done), desc="ye2020", disable=not progress)
-    for index, name in enumerate(names):
+    bar = tqdm(total=len(layers), initial=len(done), desc="ye2020", disable=not progress)
+    for index, layer in enumerate(layers):
         if index < len(done):
             continue
-        layer = {lay.name: lay for lay in layers_of(model, options.streams)}[name]
-        stages = adapter.stages(model)
-        with torch.no_grad():
-            cached = [run_stages(stages[:layer.stage], x) for x in check[0]]
-        batches = fresh_batches(train_set, options.batch_size, options.seed * 1000 + index, options.augment, device)
-        generator = torch.Generator().manual_seed(options.seed * 1000 + index)
-        outcome = grow_layer(stages, layer, batches, (cached, check[1]), options.candidates, options.tolerance,
-                             options.precheck, generator, bar if progress else None, options.stack)
+        seed = options.seed * 1000 + index
+        runner = CutRunner(pruned, nodes, pos, layer.start)
+        mask = Mask(torch.ones(layer.width, device=device))
+        handles = layer.install(pruned, layout, mask)
+        try:
+            cuts = [runner.values(x) for x in check[0]]
+            outcome = grow_layer(runner, mask, layer.name, layer.kind, layer.width,
+                                 fresh_batches(train_set, options.batch_size, seed, options.augment, device),
+                                 (cuts, check[1]), options.candidates, options.tolerance, options.precheck,
+                                 torch.Generator().manual_seed(seed), bar if progress else None, options.stack)
+        finally:
+            for handle in handles:
+                handle.remove()
+        del cuts
         if len(outcome.kept) < layer.width:
-            layer.materialize(torch.tensor(outcome.kept), layer.width / len(outcome.kept))
+            layer.materialize(pruned, layout, torch.tensor(outcome.kept), layer.width / len(outcome.kept))
         tuning = time.perf_counter()
-        _fine_tune(model, train_set, options, options.finetune_epochs, options.seed * 1000 + index, final=False)
+        _fine_tune(pruned, train_set, options, options.finetune_epochs, seed, final=False)
         outcome.finetune_seconds = time.perf_counter() - tuning
         done.append(outcome)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_torch({"format": "greedyprune-ye2020/1", "options": dataclasses.asdict(options), "names": names,
                         "done": [dataclasses.asdict(o) for o in done],
-                        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+                        "state_dict": {k: v.detach().cpu() for k, v in pruned.state_dict().items()}}, path)
         bar.update(1)
     bar.close()
     final = time.perf_counter()
-    _fine_tune(model, train_set, options, options.final_epochs, options.seed, final=True)
+    _fine_tune(pruned, train_set, options, options.final_epochs, options.seed, final=True)
     seconds = sum(o.seconds + o.finetune_seconds for o in done) + time.perf_counter() - final
-    return model, _report(original, model, example, done, widths_before, options, seconds)
+    widths = {layer.name: layer.width for layer in layers}
+    return pruned.eval(), _report(original, pruned, example, done, widths, options, seconds)
 
 
 def _report(original, model, example, done, widths_before, options, seconds) -> PruneReport:

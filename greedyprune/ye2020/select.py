@@ -1,10 +1,10 @@
 """One layer of ``ye2020``: grow the chosen set by the whole network's loss until top-1 is recovered.
 
 Step ``n`` (``n-1`` channels chosen, ``S``): draw one fresh labelled mini-batch ``(x, y)``, run the
-stages before the layer once (``h = prefix(x)``), and score up to ``C`` random not-yet-chosen channels
-``c`` by the cross-entropy of the rest of the network with the channels ``S + {c}`` weighted uniformly,
+network up to the layer's cut once, and score up to ``C`` random not-yet-chosen channels ``c`` by the
+cross-entropy of the rest of the network with the channels ``S + {c}`` weighted uniformly,
 
-    loss(c) = CE(suffix(h; w_c), y),   w_c[i] = N/n for i in S + {c}, 0 otherwise
+    loss(c) = CE(suffix(cut(x); w_c), y),   w_c[i] = N/n for i in S + {c}, 0 otherwise
 
 (Frank-Wolfe with step 1/n on the mean-field ``f = (1/N) sum_i phi_i`` without replacement, rescaled by
 ``N``). The channel of lowest loss joins ``S``. The layer stops when top-1 on a fixed check subset
@@ -21,8 +21,8 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from ..stats import run_stages
-from .layers import Layer, Mask
+from .cut import CutRunner
+from .layers import Mask
 
 
 @dataclass
@@ -49,73 +49,65 @@ def uniform_weights(width: int, chosen: Sequence[int], device: torch.device | st
     return w
 
 
-@torch.no_grad()
-def top1(stages: Sequence[nn.Module], cached: list[torch.Tensor], labels: list[torch.Tensor]) -> float:
-    """Top-1 of the stages run on cached activations (one tensor per batch)."""
-    correct = sum(int((run_stages(stages, h).argmax(1) == y).sum()) for h, y in zip(cached, labels))
+def top1(runner: CutRunner, cuts: list[dict], labels: list[torch.Tensor]) -> float:
+    """Top-1 of the network run from cached cut values (one dict per batch)."""
+    correct = sum(int((runner.logits(c).argmax(1) == y).sum()) for c, y in zip(cuts, labels))
     return correct / sum(y.numel() for y in labels)
 
 
-@torch.no_grad()
-def score_candidates(suffix: Sequence[nn.Module], h: torch.Tensor, y: torch.Tensor, mask: Mask, width: int,
-                     chosen: list[int], candidates: list[int], stack: int = 8) -> tuple[list[float], list[float]]:
-    """Loss and top-1 of ``suffix(h)`` with the layer (hooked to ``mask``) weighted ``uniform(chosen + [c])``,
-    per candidate ``c``. Up to ``stack`` candidates share one forward pass of a stacked batch (the same
-    arithmetic as one pass each, fewer and larger kernel calls)."""
+def score_candidates(runner: CutRunner, cut: dict, y: torch.Tensor, mask: Mask, width: int, chosen: list[int],
+                     candidates: list[int], stack: int = 1) -> tuple[list[float], list[float]]:
+    """Loss and top-1 of the rest of the network with the layer (hooked to ``mask``) weighted
+    ``uniform(chosen + [c])``, per candidate ``c``. Up to ``stack`` candidates share one pass of a stacked
+    batch (the same arithmetic as one pass each)."""
     losses, accuracies = [], []
-    b = h.shape[0]
+    b = y.numel()
     for first in range(0, len(candidates), stack):
         part = candidates[first:first + stack]
-        weights = torch.stack([uniform_weights(width, chosen + [c], h.device) for c in part])
-        mask.value = weights.repeat_interleave(b, dim=0)
-        logits = run_stages(suffix, h.repeat(len(part), *([1] * (h.dim() - 1)))).float()
-        loss = nn.functional.cross_entropy(logits, y.repeat(len(part)), reduction="none").view(len(part), b)
-        correct = (logits.argmax(1) == y.repeat(len(part))).view(len(part), b)
-        losses += loss.mean(1).tolist()
-        accuracies += [int(c) / b for c in correct.sum(1)]
+        weights = torch.stack([uniform_weights(width, chosen + [c], y.device) for c in part])
+        mask.value = weights.repeat_interleave(b, dim=0) if len(part) > 1 else weights[0]
+        logits = runner.logits(cut, len(part)).float()
+        labels = y.repeat(len(part))
+        losses += nn.functional.cross_entropy(logits, labels, reduction="none").view(len(part), b).mean(1).tolist()
+        accuracies += [int(c) / b for c in (logits.argmax(1) == labels).view(len(part), b).sum(1)]
     return losses, accuracies
 
 
-def grow_layer(stages: Sequence[nn.Module], layer: Layer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-               check: tuple[list[torch.Tensor], list[torch.Tensor]], candidates: int, tolerance: float,
-               precheck: float, generator: torch.Generator, progress=None, stack: int = 8) -> LayerOutcome:
-    """Choose the channels of ``layer`` (see the module docstring); the model itself is not changed.
+def grow_layer(runner: CutRunner, mask: Mask, name: str, kind: str, width: int,
+               batches: Iterator[tuple[torch.Tensor, torch.Tensor]], check: tuple[list[dict], list[torch.Tensor]],
+               candidates: int, tolerance: float, precheck: float, generator: torch.Generator, progress=None,
+               stack: int = 1) -> LayerOutcome:
+    """Choose the channels of one layer (module docstring); ``mask`` must already be hooked into the model.
 
-    ``check`` = (activations of the check subset at the layer's stage input, their labels).
+    ``check`` = (cut values of the check subset's batches, their labels). The model is not changed.
     """
     start = time.perf_counter()
-    prefix, suffix = stages[:layer.stage], stages[layer.stage:]
-    device = check[0][0].device
-    mask = Mask(torch.ones(layer.width, device=device))
-    handles = layer.install(mask)
-    try:
-        a0 = top1(suffix, *check)
-        chosen: list[int] = []
-        losses: list[float] = []
-        batch_top1: list[float] = []
-        checks, final = 0, a0
-        while len(chosen) < layer.width:
-            x, y = next(batches)
-            with torch.no_grad():
-                h = run_stages(prefix, x)
-            rest = torch.tensor([i for i in range(layer.width) if i not in set(chosen)])
-            pool = rest[torch.randperm(rest.numel(), generator=generator)[:candidates]].tolist()
-            scores, accs = score_candidates(suffix, h, y, mask, layer.width, chosen, pool, stack)
-            best = min(range(len(pool)), key=lambda i: scores[i])
-            chosen.append(pool[best])
-            losses.append(scores[best])
-            batch_top1.append(accs[best])
-            if progress is not None:
-                progress.set_postfix_str(f"{layer.name} {len(chosen)}/{layer.width} loss {scores[best]:.3f}")
-            if accs[best] < precheck * a0 and len(chosen) < layer.width:
-                continue
-            mask.value = uniform_weights(layer.width, chosen, device)
-            checks += 1
-            final = top1(suffix, *check)
-            if final >= tolerance * a0:
-                break
-    finally:
-        for handle in handles:
-            handle.remove()
-    return LayerOutcome(layer.name, layer.kind, layer.width, sorted(chosen), a0, final, len(chosen), checks,
+    device = check[1][0].device
+    mask.value = torch.ones(width, device=device)
+    a0 = top1(runner, *check)
+    chosen: list[int] = []
+    losses: list[float] = []
+    batch_top1: list[float] = []
+    checks, final = 0, a0
+    while len(chosen) < width:
+        x, y = next(batches)
+        cut = runner.values(x)
+        taken = set(chosen)
+        rest = torch.tensor([i for i in range(width) if i not in taken])
+        pool = rest[torch.randperm(rest.numel(), generator=generator)[:candidates]].tolist()
+        scores, accs = score_candidates(runner, cut, y, mask, width, chosen, pool, stack)
+        best = min(range(len(pool)), key=lambda i: scores[i])
+        chosen.append(pool[best])
+        losses.append(scores[best])
+        batch_top1.append(accs[best])
+        if progress is not None:
+            progress.set_postfix_str(f"{name} {len(chosen)}/{width} loss {scores[best]:.3f}")
+        if accs[best] < precheck * a0 and len(chosen) < width:
+            continue
+        mask.value = uniform_weights(width, chosen, device)
+        checks += 1
+        final = top1(runner, *check)
+        if final >= tolerance * a0:
+            break
+    return LayerOutcome(name, kind, width, sorted(chosen), a0, final, len(chosen), checks,
                         time.perf_counter() - start, chosen, losses, batch_top1)

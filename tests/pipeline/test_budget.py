@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import greedyprune
-from greedyprune.adapters import find_adapter
 from greedyprune.budget import cost_model
 
 from .conftest import mlp, tv_model
@@ -14,8 +13,9 @@ from .conftest import mlp, tv_model
 def test_cost_model_predicts_the_materialised_flops_and_params(images):
     model = tv_model("resnet50")
     x = images(4, size=32)
-    pruned, report = greedyprune.prune(model, [x], keep=0.4, progress=False)
-    groups = find_adapter(model).groups(model)
+    pruner = greedyprune.Pruner(model, [x], keep=0.4, progress=False)
+    pruned, report = pruner.run()
+    groups = pruner.groups
     widths = np.array([g.channels_after for g in report.groups])
     assert cost_model(model, groups, x, "flops").cost(widths) == pytest.approx(report.flops_after, rel=1e-9)
     assert cost_model(model, groups, x, "params").cost(widths) == pytest.approx(report.params_after, rel=1e-9)

@@ -1,5 +1,5 @@
 """``ye2020``: candidates scored by the whole network's loss (brute-force reference), the stop rule, the uniform
-N/|S| weights made physical (masked == materialized), block-output groups of MobileNetV2, and resume."""
+N/|S| weights made physical (masked == materialized, hidden channels and block outputs), and resume."""
 
 import copy
 
@@ -10,10 +10,12 @@ from torch import nn
 
 from greedyprune.data import TensorImageDataset
 from greedyprune.errors import UserError
-from greedyprune.stats import run_stages
-from greedyprune.ye2020 import Ye2020Options, grow_layer, layers_of, score_candidates, uniform_weights, ye2020_prune
+from greedyprune.graph import find_groups
+from greedyprune.surgery import Layout
+from greedyprune.walk.execute import positions
+from greedyprune.ye2020 import (CutRunner, Mask, Ye2020Options, grow_layer, layers_in_order, score_candidates,
+                                uniform_weights, ye2020_prune)
 from greedyprune.ye2020 import run as ye_run
-from greedyprune.ye2020.layers import Mask
 
 from .conftest import mlp, randomize_batchnorm
 
@@ -21,6 +23,13 @@ from .conftest import mlp, randomize_batchnorm
 def _labelled(n: int, shape: tuple, classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def _layers(model: nn.Module, example: torch.Tensor, streams: bool = True):
+    traced = find_groups(model, example[:1], streams=True)
+    pos = positions(traced.nodes)
+    return traced.nodes, pos, Layout(model), {l.name: l for l in layers_in_order(model, traced.nodes, traced.groups,
+                                                                                 streams, pos)}
 
 
 def _brute_force_loss(model: nn.Sequential, x, y, chosen: list[int]) -> float:
@@ -34,26 +43,42 @@ def _brute_force_loss(model: nn.Sequential, x, y, chosen: list[int]) -> float:
         return float(nn.functional.cross_entropy(m(x), y))
 
 
+def _hooked(model, example, name):
+    nodes, pos, layout, layers = _layers(model, example)
+    layer = layers[name]
+    mask = Mask(torch.ones(layer.width))
+    return layer, CutRunner(model, nodes, pos, layer.start), mask, layer.install(model, layout, mask), layout
+
+
 def test_scores_are_the_whole_network_loss_and_the_lowest_is_picked():
     model = mlp()  # Flatten, Linear 64-40, ReLU, Linear 40-30, ReLU, Linear 30-5
     x, y = _labelled(50, (64,), 5)
-    layer = layers_of(model, streams=False)[0]
-    assert (layer.name, layer.width, layer.stage) == ("1", 40, 1)
-    mask = Mask(torch.ones(40))
-    handles = layer.install(mask)
-    try:  # 40 candidates in stacked passes of 6 (the last one partial)
-        losses, accuracies = score_candidates(list(model), x, y, mask, 40, [3, 7], list(range(40)), stack=6)
+    reference = [_brute_force_loss(model, x, y, [3, 7, c]) for c in range(40)]  # before any hook exists
+    first = min(range(40), key=lambda c: _brute_force_loss(model, x, y, [c]))
+    layer, runner, mask, handles, _ = _hooked(model, x, "1")
+    assert layer.width == 40 and [c.target for c in layer.group.consumers] == ["3"]
+    cut = runner.values(x)
+    # 40 candidates in stacked passes of 6 (the last one partial)
+    losses, accuracies = score_candidates(runner, cut, y, mask, 40, [3, 7], list(range(40)), stack=6)
+    single, _ = score_candidates(runner, cut, y, mask, 40, [3, 7], list(range(40)), stack=1)
+    assert losses == pytest.approx(reference, rel=1e-5) and single == pytest.approx(reference, rel=1e-5)
+    outcome = grow_layer(runner, mask, "1", "internal", 40, iter([(x, y)] * 5), ([cut], [y]), 40, 1.0, 0.0,
+                         torch.Generator().manual_seed(0))
+    for h in handles:
+        h.remove()
+    assert accuracies[5] == _top1_with(model, x, y, "1", [3, 7, 5])
+    assert outcome.order[0] == first and len(set(reference)) > 30  # the scores really differ
+
+
+def _top1_with(model, x, y, name, chosen) -> float:
+    layer, _, mask, handles, _ = _hooked(model, x, name)
+    mask.value = uniform_weights(layer.width, chosen)
+    try:
+        with torch.no_grad():
+            return int((model(x).argmax(1) == y).sum()) / y.numel()
     finally:
         for h in handles:
             h.remove()
-    reference = [_brute_force_loss(model, x, y, [3, 7, c]) for c in range(40)]
-    assert losses == pytest.approx(reference, rel=1e-5)
-    assert accuracies[5] == _top1_with(model, layer, x, y, [3, 7, 5])
-    batches = iter([(x, y)] * 5)
-    cached = [run_stages(list(model)[:1], x)]
-    outcome = grow_layer(list(model), layer, batches, (cached, [y]), 40, 1.0, 0.0, torch.Generator().manual_seed(0))
-    first = min(range(40), key=lambda c: _brute_force_loss(model, x, y, [c]))
-    assert outcome.order[0] == first and len(set(reference)) > 30  # the scores really differ
 
 
 def test_stop_rule_first_step_that_reaches_tolerance_times_the_start():
@@ -61,28 +86,20 @@ def test_stop_rule_first_step_that_reaches_tolerance_times_the_start():
     model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 3)).eval()
     x = torch.randn(120, 6)
     y = model(x).argmax(1).detach()  # start top-1 is 1.0 on these labels
-    layer = layers_of(model, streams=False)[0]
     for tolerance, precheck in ((0.9, 0.0), (0.75, 0.0), (0.9, 1.0)):
-        outcome = grow_layer(list(model), layer, iter([(x, y)] * 30), ([x], [y]), 5, tolerance, precheck,
-                             torch.Generator().manual_seed(1))
+        layer, runner, mask, handles, _ = _hooked(model, x, "0")
+        outcome = grow_layer(runner, mask, "0", "internal", 24, iter([(x, y)] * 30), ([runner.values(x)], [y]), 5,
+                             tolerance, precheck, torch.Generator().manual_seed(1))
+        for h in handles:
+            h.remove()
         assert outcome.start_top1 == 1.0
-        top1 = [_top1_with(model, layer, x, y, outcome.order[:k]) for k in range(1, outcome.steps + 1)]
+        top1 = [_top1_with(model, x, y, "0", outcome.order[:k]) for k in range(1, outcome.steps + 1)]
         assert top1[-1] == outcome.final_top1 and (top1[-1] >= tolerance or outcome.steps == 24)
         if precheck == 0.0:  # checked at every step: it stopped at the first step that reached tolerance
             assert all(t < tolerance for t in top1[:-1]) and outcome.checks == outcome.steps
         else:  # checked only where the chosen candidate's batch top-1 was at least precheck x start
             assert outcome.checks == sum(a >= precheck for a in outcome.batch_top1[:-1]) + 1
             assert outcome.checks < outcome.steps
-
-
-def _top1_with(model, layer, x, y, chosen) -> float:
-    handles = layer.install(Mask(uniform_weights(layer.width, chosen)))
-    try:
-        with torch.no_grad():
-            return int((model(x).argmax(1) == y).sum()) / y.numel()
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def tiny_mobilenet_v2() -> nn.Module:
@@ -93,31 +110,31 @@ def tiny_mobilenet_v2() -> nn.Module:
 def test_materialize_equals_the_uniformly_weighted_mask_hidden_and_streams():
     model = tiny_mobilenet_v2()
     x = torch.randn(4, 3, 32, 32)
-    layers = layers_of(model, streams=True)
-    streams = [layer.name for layer in layers if layer.kind == "stream"]
-    assert streams == ["features.2-3.stream", "features.4-6.stream", "features.7-10.stream",
-                       "features.11-13.stream", "features.14-16.stream"]
-    assert [layer.name for layer in layers][:4] == ["features.2.hidden", "features.2-3.stream", "features.3.hidden",
-                                                    "features.4.hidden"]
-    for name in ("features.3.hidden", "features.4-6.stream"):
+    names = list(_layers(model, x)[3])
+    assert names[:4] == ["features.2.hidden", "features.stream2", "features.3.hidden", "features.4.hidden"]
+    assert [n for n in names if "stream" in n] == [f"features.stream{i}" for i in range(2, 7)]  # not the stem's
+    assert len(names) == 21
+    for name in ("features.3.hidden", "features.stream3"):
         pruned = copy.deepcopy(model)
-        layer = {lay.name: lay for lay in layers_of(pruned, streams=True)}[name]
+        layer, _, mask, handles, layout = _hooked(pruned, x, name)
         kept = torch.tensor([0, 2, 3, 5])
-        w = uniform_weights(layer.width, kept.tolist())
-        assert w[kept].eq(layer.width / 4).all() and w.sum() == layer.width
-        handles = layer.install(Mask(w))
+        mask.value = uniform_weights(layer.width, kept.tolist())
+        assert mask.value[kept].eq(layer.width / 4).all() and mask.value.sum() == layer.width
         with torch.no_grad():
             masked = pruned(x)
         for h in handles:
             h.remove()
-        layer.materialize(kept, layer.width / 4)
+        layer.materialize(pruned, layout, kept, layer.width / 4)
         with torch.no_grad():
             assert torch.allclose(pruned(x), masked, atol=1e-5), name
         assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
-    hidden = {lay.name: lay for lay in layers_of(model, streams=True)}["features.3.hidden"]
-    pruned = copy.deepcopy(model)
-    {lay.name: lay for lay in layers_of(pruned, streams=True)}["features.3.hidden"].materialize(kept, hidden.width / 4)
-    assert torch.allclose(pruned.features[3].conv[2].weight, model.features[3].conv[2].weight[:, kept] * hidden.width / 4)
+        if name == "features.3.hidden":
+            assert torch.allclose(pruned.features[3].conv[2].weight,
+                                  model.features[3].conv[2].weight[:, kept] * layer.width / 4)
+        else:  # every producer's BatchNorm carries the scale; the residual blocks of the stage shrink too
+            assert [b.conv[3].num_features for b in pruned.features[4:7]] == [4, 4, 4]
+            assert torch.allclose(pruned.features[5].conv[3].weight,
+                                  model.features[5].conv[3].weight[kept] * layer.width / 4)
 
 
 def _run(model, data, run_dir, **kw):
@@ -131,7 +148,7 @@ def test_resumed_run_ends_with_the_same_model(tmp_path, monkeypatch):
     data = TensorImageDataset(*_labelled(160, (3, 32, 32), 3), classes=["a", "b", "c"])
     whole, report = _run(model, data, tmp_path / "a")
     assert report.method == "ye2020" and len(report.groups) == 21 and report.flops_after < report.flops_before
-    assert {g.name for g in report.groups} >= {"features.2.hidden", "features.14-16.stream"}
+    assert {g.name for g in report.groups} >= {"features.2.hidden", "features.stream6"}
     calls = {"n": 0}
     real = ye_run.grow_layer
 
@@ -151,9 +168,10 @@ def test_resumed_run_ends_with_the_same_model(tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_bad_options_and_unsupported_models_are_one_line_errors(tmp_path):
+def test_bad_options_are_one_line_errors():
     data = TensorImageDataset(*_labelled(32, (64,), 5), classes=list("abcde"))
-    with pytest.raises(UserError, match="tolerance must be in"):
-        ye2020_prune(mlp(), data, Ye2020Options(tolerance=1.5), progress=False)
-    with pytest.raises(UserError, match="block outputs .* MobileNetV2 only"):
-        ye2020_prune(mlp(), data, Ye2020Options(), progress=False)
+    for options, message in ((Ye2020Options(tolerance=1.5), "tolerance must be in"),
+                             (Ye2020Options(candidates=0), "candidates must be >= 1")):
+        with pytest.raises(UserError, match=message) as info:
+            ye2020_prune(mlp(), data, options, progress=False)
+        assert "\n" not in str(info.value)

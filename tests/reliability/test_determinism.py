@@ -76,8 +76,9 @@ def test_engine_twice_identical(method):
     f = torch.randn(40, 30, generator=g, dtype=torch.float64)
     t = f[:10].sum(0)
     args = (f @ f.T, f @ t, t @ t, 12)
-    a = greedy_select_gram(*args, method=method, scores=f.abs().sum(1), seed=5)
-    b = greedy_select_gram(*args, method=method, scores=f.abs().sum(1), seed=5)
+    options = greedyprune.selection.registered_methods[method].accepted(scores=f.abs().sum(1), seed=5)
+    a = greedy_select_gram(*args, method=method, **options)
+    b = greedy_select_gram(*args, method=method, **options)
     assert torch.equal(a.indices, b.indices) and torch.equal(a.coefficients, b.coefficients)
     assert torch.equal(a.errors, b.errors)
 

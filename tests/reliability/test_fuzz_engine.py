@@ -38,9 +38,10 @@ NAMED = ("gram", "cross", "energy", "k=", "k must", "features", "target", "score
          "candidates", "max_steps")
 
 
-def _select(fn, *args, method: str, n: int, k: int, **kw):
+def _select(fn, *args, method: str, n: int, k: int, damping: float = 1e-8, **context):
+    """``fn`` with the context values (scores, seed) the method declares it accepts."""
     try:
-        sel = fn(*args, method=method, **kw)
+        sel = fn(*args, method=method, damping=damping, **registered_methods[method].accepted(**context))
     except UserError as err:  # the documented way to refuse (a bare ValueError is not: it fails the test)
         message = str(err)
         assert "\n" not in message and message.strip(), repr(message)
@@ -151,6 +152,6 @@ def test_single_candidate_and_single_pick():
     """N = 1, k = 1 for every method: the one candidate is picked (or the zero target needs none)."""
     for method in METHODS:
         sel = greedy_select(torch.tensor([[1.0, 2.0]]), torch.tensor([2.0, 4.0]), 1, method=method,
-                            scores=torch.ones(1), seed=0)
+                            **registered_methods[method].accepted(scores=torch.ones(1), seed=0))
         _check(sel, 1, 1, method)
         assert sel.indices.tolist() == [0]

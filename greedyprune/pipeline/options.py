@@ -1,0 +1,77 @@
+"""The pruner's options in one validated dataclass (the keywords of :func:`greedyprune.prune`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..budget import check_fraction
+from ..errors import UserError
+from ..objective import registered_objectives
+from ..options import opt
+from ..refit import check_refit_options
+from ..selection import registered_methods
+
+
+@dataclass
+class PruneOptions:
+    """Every option of :class:`~greedyprune.Pruner` except the model and the calibration data."""
+
+    method: str = opt("reoptimized", "selection method (see greedyprune.registered_methods)")
+    keep: float | None = opt(None, "kept fraction of every group")
+    flops: float | None = opt(None, "target fraction of the original FLOPs (widths from error curves)")
+    params: float | None = opt(None, "target fraction of the original parameters")
+    allocation: str = opt("error", "how a flops/params target is split over groups", choices=["error", "uniform"])
+    widths: dict[str, int] | None = opt(None, "explicit {group name: width} instead of a budget")
+    streams: bool = opt(False, "also prune residual streams and block outputs (groups of kind 'stream')")
+    objective: str = opt("reconstruction", "what a group's selection optimises (registered_objectives)")
+    device: str | None = opt(None, "where to prune (cpu, cuda, cuda:N); default: the model's device")
+    seed: int = opt(0, "seed of the random baseline (group i uses seed + i)")
+    damping: float = opt(1e-4, "ridge of the least-squares refits, relative to mean diag(G)")
+    precision: str = opt("float32", "products per batch (sums are float64)", choices=["float32", "float64"])
+    materialize: bool = opt(True, "remove channels (False: zero them at full width, a test reference)")
+    progress: bool = opt(True, "show progress bars")
+    shard_calibration: bool = opt(True, "under torch.distributed, each rank keeps every world_size-th batch")
+    recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration batches at the end")
+    refit: str | None = opt(None, "'global': after the last group, refit the pruned groups' consumers and bias sinks "
+                                  "jointly to the original's penultimate features (greedyprune.refit); None: off")
+    refit_iters: int = opt(40, "L-BFGS iterations of the global refit")
+    refit_features: str | None = opt(None, "module whose input the refit matches (default: the last nn.Linear to run)")
+
+    @classmethod
+    def from_keywords(cls, method: str, keywords: dict) -> "PruneOptions":
+        """Options from ``prune(model, data, method, **keywords)``; an unknown keyword is a one-line error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(keywords) - names)
+        if unknown:
+            raise UserError(f"unknown option(s) {', '.join(unknown)} for greedyprune.prune; the options are "
+                            f"{', '.join(sorted(names - {'method'}))}")
+        return cls(method=method, **keywords).validated()
+
+    def validated(self) -> "PruneOptions":
+        if self.method not in registered_methods:
+            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(sorted(registered_methods))}")
+        if len([b for b in (self.keep, self.flops, self.params, self.widths) if b is not None]) != 1:
+            raise UserError("give exactly one budget: keep=, flops=, params= or widths=")
+        for name in ("keep", "flops", "params"):
+            check_fraction(name, getattr(self, name))
+        if self.allocation not in ("error", "uniform"):
+            raise UserError(f"allocation must be 'error' or 'uniform', got {self.allocation!r}")
+        if self.precision not in ("float64", "float32"):
+            raise UserError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
+        if self.objective not in registered_objectives:
+            raise UserError(f"unknown objective {self.objective!r}; choose one of "
+                            f"{', '.join(sorted(registered_objectives))}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise UserError(f"seed must be an int, got {self.seed!r}")
+        check_refit_options(self.refit, self.refit_iters)
+        if self.refit is not None and not self.materialize:
+            raise UserError("refit needs materialize=True (a masked model would revive the removed columns)")
+        if not isinstance(self.damping, (int, float)) or not self.damping >= 0:
+            raise UserError(f"damping must be a number >= 0, got {self.damping!r}")
+        return self
+
+    @property
+    def budget(self) -> dict:
+        """The budget given (for the report)."""
+        return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params,
+                                   "allocation": self.allocation, "widths": self.widths}.items() if v is not None}

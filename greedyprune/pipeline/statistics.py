@@ -1,0 +1,62 @@
+"""Statistics of every group of an *unpruned* model: error curves (budget) and ``greedyprune analyze``.
+
+The same walker and objective as pruning, with inputs and targets from one run of the original
+network: the target of consumer ``k`` is its own output, so (for a consumer reading only the group)
+``T = sum_i c_i``, the centroid case of ``analysis/THEORY.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import fx, nn
+from tqdm.auto import tqdm
+
+from ..distributed import same_error_on_every_rank
+from ..graph.groups import ChannelGroup
+from ..objective import GroupProblem, registered_objectives
+from ..walk import GraphWalker
+from .state import PruneState
+
+
+def collect(objective, walker: GraphWalker, index: int) -> GroupProblem:
+    """Feed group ``index``'s batches from ``walker`` into ``objective``; its (all-reduced) problem."""
+    with torch.no_grad(), same_error_on_every_rank():  # a rank's NaN stops all ranks before the all_reduce
+        for values in walker.consumer_values(index):
+            objective.add_batch(values)
+    return objective.problem()
+
+
+def iter_group_problems(model: nn.Module, nodes: list[fx.Node], groups: list[ChannelGroup],
+                        batches: list[torch.Tensor], product_dtype: torch.dtype = torch.float64,
+                        objective: str = "reconstruction", progress: bool = False
+                        ) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
+    """Yield ``(group, problem, state)`` for every group of the unpruned ``model``, in walking order.
+
+    ``state`` gives the group's views (e.g. magnitude scores via ``state.scores(group)``).
+    """
+    walker = GraphWalker(nodes, model, None, batches, groups)
+    state = PruneState(model, model)
+    for index, group in enumerate(tqdm(walker.groups, desc="statistics", disable=not progress, leave=False)):
+        target = registered_objectives[objective](group, state.views(group), product_dtype)
+        problem = collect(target, walker, index)
+        target.free()
+        yield group, problem, state
+
+
+def model_groups(model: nn.Module, example: torch.Tensor, streams: bool = False) -> list[ChannelGroup]:
+    """The channel groups of ``model`` that a pruning run with this ``streams`` setting would prune."""
+    from .networks import is_internal, trace_groups
+    _, groups = trace_groups(model, example)
+    return [g for g in groups if streams or is_internal(model, g)]
+
+
+def model_group_problems(model: nn.Module, batches: list[torch.Tensor], names: set[str] | None = None,
+                         streams: bool = False, product_dtype: torch.dtype = torch.float64,
+                         progress: bool = False) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
+    """:func:`iter_group_problems` for the groups of ``model`` (or those in ``names``), traced here."""
+    from .networks import is_internal, trace_groups
+    nodes, groups = trace_groups(model, batches[0])
+    groups = [g for g in groups if (streams or is_internal(model, g)) and (names is None or g.name in names)]
+    return iter_group_problems(model, nodes, groups, batches, product_dtype, progress=progress)

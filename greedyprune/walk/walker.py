@@ -1,0 +1,143 @@
+"""The one graph walker: each channel group's consumer inputs (pruned network) and outputs (original network).
+
+For group ``g`` (visited in order of ``start(g)``, the first node it touches), calibration batch ``n``:
+
+* ``X_k`` = the input of consumer ``k`` in the **pruned** network (every group before ``g`` applied);
+* ``Y_k`` = the output of consumer ``k`` in the **original** network.
+
+That is sequential error correction: the statistics of ``g`` see what earlier groups did to the
+inputs and reconstruct what the original network computed, so each group also repairs the error
+upstream of it. Both networks' values are cached at graph cuts (:func:`~.execute.live_at`): the
+cut at ``start(g)`` holds every tensor computed before ``g``'s first node and read after it. Per
+batch, the original network runs from its cut to ``g``'s consumers (and on to the next group's cut,
+which becomes its new cache); the pruned network runs from its cut to ``g``'s consumer inputs and
+stops there. After ``g`` is pruned, only nodes at or after ``start(g)`` have changed, so the pruned
+cut at ``start(g)`` is still valid and is advanced to the next group's start. Every node of the
+original runs about once per batch plus once per group that spans it; the same for the pruned one.
+
+With ``pruned=None`` (statistics of an unpruned model: error curves, ``analyze``) inputs and outputs
+come from one run of the original network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import fx, nn
+
+from ..errors import UserError
+from ..graph.groups import ChannelGroup
+from .execute import execute, first_input, live_at, make_plan, positions
+
+
+@dataclass
+class Visit:
+    """Where one group sits in the graph: its first touched node and its consumers' call nodes."""
+
+    group: ChannelGroup
+    start: int
+    consumers: dict[str, fx.Node]
+
+
+def group_visit(group: ChannelGroup, nodes: list[fx.Node], pos: dict[fx.Node, int]) -> Visit:
+    """The :class:`Visit` of ``group``: ``start`` = the first node calling a module (or reading a
+    parameter) that the group changes; one ``call_module`` node per consumer."""
+    calls: dict[str, list[fx.Node]] = {}
+    for node in nodes:
+        if node.op in ("call_module", "get_attr"):
+            calls.setdefault(str(node.target), []).append(node)
+    touched = [ref.target for ref in [*group.producers, *group.carriers]] + [c.target for c in group.consumers]
+    found = [n for target in touched for n in calls.get(target, [])]
+    if not found:
+        raise UserError(f"group {group.name!r}: none of its layers is called in the traced graph; re-trace the model")
+    consumers = {}
+    for consumer in group.consumers:
+        sites = calls.get(consumer.target, [])
+        if len(sites) != 1:
+            raise UserError(f"group {group.name!r}: consumer {consumer.target!r} is called {len(sites)} times in the "
+                            "traced forward pass; a layer called once is needed to prune its inputs")
+        consumers[consumer.target] = sites[0]
+    return Visit(group, min(pos[n] for n in found), consumers)
+
+
+class GraphWalker:
+    """Cached cuts of the original and the pruned network, advanced group by group (module docstring)."""
+
+    def __init__(self, nodes: list[fx.Node], original: nn.Module, pruned: nn.Module | None,
+                 batches: list[torch.Tensor], groups: list[ChannelGroup]) -> None:
+        self.nodes, self.pos = nodes, positions(nodes)
+        self.original, self.pruned = original, pruned
+        inputs = [n for n in nodes if n.op == "placeholder"]
+        if len(inputs) != 1:
+            raise UserError(f"the traced model takes {len(inputs)} inputs; greedyprune prunes models of one input")
+        self.visits = sorted((group_visit(g, nodes, self.pos) for g in groups), key=lambda v: v.start)
+        self.original_cut = [{inputs[0]: x} for x in batches]
+        self.pruned_cut = [{inputs[0]: x} for x in batches] if pruned is not None else None
+        self.original_at = self.pruned_at = 0
+        self.node_runs = 0  # nodes executed, summed over batches (the cost the benchmark reports)
+
+    @property
+    def groups(self) -> list[ChannelGroup]:
+        """The groups in the order they are visited."""
+        return [v.group for v in self.visits]
+
+    def _advance(self, cut: list[dict], at: int, to: int, root: nn.Module) -> list[dict]:
+        if to < at:
+            raise ValueError(f"the walker cannot go back from node {at} to {to}")
+        if to == at:
+            return cut
+        plan = make_plan(self.nodes, at, live_at(self.nodes, to, self.pos), self.pos)
+        out = []
+        with torch.no_grad():
+            for env in cut:
+                out.append(execute(plan, env, root))
+                self.node_runs += len(plan.steps)
+        return out
+
+    def advance_pruned(self, to: int) -> None:
+        """Move the pruned network's cut to node ``to`` (after the groups before it were applied)."""
+        if self.pruned_cut is not None:
+            self.pruned_cut = self._advance(self.pruned_cut, self.pruned_at, to, self.pruned)
+            self.pruned_at = to
+
+    def advance_original(self, to: int) -> None:
+        self.original_cut = self._advance(self.original_cut, self.original_at, to, self.original)
+        self.original_at = to
+
+    def consumer_values(self, index: int) -> Iterator[dict[str, tuple[torch.Tensor, torch.Tensor | None]]]:
+        """Per batch: ``{consumer target: (input in the pruned network, output in the original network)}``.
+
+        Gate consumers' outputs are not needed and come as None. When the loop finishes, the original
+        cut has moved on to the next group's start (the pruned one moves in :meth:`advance_pruned`).
+        """
+        visit = self.visits[index]
+        start = visit.start
+        self.advance_original(start)
+        self.advance_pruned(start)
+        after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
+        gates = {c.target for c in visit.group.consumers if c.gate}
+        outputs = [node for target, node in visit.consumers.items() if target not in gates]
+        inputs = [first_input(node) for node in visit.consumers.values()]
+        next_cut = live_at(self.nodes, after, self.pos) if after > start else []
+        unpruned = self.pruned_cut is None
+        original_plan = make_plan(self.nodes, start, outputs + next_cut + (inputs if unpruned else []), self.pos)
+        pruned_plan = None if unpruned else make_plan(self.nodes, start, inputs, self.pos)
+        moved = []
+        with torch.no_grad():
+            for b, env in enumerate(self.original_cut):
+                orig = execute(original_plan, env, self.original)
+                self.node_runs += len(original_plan.steps)
+                if unpruned:
+                    pruned = orig
+                else:
+                    pruned = execute(pruned_plan, self.pruned_cut[b], self.pruned)
+                    self.node_runs += len(pruned_plan.steps)
+                yield {target: (pruned[first_input(node)], None if target in gates else orig[node])
+                       for target, node in visit.consumers.items()}
+                if next_cut:
+                    moved.append({n: orig[n] for n in next_cut})
+        if next_cut:
+            self.original_cut, self.original_at = moved, after
+

@@ -1,0 +1,61 @@
+"""The traced internal groups contain the hand-written adapters' groups exactly, in the same order.
+
+For every adapter group there is a traced internal group of the same name with the same producer,
+carriers (BatchNorm -> norm, depthwise, squeeze-excitation fc2 -> carrier ``out``), consumer (its
+Flatten block included), bias sink and squeeze-excitation fc1 (a gate consumer), all at their original
+positions; and the adapter groups appear in the traced order. The traced groups are a superset: the
+adapters left the stem, the last conv and the classifier's hidden layer alone.
+"""
+
+import pytest
+import torch
+from torch import nn
+from torchvision import models as tv
+
+from greedyprune.adapters import find_adapter
+from greedyprune.graph import find_groups
+from greedyprune.models import build_model
+
+CASES = {
+    "resnet18": (lambda: tv.resnet18(num_classes=10), (3, 32, 32)),
+    "resnet50": (lambda: tv.resnet50(num_classes=10, width_per_group=16), (3, 32, 32)),
+    "mobilenet_v2": (lambda: tv.mobilenet_v2(num_classes=10, width_mult=0.5), (3, 32, 32)),
+    "mobilenet_v3_small": (lambda: tv.mobilenet_v3_small(num_classes=10), (3, 32, 32)),
+    "mobilenet_v3_large": (lambda: tv.mobilenet_v3_large(num_classes=10, width_mult=0.5), (3, 32, 32)),
+    "resnet18-fmnist": (lambda: build_model("resnet18-fmnist"), (1, 28, 28)),
+    "small-cnn": (lambda: build_model("small-cnn"), (1, 28, 28)),
+    "lenet300-100": (lambda: build_model("lenet300-100"), (1, 28, 28)),
+}
+KIND = {"bn": "norm", "depthwise": "depthwise", "out": "out"}
+
+
+def _identity(positions: torch.Tensor) -> bool:
+    return torch.equal(positions.reshape(-1), torch.arange(positions.numel()))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_traced_internal_groups_contain_the_adapter_groups(name):
+    build, shape = CASES[name]
+    model = build().eval()
+    modules = {id(m): path for path, m in model.named_modules()}
+    old = find_adapter(model).groups(model)
+    traced = find_groups(model, torch.randn(1, *shape), streams=False)
+    assert all(g.kind == "internal" for g in traced.groups)
+    by_name = {g.name: g for g in traced.groups}
+    assert set(by_name) >= {g.name for g in old}, sorted({g.name for g in old} - set(by_name))
+    order = [g.name for g in traced.groups if g.name in {o.name for o in old}]
+    assert order == [g.name for g in old]
+    for group in old:
+        new = by_name[group.name]
+        assert [p.target for p in new.producers] == [modules[id(group.score_module)]] and new.score == modules[id(group.score_module)]
+        assert all(_identity(p.positions) for p in new.producers)
+        expected = sorted((modules[id(s.module)], KIND[s.kind]) for s in group.slices if s.kind != "in")
+        expected.remove((modules[id(group.score_module)], "out"))
+        assert sorted((c.target, c.kind) for c in new.carriers) == expected
+        assert all(_identity(c.positions) for c in new.carriers)
+        refit = [c for c in new.consumers if not c.gate]
+        assert [c.target for c in refit] == [modules[id(group.consumer)]]
+        assert refit[0].bias_sink == modules[id(group.bias_sink)]
+        assert refit[0].columns.shape == (new.width, group.consumer_block) and _identity(refit[0].columns)
+        assert sorted(c.target for c in new.consumers if c.gate) == sorted(modules[id(m)] for m in group.side_inputs)
+        assert new.width == group.width and new.partition == 1 and new.exact
