@@ -175,3 +175,24 @@ def test_bad_options_are_one_line_errors():
         with pytest.raises(UserError, match=message) as info:
             ye2020_prune(mlp(), data, options, progress=False)
         assert "\n" not in str(info.value)
+
+
+def test_cli_says_what_ye2020_needs_and_runs(tmp_path, capsys):
+    from greedyprune.cli.main import main
+    from greedyprune.modelfile import load_report
+    from greedyprune.models import build_model
+    torch.manual_seed(0)
+    torch.save(build_model("lenet300-100").state_dict(), tmp_path / "weights.pth")
+    common = ["prune", "--method", "ye2020", "--model", "lenet300-100", "--weights", str(tmp_path / "weights.pth"),
+              "--data", "random:1x28x28", "--out", str(tmp_path / "y.pt"), "--no-progress"]
+    assert main(common + ["--flops", "0.5"]) == 2
+    assert "--method ye2020 picks its own widths" in capsys.readouterr().err
+    assert main(common + ["--refit", "global"]) == 2
+    assert "drop --refit" in capsys.readouterr().err
+    assert main(common + ["--ye-candidates", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "greedyprune prune: error: --ye-candidates must be >= 1, got 0"
+    assert main(common + ["--ye-candidates", "3", "--ye-batch-size", "16", "--ye-check-images", "32",
+                          "--ye-finetune-epochs", "0.001", "--ye-tolerance", "0.5"]) == 0, capsys.readouterr().err
+    report = load_report(tmp_path / "y.pt")
+    assert report["method"] == "ye2020" and [g["name"] for g in report["groups"]] == ["1", "3"]
+    assert "ye2020:" in capsys.readouterr().out
