@@ -188,3 +188,28 @@ def test_cached_cut_gives_the_same_refit_as_whole_forward_passes(setup):
     assert cut.error_before == pytest.approx(whole.error_before, rel=1e-6)
     assert cut.error_after == pytest.approx(whole.error_after, rel=1e-4) and cut.evaluations == whole.evaluations
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(pruned.state_dict().values(), other.state_dict().values()))
+
+
+def test_streams_refit_changes_exactly_the_pruned_groups_consumers_and_sinks():
+    """Traced groups with streams=True (block outputs too): the refit set comes from what was pruned."""
+    import torchvision
+    from .conftest import randomize_batchnorm
+    torch.manual_seed(0)
+    model = randomize_batchnorm(torchvision.models.mobilenet_v2(num_classes=3, width_mult=0.25))
+    batches = [torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    widths = {"features.stream3": 4, "features.5.hidden": 24, "features.17.conv.2": 40}
+    pruner = Pruner(model, batches, widths=widths, streams=True, refit="global", refit_iters=3, progress=False)
+    refit, report = pruner.run()
+    plain, _ = Pruner(model, batches, widths=widths, streams=True, progress=False).run()
+    groups = {g.name: g for g in pruner.groups}
+    expected = {f"{c.target}.weight" for name in widths for c in groups[name].consumers}
+    expected |= {f"{c.bias_sink}.bias" for name in widths for c in groups[name].consumers}
+    assert set(report.refit["parameters"]) == expected
+    assert {"features.7.conv.0.0.weight", "features.18.0.weight", "features.18.1.bias"} <= expected
+    assert report.refit["features"] == "input of classifier.1"
+    before, after = plain.state_dict(), refit.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # nothing outside the refit set moves (in this random net the early blocks' gradients are ~1e-8, so
+    # their float32 weights may not move at all; the last conv's do)
+    assert changed <= expected and {"features.18.0.weight", "features.18.1.bias"} <= changed, changed
+    assert report.refit["error_after"] < report.refit["error_before"]
