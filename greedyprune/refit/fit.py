@@ -49,6 +49,7 @@ class RefitReport:
     evaluations: int
     seconds: float
     note: str | None = None
+    cpu_seconds: float = 0.0  # this process's CPU time (all threads): the cost independent of other load
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +73,7 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
     runs only the stages from there on. ``line_search=False`` / ``lr`` are for tests (plain L-BFGS steps
     that can overshoot).
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     name = features or last_linear(original, batches[0][:1])
     try:
         original.get_submodule(name), pruned.get_submodule(name)
@@ -147,4 +148,4 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
     after = min(best["loss"], before)
     note = None if after < before else "no L-BFGS iterate improved on the start: parameters left as they were"
     return RefitReport(where, list(params), before, after, iterations, len(losses),
-                       time.perf_counter() - start, note)
+                       time.perf_counter() - start, note, time.process_time() - cpu)
