@@ -138,18 +138,21 @@ def main() -> None:
                 budget = {"flops": flops} if widths is None else {"widths": widths}
                 if method == "random" or pruned_once is None:
                     base, extra = method_options(method, args.refit_iters)
+                    cpu = time.process_time()
                     pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget, **extra).run()
+                    prune_cpu = time.process_time() - cpu
                     top1_pruned = evaluate(pruned, test)["top1"]
                     recalibrated = evaluate(recalibrate_batchnorm_on(copy.deepcopy(pruned), batches), test)["top1"]
                     if method != "random":
-                        pruned_once = (pruned, report, top1_pruned, recalibrated)
+                        pruned_once = (pruned, report, top1_pruned, recalibrated, prune_cpu)
                 else:
-                    pruned, report, top1_pruned, recalibrated = pruned_once
+                    pruned, report, top1_pruned, recalibrated, prune_cpu = pruned_once
                 widths = widths or report.widths()
                 run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
                        "flops_before": report.flops_before, "flops_after": report.flops_after,
                        "params_before": report.params_before, "params_after": report.params_after,
                        "group_errors": {g.name: g.error for g in report.groups}, "prune_seconds": report.seconds,
+                       "prune_cpu_seconds": prune_cpu,
                        "top1_pruned": top1_pruned, "top1_recalibrated": recalibrated, "top1_finetuned": None,
                        "refit": report.refit}
                 if args.finetune_images and method in methods:

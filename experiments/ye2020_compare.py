@@ -71,15 +71,16 @@ def main() -> None:
     results.update(test_images=len(test), calibration_images=args.calib, finetune_images=args.finetune_images,
                    finetune_epochs=args.finetune_epochs)
 
-    def finish(name: str, pruned, report, seconds: float, started_load: list[float]) -> None:
+    def finish(name: str, pruned, report, seconds: float, started_load: list[float], cpu: float) -> None:
         run = {"widths": report.widths(), "flops_before": report.flops_before, "flops_after": report.flops_after,
                "params_before": report.params_before, "params_after": report.params_after,
-               "prune_seconds": seconds, "load_start": started_load, "load_end": load(),
+               "prune_seconds": seconds, "prune_cpu_seconds": cpu, "load_start": started_load, "load_end": load(),
                "top1_pruned": evaluate(pruned, test)["top1"], "refit": report.refit}
         tuned = copy.deepcopy(pruned)
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         fine_tune(tuned, args.finetune_images, args.finetune_epochs, seed=0)
-        run.update(top1_finetuned=evaluate(tuned, test)["top1"], finetune_seconds=time.perf_counter() - began)
+        run.update(top1_finetuned=evaluate(tuned, test)["top1"], finetune_seconds=time.perf_counter() - began,
+                   finetune_cpu_seconds=time.process_time() - cpu_began)
         results["runs"][name] = run
         save_json(results, out)
         print(f"{name}: FLOPs {run['flops_after'] / run['flops_before']:.1%}, top-1 {100 * run['top1_pruned']:.2f} -> "
@@ -90,7 +91,8 @@ def main() -> None:
         began, at = time.perf_counter(), load()
         run_dir = ROOT / "runs" / "ye2020" / f"{args.model}-{settings_hash(options)}"
         pruned, report = ye2020_prune(model, train_set, options, run_dir=run_dir)
-        finish("ye2020", pruned, report, report.seconds, at)
+        finish("ye2020", pruned, report, report.seconds, at,
+               report.options["selection_cpu_seconds"] + report.options["finetune_cpu_seconds"])
         results["runs"]["ye2020"].update(session_seconds=time.perf_counter() - began,
                                          selection_seconds=report.options["selection_seconds"],
                                          between_finetune_seconds=report.options["finetune_seconds"],
@@ -101,9 +103,9 @@ def main() -> None:
     for name, extra in (("reoptimized", {}), ("reoptimized+refit", {"refit": "global", "refit_iters": args.refit_iters})):
         if name in results["runs"]:
             continue
-        began, at = time.perf_counter(), load()
+        began, at, cpu = time.perf_counter(), load(), time.process_time()
         pruned, report = Pruner(model, batches, "reoptimized", widths=widths, streams=True, progress=False, **extra).run()
-        finish(name, pruned, report, time.perf_counter() - began, at)
+        finish(name, pruned, report, time.perf_counter() - began, at, time.process_time() - cpu)
         assert results["runs"][name]["widths"] == {**results["runs"][name]["widths"], **widths}  # equal widths
 
 

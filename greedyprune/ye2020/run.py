@@ -121,9 +121,10 @@ def ye2020_prune(model: nn.Module, train_set: Dataset, options: Ye2020Options | 
         del cuts
         if len(outcome.kept) < layer.width:
             layer.materialize(pruned, layout, torch.tensor(outcome.kept), layer.width / len(outcome.kept))
-        tuning = time.perf_counter()
+        tuning, cpu = time.perf_counter(), time.process_time()
         _fine_tune(pruned, train_set, options, options.finetune_epochs, seed, final=False)
         outcome.finetune_seconds = time.perf_counter() - tuning
+        outcome.finetune_cpu_seconds = time.process_time() - cpu
         done.append(outcome)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,4 +153,6 @@ def _report(original, model, example, done, widths_before, options, seconds) -> 
                        device=str(next(model.parameters()).device), seed=options.seed, seconds=seconds,
                        options={"ye2020": dataclasses.asdict(options),
                                 "selection_seconds": sum(o.seconds for o in done),
-                                "finetune_seconds": sum(o.finetune_seconds for o in done)})
+                                "finetune_seconds": sum(o.finetune_seconds for o in done),
+                                "selection_cpu_seconds": sum(o.cpu_seconds for o in done),
+                                "finetune_cpu_seconds": sum(o.finetune_cpu_seconds for o in done)})

@@ -40,6 +40,8 @@ class LayerOutcome:
     losses: list[float] = field(default_factory=list)   # the chosen candidate's mini-batch loss per step
     batch_top1: list[float] = field(default_factory=list)  # and its mini-batch top-1
     finetune_seconds: float = 0.0                        # the fine-tune after the layer
+    cpu_seconds: float = 0.0                             # CPU time of the selection (independent of other load)
+    finetune_cpu_seconds: float = 0.0
 
 
 def uniform_weights(width: int, chosen: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -81,7 +83,7 @@ def grow_layer(runner: CutRunner, mask: Mask, name: str, kind: str, width: int,
 
     ``check`` = (cut values of the check subset's batches, their labels). The model is not changed.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     device = check[1][0].device
     mask.value = torch.ones(width, device=device)
     a0 = top1(runner, *check)
@@ -110,4 +112,5 @@ def grow_layer(runner: CutRunner, mask: Mask, name: str, kind: str, width: int,
         if final >= tolerance * a0:
             break
     return LayerOutcome(name, kind, width, sorted(chosen), a0, final, len(chosen), checks,
-                        time.perf_counter() - start, chosen, losses, batch_top1)
+                        time.perf_counter() - start, chosen, losses, batch_top1,
+                        cpu_seconds=time.process_time() - cpu)
