@@ -39,19 +39,25 @@ class Plan:
     wanted: list[fx.Node]
 
 
-def make_plan(nodes: list[fx.Node], start: int, wanted: Iterable[fx.Node], pos: dict[fx.Node, int]) -> Plan:
-    """Plan to compute ``wanted`` from the cut at ``start`` (values before ``start``, and the model's
-    input, come from the cut's environment)."""
+def make_plan(nodes: list[fx.Node], start: int, wanted: Iterable[fx.Node], pos: dict[fx.Node, int],
+              available: Iterable[fx.Node] = ()) -> Plan:
+    """Plan to compute ``wanted`` from the cut at ``start``: values before ``start``, the model's input and
+    the ``available`` values (computed earlier and carried along with the cut) come from the environment."""
     wanted = list(dict.fromkeys(wanted))
+    have = set(available)
     cut = live_at(nodes, start, pos)
+
+    def computed_here(node: fx.Node) -> bool:
+        return pos[node] >= start and node.op != "placeholder" and node not in have
+
     needed: set[fx.Node] = set()
-    stack = [n for n in wanted if pos[n] >= start and n.op != "placeholder"]
+    stack = [n for n in wanted if computed_here(n)]
     while stack:
         node = stack.pop()
         if node in needed:
             continue
         needed.add(node)
-        stack.extend(a for a in node.all_input_nodes if pos[a] >= start and a.op != "placeholder")
+        stack.extend(a for a in node.all_input_nodes if computed_here(a))
     steps = sorted(needed, key=pos.__getitem__)
     keep = set(wanted)
     last_use: dict[fx.Node, int] = {}

@@ -88,7 +88,7 @@ class GraphWalker:
             raise ValueError(f"the walker cannot go back from node {at} to {to}")
         if to == at:
             return cut
-        plan = make_plan(self.nodes, at, live_at(self.nodes, to, self.pos), self.pos)
+        plan = make_plan(self.nodes, at, live_at(self.nodes, to, self.pos), self.pos, cut[0].keys())
         out = []
         with torch.no_grad():
             for env in cut:
@@ -117,13 +117,17 @@ class GraphWalker:
         self.advance_original(start)
         self.advance_pruned(start)
         after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
-        gates = {c.target for c in visit.group.consumers if c.gate}
-        outputs = [node for target, node in visit.consumers.items() if target not in gates]
-        inputs = [first_input(node) for node in visit.consumers.values()]
-        next_cut = live_at(self.nodes, after, self.pos) if after > start else []
         unpruned = self.pruned_cut is None
-        original_plan = make_plan(self.nodes, start, outputs + next_cut + (inputs if unpruned else []), self.pos)
+        outputs, inputs = self._wanted(index, unpruned)
+        next_cut = live_at(self.nodes, after, self.pos) if after > start else []
+        original_plan = make_plan(self.nodes, start, outputs + next_cut + (inputs if unpruned else []), self.pos,
+                                  self.original_cut[0].keys())
+        carry = self._carry(index, original_plan, after, unpruned) if next_cut else []
+        if carry:
+            original_plan = make_plan(self.nodes, start, outputs + next_cut + carry + (inputs if unpruned else []),
+                                      self.pos, self.original_cut[0].keys())
         pruned_plan = None if unpruned else make_plan(self.nodes, start, inputs, self.pos)
+        gates = {c.target for c in visit.group.consumers if c.gate}
         moved = []
         with torch.no_grad():
             for b, env in enumerate(self.original_cut):
@@ -137,7 +141,27 @@ class GraphWalker:
                 yield {target: (pruned[first_input(node)], None if target in gates else orig[node])
                        for target, node in visit.consumers.items()}
                 if next_cut:
-                    moved.append({n: orig[n] for n in next_cut})
+                    moved.append({n: orig[n] for n in next_cut + carry})
         if next_cut:
             self.original_cut, self.original_at = moved, after
 
+    def _wanted(self, index: int, unpruned: bool) -> tuple[list[fx.Node], list[fx.Node]]:
+        """Visit ``index``'s consumer outputs (gates excluded) and consumer inputs."""
+        visit = self.visits[index]
+        gates = {c.target for c in visit.group.consumers if c.gate}
+        outputs = [node for target, node in visit.consumers.items() if target not in gates]
+        return outputs, [first_input(node) for node in visit.consumers.values()]
+
+    def _carry(self, index: int, plan, after: int, unpruned: bool) -> list[fx.Node]:
+        """Original-network values this visit computes beyond the next cut that the next visit would
+        compute again (e.g. a Bottleneck's conv2 output: the first group's target, the second's input):
+        kept with the cut (the original network never changes, so they stay valid)."""
+        if index + 1 >= len(self.visits):
+            return []
+        computed = {n for n in plan.steps if self.pos[n] >= after}
+        if not computed:
+            return []
+        outputs, inputs = self._wanted(index + 1, unpruned)
+        nxt = make_plan(self.nodes, after, outputs + (inputs if unpruned else []), self.pos, computed)
+        used = {a for step in nxt.steps for a in step.all_input_nodes} | set(nxt.wanted)
+        return [n for n in plan.steps if n in computed and n in used]

@@ -73,3 +73,24 @@ def test_unsupported_architectures_and_grouped_convs_are_refused():
         greedyprune.prune(torch.nn.Module(), [torch.randn(1, 3)], keep=0.5)
     with pytest.raises(ValueError, match="grouped conv"):
         greedyprune.prune(torchvision.models.resnext50_32x4d(), [torch.randn(1, 3, 32, 32)], keep=0.5)
+
+
+@pytest.mark.parametrize("streams", [False, True])
+def test_cost_model_is_exact_with_streams_and_grouped_convs(streams, images):
+    """A small ResNeXt (grouped 3x3 convs: widths in multiples of 4 partitions) and its residual streams."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    from .conftest import randomize_batchnorm
+    torch.manual_seed(0)
+    model = randomize_batchnorm(ResNet(Bottleneck, [1, 1, 1, 1], groups=4, width_per_group=8, num_classes=10))
+    x = images(8, size=32)
+    pruner = greedyprune.Pruner(model, [x[:4], x[4:]], keep=0.5, streams=streams, progress=False)
+    pruned, report = pruner.run()
+    assert any(g.partition == 4 for g in pruner.groups)
+    assert any(g.kind == "stream" for g in pruner.groups) == streams
+    widths = np.array([g.channels_after for g in report.groups])
+    assert all(w % g.partition == 0 for w, g in zip(widths, pruner.groups))
+    assert cost_model(model, pruner.groups, x, "flops").cost(widths) == pytest.approx(report.flops_after, rel=1e-9)
+    assert cost_model(model, pruner.groups, x, "params").cost(widths) == pytest.approx(report.params_after, rel=1e-9)
+    with torch.no_grad():
+        assert pruned(x).shape == (8, 10)
