@@ -65,12 +65,14 @@ def check_refit_options(refit: str | None, iters: int) -> None:
 
 def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Tensor], targets: list[RefitTarget],
                  iters: int = 40, features: str | None = None, *, stages: Sequence[nn.Module] | None = None,
-                 line_search: bool = True, lr: float = 1.0, history: int = 10) -> RefitReport:
+                 cut=None, line_search: bool = True, lr: float = 1.0, history: int = 10) -> RefitReport:
     """Refit ``pruned``'s ``targets`` in place so its features match ``original``'s (see the module docstring).
 
     ``stages``: ``pruned`` as a sequence of modules (``pruned(x) == stages[-1](...stages[0](x))``); the
     inputs of the first stage holding a refit parameter are then computed once and every evaluation
-    runs only the stages from there on. ``line_search=False`` / ``lr`` are for tests (plain L-BFGS steps
+    runs only the stages from there on. ``cut``: the same for a traced model, any object with
+    ``values(x)`` (computed once per batch) and ``run(values)`` (e.g. :class:`greedyprune.partial.CutRunner`
+    at the first node a refit parameter touches). ``line_search=False`` / ``lr`` are for tests (plain L-BFGS steps
     that can overshoot).
     """
     start, cpu = time.perf_counter(), time.process_time()
@@ -89,7 +91,9 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
     where = f"{'output' if output else 'input'} of {name}"
     params = refit_parameters(pruned, targets)
     run, inputs = pruned, batches
-    if stages is not None:
+    if cut is not None:
+        inputs, run = [cut.values(x) for x in batches], cut.run
+    elif stages is not None:
         owned = {id(p) for p in params.values()}
         cut = next(i for i, stage in enumerate(stages) if any(id(p) in owned for p in stage.parameters()))
         with torch.no_grad():

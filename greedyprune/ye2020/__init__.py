@@ -5,7 +5,8 @@ by the cross-entropy of the whole network on labelled mini-batches, with uniform
 recovers, and fine-tunes between layers. See :func:`ye2020_prune`.
 """
 
-from .cut import CutRunner, layers_in_order, ye_groups
+from ..partial import CutRunner
+from .order import layers_in_order, ye_groups
 from .layers import Layer, Mask, make_layer
 from .options import Ye2020Options
 from .run import ye2020_prune

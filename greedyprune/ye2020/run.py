@@ -31,7 +31,8 @@ from ..train import TrainConfig, train
 from ..train.augment import augment_batch
 from ..train.checkpoint import resolve_device
 from ..walk.execute import positions
-from .cut import CutRunner, layers_in_order
+from ..partial import CutRunner
+from .order import layers_in_order
 from .layers import Mask
 from .options import Ye2020Options
 from .select import LayerOutcome, grow_layer

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .cut import CutRunner
+from ..partial import CutRunner
 from .layers import Mask
 
 
