@@ -196,3 +196,6 @@ def test_cli_says_what_ye2020_needs_and_runs(tmp_path, capsys):
     report = load_report(tmp_path / "y.pt")
     assert report["method"] == "ye2020" and [g["name"] for g in report["groups"]] == ["1", "3"]
     assert "ye2020:" in capsys.readouterr().out
+    import greedyprune
+    loaded = greedyprune.load(tmp_path / "y.pt")
+    assert [loaded[1].out_features, loaded[3].out_features] == [g["channels_after"] for g in report["groups"]]
