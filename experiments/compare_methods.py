@@ -9,7 +9,15 @@ params/FLOPs and times go to ``experiments/results/compare_<model>.json`` (resum
 are skipped; ``wall_seconds`` sums the runs' times) and a plot ``compare_<model>.png``. Every method
 runs ``--seeds`` seeds: ``random`` draws its subset with the seed, every method fine-tunes with it.
 
+A method name ending in ``+refit`` (e.g. ``reoptimized+refit``) is that method followed by the global
+refit (``refit="global"``, ``--refit-iters``); its feature errors and refit time are recorded.
+``--eval-every K`` logs top-1 on a fixed test subset (``--curve-images``) every K fine-tuning steps
+(``curve``) and records the steps each run needs to come within one point of the dense model on that
+subset (``steps_within_1pt``); fine-tunes checkpoint under ``runs/compare/`` and resume after a kill.
+
     python experiments/compare_methods.py --model resnet18-fmnist --flops 0.7,0.5,0.3,0.15
+    python experiments/compare_methods.py --model resnet18-fmnist --flops 0.5,0.3 --seeds 2 \
+        --methods reoptimized+refit,reoptimized,magnitude --finetune-images 60000 --eval-every 200
 """
 
 from __future__ import annotations
@@ -17,27 +25,31 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
 import torch
+
+from compare_finetune import curve_set_of, fine_tune, plot_curves, run_dir_of, steps_within
 
 from greedyprune.data import calibration_batches, get_dataset, subset
 from greedyprune.io import atomic_write, save_json
 from greedyprune.models import trained_model
 from greedyprune.paths import results_dir
 from greedyprune.prune import Pruner
-from greedyprune.train import TrainConfig, evaluate, recalibrate_batchnorm_on, train
+from greedyprune.train import evaluate, recalibrate_batchnorm_on
 
-COLORS = {"reoptimized": "tab:blue", "uniform": "tab:orange", "uniform-noreplace": "tab:brown",
-          "magnitude": "tab:green", "magnitude-norefit": "tab:olive", "random": "tab:red"}
+COLORS = {"reoptimized": "tab:blue", "reoptimized+refit": "tab:purple", "uniform": "tab:orange",
+          "uniform-noreplace": "tab:brown", "magnitude": "tab:green", "magnitude-norefit": "tab:olive",
+          "random": "tab:red", "magnitude+refit": "tab:cyan"}
 
 
-def fine_tune(model, images: int, epochs: float, seed: int) -> None:
-    data = subset(get_dataset("fashion-mnist", "train"), images, seed=100 + seed)
-    train(model, data, TrainConfig(epochs=epochs, batch_size=64, lr=0.01, weight_decay=5e-5, label_smoothing=0.1,
-                                   seed=seed), progress=False)
-    model.eval()
+def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
+    """``"reoptimized+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N})``."""
+    if method.endswith("+refit"):
+        return method[: -len("+refit")], {"refit": "global", "refit_iters": refit_iters}
+    return method, {}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -83,12 +95,19 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=10000)
     parser.add_argument("--finetune-images", type=int, default=5000)
     parser.add_argument("--finetune-epochs", type=float, default=1.0)
+    parser.add_argument("--refit-iters", type=int, default=40, help="L-BFGS iterations of the +refit methods")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="log top-1 on --curve-images test images every this many fine-tuning steps (0: off)")
+    parser.add_argument("--curve-images", type=int, default=2000, help="size of the fixed test subset of the curves")
+    parser.add_argument("--runs", default=None, help="folder of the resumable fine-tuning runs (default: runs/compare)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = parser.parse_args()
     if args.replot:
         out = Path(args.out or results_dir() / f"compare_{args.model}.json")
-        plot(json.loads(out.read_text()), out.with_suffix(".png"))
+        results = json.loads(out.read_text())
+        plot(results, out.with_suffix(".png"))
+        plot_curves(results, out.with_name(out.stem + "_curves.png"), COLORS)
         return
 
     out = Path(args.out or results_dir() / f"compare_{args.model}.json")
@@ -100,6 +119,9 @@ def main() -> None:
         results["dense_top1"] = evaluate(model, test)["top1"]
     results.update(calibration_images=args.calib, test_images=len(test), finetune_images=args.finetune_images,
                    finetune_epochs=args.finetune_epochs)
+    curve_set = curve_set_of(args.curve_images) if args.eval_every else None
+    if curve_set is not None and "curve_dense_top1" not in results:
+        results.update(curve_images=len(curve_set), curve_dense_top1=evaluate(model, curve_set)["top1"])
     methods = args.methods.split(",")
     session = time.perf_counter()
     for flops in [float(f) for f in args.flops.split(",")]:
@@ -115,35 +137,49 @@ def main() -> None:
                 start = time.perf_counter()
                 budget = {"flops": flops} if widths is None else {"widths": widths}
                 if method == "random" or pruned_once is None:
-                    pruned, report = Pruner(model, batches, method, seed=seed, progress=False, **budget).run()
+                    base, extra = method_options(method, args.refit_iters)
+                    cpu = time.process_time()
+                    pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget, **extra).run()
+                    prune_cpu = time.process_time() - cpu
                     top1_pruned = evaluate(pruned, test)["top1"]
                     recalibrated = evaluate(recalibrate_batchnorm_on(copy.deepcopy(pruned), batches), test)["top1"]
                     if method != "random":
-                        pruned_once = (pruned, report, top1_pruned, recalibrated)
+                        pruned_once = (pruned, report, top1_pruned, recalibrated, prune_cpu)
                 else:
-                    pruned, report, top1_pruned, recalibrated = pruned_once
+                    pruned, report, top1_pruned, recalibrated, prune_cpu = pruned_once
                 widths = widths or report.widths()
                 run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
                        "flops_before": report.flops_before, "flops_after": report.flops_after,
                        "params_before": report.params_before, "params_after": report.params_after,
                        "group_errors": {g.name: g.error for g in report.groups}, "prune_seconds": report.seconds,
-                       "top1_pruned": top1_pruned, "top1_recalibrated": recalibrated, "top1_finetuned": None}
+                       "prune_cpu_seconds": prune_cpu,
+                       "top1_pruned": top1_pruned, "top1_recalibrated": recalibrated, "top1_finetuned": None,
+                       "refit": report.refit}
                 if args.finetune_images and method in methods:
                     tuned = copy.deepcopy(pruned)
-                    fine_tune(tuned, args.finetune_images, args.finetune_epochs, seed)
+                    tuned_at = time.perf_counter()
+                    run["curve"] = fine_tune(tuned, args.finetune_images, args.finetune_epochs, seed,
+                                             run_dir=run_dir_of(out, key, args.runs), eval_every=args.eval_every,
+                                             curve_set=curve_set)
+                    run["finetune_seconds"] = time.perf_counter() - tuned_at  # this session's part only
                     run["top1_finetuned"] = evaluate(tuned, test)["top1"]
+                    if curve_set is not None:
+                        run["steps_within_1pt"] = steps_within(run["curve"], results["curve_dense_top1"])
                 run["seconds"] = time.perf_counter() - start
                 if method in methods:
                     results["runs"][key] = run
                     results["wall_seconds"] = results.get("wall_seconds", 0.0) + run["seconds"]
                     save_json(results, out)
+                refit = (f", refit feature error {run['refit']['error_before']:.3f} -> {run['refit']['error_after']:.3f} "
+                         f"in {run['refit']['seconds']:.0f} s" if run["refit"] else "")
                 print(f"{key}: FLOPs {run['flops_after'] / run['flops_before']:.1%}, top-1 {100 * run['top1_pruned']:.2f}"
-                      f" -> fine-tuned {100 * (run['top1_finetuned'] or 0):.2f} ({run['seconds']:.0f} s)", flush=True)
+                      f" -> fine-tuned {100 * (run['top1_finetuned'] or 0):.2f} ({run['seconds']:.0f} s){refit}", flush=True)
     print(f"this invocation: {time.perf_counter() - session:.0f} s; all runs: {results.get('wall_seconds', 0):.0f} s")
     plot(results, out.with_suffix(".png"))
+    plot_curves(results, out.with_name(out.stem + "_curves.png"), COLORS)
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))  # 2 unless the caller asks for fewer
     main()

@@ -33,6 +33,7 @@ from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
+from .refit import refit_after_pruning
 from .pipeline.statistics import iter_group_problems
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram
@@ -56,7 +57,10 @@ class Pruner:
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
             float64, or ``float64``), ``materialize`` (False zeroes removed channels at full width),
-            ``recalibrate_bn``, ``shard_calibration``, ``progress``. An unknown option is an error.
+            ``recalibrate_bn``, ``shard_calibration``, ``progress``, ``refit`` (``"global"``: after the
+            last group refit the pruned groups' consumer weights and bias sinks jointly so the penultimate
+            features match the original's on the calibration images, :mod:`greedyprune.refit`),
+            ``refit_iters`` (L-BFGS iterations, default 40), ``refit_features``. An unknown option is an error.
 
     Under ``torch.distributed`` each rank keeps every ``world_size``-th batch (``shard_calibration``),
     statistics are summed over ranks and rank 0's selection is broadcast, so every rank builds the same
@@ -91,6 +95,8 @@ class Pruner:
         self.next_group = 0
         # called with the pruner after the last group, before BatchNorm recalibration (e.g. a global refit)
         self.finish_hooks: list[Callable[["Pruner"], None]] = []
+        if o.refit is not None:  # greedyprune.refit: the optional global refit after selection
+            self.finish_hooks.append(refit_after_pruning)
 
     # ------------------------------------------------------------------------------------------ budget
     def _widths(self, example: torch.Tensor) -> list[int]:

@@ -36,6 +36,7 @@ class PruneReport:
     device: str = "cpu"
     seed: int = 0
     options: dict = field(default_factory=dict)
+    refit: dict | None = None  # greedyprune.refit.RefitReport as a dict (None: no refit)
     versions: dict = field(default_factory=lambda: versions())
 
     def to_dict(self) -> dict:
@@ -63,6 +64,11 @@ class PruneReport:
                      f"FLOPs {self.flops_before:,} -> {self.flops_after:,} ({fr:.1%})")
         damping = self.options.get("damping")
         ridge = f", damping {damping:g} x mean diag(G) (lambda per group in the JSON)" if damping else ""
+        if self.refit:
+            r = self.refit
+            lines.append(f"global refit ({r['features']}, {len(r['parameters'])} tensors, {r['iterations']} L-BFGS iterations): "
+                         f"relative feature error {r['error_before']:.4f} -> {r['error_after']:.4f} in {r['seconds']:.1f} s"
+                         + (f" ({r['note']})" if r.get('note') else ""))
         lines.append(f"method {self.method}, {self.calibration_images} calibration images, "
                      f"{self.seconds:.1f} s on {self.device}{ridge}")
         return "\n".join(lines)

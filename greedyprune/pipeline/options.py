@@ -8,6 +8,7 @@ from ..budget import check_fraction
 from ..errors import UserError
 from ..objective import registered_objectives
 from ..options import opt
+from ..refit import check_refit_options
 from ..selection import registered_methods
 
 
@@ -31,6 +32,10 @@ class PruneOptions:
     progress: bool = opt(True, "show progress bars")
     shard_calibration: bool = opt(True, "under torch.distributed, each rank keeps every world_size-th batch")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration batches at the end")
+    refit: str | None = opt(None, "'global': after the last group, refit the pruned groups' consumers and bias sinks "
+                                  "jointly to the original's penultimate features (greedyprune.refit); None: off")
+    refit_iters: int = opt(40, "L-BFGS iterations of the global refit")
+    refit_features: str | None = opt(None, "module whose input the refit matches (default: the last nn.Linear to run)")
 
     @classmethod
     def from_keywords(cls, method: str, keywords: dict) -> "PruneOptions":
@@ -58,6 +63,9 @@ class PruneOptions:
                             f"{', '.join(sorted(registered_objectives))}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UserError(f"seed must be an int, got {self.seed!r}")
+        check_refit_options(self.refit, self.refit_iters)
+        if self.refit is not None and not self.materialize:
+            raise UserError("refit needs materialize=True (a masked model would revive the removed columns)")
         if not isinstance(self.damping, (int, float)) or not self.damping >= 0:
             raise UserError(f"damping must be a number >= 0, got {self.damping!r}")
         return self

@@ -19,7 +19,7 @@ def _run(script: str, *args, cache) -> str:
 def test_compare_methods_table_and_resume(trained_cache, tmp_path):
     out = tmp_path / "compare.json"
     args = ["--model", "small-cnn", "--flops", "0.5", "--methods", "reoptimized,magnitude,random", "--seeds", "2",
-            "--calib", "64", "--test-images", "200", "--finetune-images", "64", "--out", out]
+            "--calib", "64", "--test-images", "200", "--finetune-images", "64", "--out", out, "--runs", tmp_path / "runs"]
     printed = _run("compare_methods.py", *args, cache=trained_cache)
     results = json.loads(out.read_text())
     assert set(results["runs"]) == {f"0.5/{m}/{s}" for m in ("reoptimized", "magnitude", "random") for s in (0, 1)}
@@ -36,6 +36,31 @@ def test_compare_methods_table_and_resume(trained_cache, tmp_path):
     assert "FLOPs" not in _run("compare_methods.py", *args, cache=trained_cache) and "FLOPs" in printed
     table = _run("compare_table.py", out, cache=trained_cache)
     assert "| 50% | `reoptimized` |" in table and "| 50% | `random` |" in table and " ± " in table
+
+
+def test_compare_methods_refit_row_curves_and_resumed_fine_tune(trained_cache, tmp_path):
+    out = tmp_path / "refit.json"
+    args = ["--model", "small-cnn", "--flops", "0.3", "--methods", "reoptimized+refit,reoptimized", "--seeds", "1",
+            "--calib", "64", "--test-images", "200", "--finetune-images", "640", "--eval-every", "4",
+            "--curve-images", "300", "--refit-iters", "5", "--out", out, "--runs", tmp_path / "runs"]
+    printed = _run("compare_methods.py", *args, cache=trained_cache)
+    results = json.loads(out.read_text())
+    refit, plain = results["runs"]["0.3/reoptimized+refit/0"], results["runs"]["0.3/reoptimized/0"]
+    assert refit["widths"] == plain["widths"] and plain["refit"] is None
+    assert refit["refit"]["error_after"] < refit["refit"]["error_before"] and "refit feature error" in printed
+    assert refit["group_errors"] == plain["group_errors"]  # the same picks; only the refit differs
+    assert [step for step, _ in plain["curve"]] == [0, 4, 8, 10]  # 640 images / batch 64 = 10 steps
+    dense = results["curve_dense_top1"]
+    for run in (refit, plain):
+        first = next((s for s, t in run["curve"] if t >= dense - 0.01), None)
+        assert run["steps_within_1pt"] == first
+    assert out.with_name("refit_curves.png").stat().st_size > 10_000
+    # a run missing from the JSON (killed after its fine-tune checkpointed) resumes from the checkpoint
+    del results["runs"]["0.3/reoptimized/0"]
+    out.write_text(json.dumps(results))
+    _run("compare_methods.py", *args, cache=trained_cache)
+    again = json.loads(out.read_text())["runs"]["0.3/reoptimized/0"]
+    assert again["curve"] == plain["curve"] and again["top1_finetuned"] == plain["top1_finetuned"]
 
 
 def test_stage_errors(trained_cache, tmp_path):
