@@ -6,8 +6,9 @@ statistics come from raw ``(G, b, E)`` (:class:`GroupStatistics`), from a model 
 The bounds checked are stated and proved in ``analysis/THEORY.md``.
 """
 
-from .bounds import BOUNDS, TheoryConstants, bound_curves, compute_constants
+from .bounds import BOUNDS, bound_curves
 from .check import BoundCheck, check_group, group_bounds, summarize
+from .constants import TheoryConstants, compute_constants
 from .collect import from_prune, group_statistics
 from .curves import METHODS, GroupCurves, MethodCurve, decay_curves
 from .fits import CurveFit, LineFit, fit_curve, picks_to_reach
