@@ -30,7 +30,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis import GroupStatistics, analyze_groups, fit_curve  # noqa: E402
+from greedyprune.analysis import GroupStatistics, analyze_groups, fit_curve  # noqa: E402
 from greedyprune.data import get_dataset  # noqa: E402
 from greedyprune.io import load_checkpoint, save_json, save_torch  # noqa: E402
 from greedyprune.selection import greedy_select_gram  # noqa: E402

@@ -52,7 +52,7 @@ def parse_fit_range(text: str | None) -> tuple[int, int] | None:
 def run(options: Options) -> None:
     import time
 
-    from analysis import METHODS, analyze_groups, group_statistics
+    from greedyprune.analysis import METHODS, analyze_groups, group_statistics
 
     from ..adapters import find_adapter
     from ..errors import UserError

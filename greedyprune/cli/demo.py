@@ -42,9 +42,9 @@ def _fine_tune(model, dataset, options: Options, device) -> None:
 
 def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
     """Error vs kept channels for a few groups spread over the depth (one PNG each)."""
-    from analysis import decay_curves, fit_curve, group_statistics
-    from analysis.plots import plot_group
-    from analysis.report import safe_name
+    from greedyprune.analysis import decay_curves, fit_curve, group_statistics
+    from greedyprune.analysis.plots import plot_group
+    from greedyprune.analysis.report import safe_name
 
     from ..adapters import find_adapter
     names = [g.name for g in find_adapter(model).groups(model)]

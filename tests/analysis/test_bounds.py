@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from analysis import GroupStatistics, compute_constants
-from analysis.geometry import span_covering
+from greedyprune.analysis import GroupStatistics, compute_constants
+from greedyprune.analysis.geometry import span_covering
 
 from .synthetic import group_from_phi, points, regular_simplex, sphere
 

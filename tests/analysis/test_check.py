@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import GroupStatistics, bound_curves, check_group, compute_constants, decay_curves
-from analysis.check import simplex_endpoint
+from greedyprune.analysis import GroupStatistics, bound_curves, check_group, compute_constants, decay_curves
+from greedyprune.analysis.check import simplex_endpoint
 
 from .synthetic import group_from_phi, points, regular_simplex, sphere
 

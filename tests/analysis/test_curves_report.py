@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
-from analysis.channels import by_channels, distinct_counts
+from greedyprune.analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
+from greedyprune.analysis.channels import by_channels, distinct_counts
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
 

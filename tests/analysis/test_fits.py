@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import fit_curve, picks_to_reach
-from analysis.fits import default_range, fit_line
+from greedyprune.analysis import fit_curve, picks_to_reach
+from greedyprune.analysis.fits import default_range, fit_line
 
 
 def test_exponential_curve_recovers_rate():

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import check_group, compute_constants, decay_curves
-from analysis.check import ATOL, INFORMATIVE_FACTOR, RTOL
+from greedyprune.analysis import check_group, compute_constants, decay_curves
+from greedyprune.analysis.check import ATOL, INFORMATIVE_FACTOR, RTOL
 
 from .synthetic import group_from_phi, points, regular_simplex, sphere
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import GroupStatistics, check_group, compute_constants, decay_curves
-from analysis.geometry import embed
+from greedyprune.analysis import GroupStatistics, check_group, compute_constants, decay_curves
+from greedyprune.analysis.geometry import embed
 
 from .synthetic import group_from_phi, points, sphere
 
