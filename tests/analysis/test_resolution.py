@@ -88,10 +88,10 @@ def test_wrong_constants_are_caught_exactly_where_the_resolution_says(size):
     """The issue's setting: random groups in N+4..N+6 dimensions, target = centroid, constants too optimistic
     (r² 1e5x, μ² 1e3-1e5x, 1/D² 10x; V 10x for B1/B2). Before, B3-B5 "passed" and were called informative
     (below 1 from n = 1). Now every wrong constant FAILs when k >= k*, passes when k < k* -- and a bound
-    whose k* exceeds 10 is reported as uninformative, so its pass claims nothing. Measured here (k*):
-    B1 1.6-2.6 and B2 2.4-4.0, so 10x is caught everywhere; B3 17-63, so 1/D² 10x is uncatchable; B4 85-2e3
-    at N <= 16 (r² 1e5x caught) but ~1.7e5 at N = 64 (uncatchable); B5 1e2-1.3e3 at N <= 16 (μ² 1e3x caught
-    only where k* < 1e3, 1e5x caught) and ~7e4 at N = 64 (1e3x uncatchable, 1e5x caught)."""
+    whose k* exceeds 10 is reported as uninformative, so its pass claims nothing. Measured here (k*, three
+    groups per N; THEORY.md section 8a): B1 1.6-2.7 and B2 2.3-4.0, so 10x is caught everywhere; B3 19-63, so
+    1/D² 10x is uncatchable; B4 85-1.9e3 at N <= 16 (r² 1e5x caught) and 1.7e4-1.7e5 at N = 64 (uncatchable
+    in one group); B5 1.1e2-1.3e3 at N <= 16 and 6e3-7e4 at N = 64 (μ² 1e3x caught only where k* < 1e3)."""
     uncatchable = []
     for extra in (4, 5, 6):
         curves, constants, rows = analyse(group_from_phi("g", points(size, size + extra, seed=100 * size + extra) + 2.0))
