@@ -54,7 +54,8 @@ def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
         curves = decay_curves(group, min(group.size, 128), methods=("reoptimized", "uniform", "magnitude", "random"),
                               seeds=(0, 1, 2))
         path = out / f"decay_{safe_name(group.name)}.png"
-        plot_group(curves, {m: fit_curve(c.errors) for m, c in curves.curves.items()}, {}, path)
+        fits = {m: fit_curve(c.errors[:c.measured_until], size=group.size) for m, c in curves.curves.items()}
+        plot_group(curves, fits, {}, path)  # fits over the default bulk range n <= N/2
         paths.append(path)
     return paths
 
