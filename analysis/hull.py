@@ -45,9 +45,9 @@ class HullProjection:
 
 
 def polish(coords: np.ndarray, target: np.ndarray, norms: np.ndarray, a: np.ndarray,
-           rtol: float = 1e-9) -> np.ndarray | None:
-    """Exact minimiser of ``||coords a - target||`` over ``{sum a = 1}`` on the support of ``a``; None if
-    it leaves the simplex.
+           rtol: float = 1e-9, rounds: int = 5) -> np.ndarray | None:
+    """Exact minimiser of ``||coords a - target||`` over ``{sum a = 1}`` on the support of ``a``; None if it
+    leaves the simplex (after dropping the candidates that go negative, ``rounds`` times at most).
 
     In ``v = norms * a`` the columns are unit vectors and the constraint is ``u.v = 1`` with ``u = 1/norms``;
     ``v = u/|u|^2 + Z y`` (``Z`` an orthonormal basis of ``u``'s complement) turns it into an unconstrained
@@ -56,18 +56,20 @@ def polish(coords: np.ndarray, target: np.ndarray, norms: np.ndarray, a: np.ndar
     scale = np.where(norms > 0, norms, 1.0)
     v = a * scale
     support = np.nonzero(v > rtol * v.max())[0]
-    cols = coords[:, support] / scale[support]
-    u = 1.0 / scale[support]
-    base = u / (u @ u)
-    q, _ = np.linalg.qr(np.column_stack([u, np.eye(len(u))[:, :-1]]))
-    null = q[:, 1:]
-    y = np.linalg.lstsq(cols @ null, target - cols @ base, rcond=None)[0] if null.shape[1] else np.zeros(0)
-    v_sup = base + null @ y
-    if v_sup.min() < -rtol * v_sup.max():
-        return None
-    out = np.zeros_like(a)
-    out[support] = np.clip(v_sup, 0, None) / scale[support]
-    return out / out.sum()
+    for _ in range(rounds):
+        cols = coords[:, support] / scale[support]
+        u = 1.0 / scale[support]
+        base = u / (u @ u)
+        q, _ = np.linalg.qr(np.column_stack([u, np.eye(len(u))[:, :-1]]))
+        null = q[:, 1:]
+        y = np.linalg.lstsq(cols @ null, target - cols @ base, rcond=None)[0] if null.shape[1] else np.zeros(0)
+        v_sup = base + null @ y
+        if v_sup.min() >= -rtol * v_sup.max():
+            out = np.zeros_like(a)
+            out[support] = np.clip(v_sup, 0, None) / scale[support]
+            return out / out.sum()
+        support = support[v_sup > 0]
+    return None
 
 
 def hull_projection(gram: np.ndarray, cross: np.ndarray, energy: float, coords: np.ndarray, target: np.ndarray,
