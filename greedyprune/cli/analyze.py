@@ -23,7 +23,8 @@ class Options:
     groups: str = opt("all", "'all' or comma-separated group names (see `greedyprune analyze --groups list`)")
     n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel, n = 1..N)")
     fit_range: str | None = opt(None, "fit range N_LO:N_HI of kept channels (default: 1 .. N/2, leaving out the "
-                                      "end-game near n = N; the report also gives the verdict over N/4, N/2, 3N/4, all)")
+                                      "end-game near n = N; the report also gives the verdict over N/4, N/2, "
+                                      "3N/4 and all)")
     uniform_picks: int | None = opt(None, "picks (with repeats) of uniform herding per group (default: 8 x n_max)")
     methods: str = opt("all", "comma-separated methods (default: all of greedyprune.analysis.METHODS)")
     seeds: int = opt(3, "seeds of the random baseline")

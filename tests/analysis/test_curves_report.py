@@ -92,7 +92,8 @@ def test_analyze_groups_writes_reports(tmp_path):
     text = report.files["report"].read_text()
     assert "| off | herding_hull | uniform | pass |" in text and "outside the convex hull" in text
     assert "uniform (per pick)" in text and "< 1 from n" in text and "resolution k*" in text
-    assert "verdict by range N/4 · N/2 · 3N/4 · all" in text and "| off | fcfw_endpoint | reoptimized-simplex | pass |" in text
+    assert "verdict by range N/4 · N/2 · 3N/4 · all" in text
+    assert "| off | fcfw_endpoint | reoptimized-simplex | pass |" in text
     assert "## Fitted rates" in text and "plots/summary_rates.png" in text
     sourced = analyze_groups(groups[:1], tmp_path / "src", seeds=(0,), progress=False, plots=False,
                              source={"model": "m", "weights": "trained cache: x", "test_acc": 0.8612})

@@ -94,7 +94,8 @@ def test_wrong_constants_are_caught_exactly_where_the_resolution_says(size):
     in one group); B5 1.1e2-1.3e3 at N <= 16 and 6e3-7e4 at N = 64 (μ² 1e3x caught only where k* < 1e3)."""
     uncatchable = []
     for extra in (4, 5, 6):
-        curves, constants, rows = analyse(group_from_phi("g", points(size, size + extra, seed=100 * size + extra) + 2.0))
+        phi = points(size, size + extra, seed=100 * size + extra) + 2.0
+        curves, constants, rows = analyse(group_from_phi("g", phi))
         assert all(rows[key].status == "pass" for key in TAMPER)
         assert rows["herding_hull"].informative and rows["herding_general"].informative
         assert not rows["fcfw_linear"].informative and not rows["free_linear"].informative
