@@ -30,20 +30,17 @@ the certified ``L*`` bracket.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .bounds import BOUNDS, bound_curve, bound_curves
+from .bounds import BOUNDS, bound_curves
 from .constants import TheoryConstants
 from .curves import ZERO_RTOL, GroupCurves
+from .resolution import ATOL, MAX_FACTOR, RTOL, resolution, tolerance
 
-ATOL = 1e-10
-RTOL = 1e-13
 TRIVIAL = 1.0  # relative error of keeping nothing (f = 0): a bound at or above it says nothing
 INFORMATIVE_FACTOR = 10.0  # informative: a rate constant this many times too optimistic would FAIL
-MAX_FACTOR = 1e12  # resolutions are searched up to this factor (beyond: reported as None, "never")
 ENDPOINT = "fcfw_endpoint"
 ENDPOINT_STATEMENT = "L_N (reoptimized-simplex, all N kept) in the certified L* bracket [L*_lower, L*_upper]"
 
@@ -74,38 +71,6 @@ class BoundCheck:
 
     def to_json(self) -> dict:
         return {**asdict(self), "informative": self.informative}
-
-
-def tolerance(bound: np.ndarray, atol: float = ATOL) -> np.ndarray:
-    """Rounding allowed above a relative bound: ``atol + RTOL * |bound|``. The engine's loss is a difference of
-    terms about as large as the bound, so its float64 rounding grows with it (``uniform``'s first picks can be
-    10-1e6 E); ``RTOL = 1e-13`` is some 500 ulps of the bound."""
-    return atol + RTOL * np.abs(bound)
-
-
-def resolution(constants: TheoryConstants, key: str, measured: np.ndarray, atol: float = ATOL,
-               cap: float = MAX_FACTOR) -> float | None:
-    """Smallest ``k >= 1`` such that the bound with its rate constant ``k`` times more optimistic is below the
-    measured error (beyond ``atol``) at some ``n >= 2``; ``None`` if no ``k <= cap`` does (bisection on log k:
-    every bound is non-increasing in ``k``)."""
-    n = np.arange(2, len(measured) + 1)
-    if len(n) == 0:
-        return None
-    meas = np.asarray(measured[1:])
-
-    def fails(k: float) -> bool:
-        rhs = bound_curve(constants, key, n, k)
-        return rhs is not None and bool(np.any(meas > rhs + tolerance(rhs, atol)))
-
-    if fails(1.0):
-        return 1.0
-    if not fails(cap):
-        return None
-    lo, hi = 0.0, math.log(cap)
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if fails(math.exp(mid)) else (mid, hi)
-    return math.exp(hi)
 
 
 def _empty(base: dict, status: str, explanation: str) -> BoundCheck:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from greedyprune.analysis import check_group, compute_constants, decay_curves
-from greedyprune.analysis.check import ATOL, INFORMATIVE_FACTOR, RTOL
+from greedyprune.analysis.check import INFORMATIVE_FACTOR
+from greedyprune.analysis.resolution import ATOL, RTOL
 
 from .synthetic import group_from_phi, points, regular_simplex, sphere
 
