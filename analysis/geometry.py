@@ -1,17 +1,21 @@
-"""Convex geometry of one group from its Gram matrix: embedding, L* (QP), interior depth (LP), span covering.
+"""Convex geometry of one group from its Gram matrix: embedding, interior depth (LP), span covering.
 
 Notation (matches ``THEORY.md``): ``phi_i = N c_i``, ``M = conv{phi_i}``, ``A`` = direction space of
 the affine hull ``aff M`` (spanned by ``phi_i - phibar``, ``phibar`` the centroid), ``m = dim A``.
 
-* :func:`embed` turns ``(G, b, E)`` into explicit coordinates: ``G = W diag(lam) W'`` gives
-  ``C = diag(sqrt lam) W'`` (``C'C = G``; eigenvalues below ``rtol * lam_max`` dropped), the target's
-  in-span part ``t = diag(lam^-1/2) W' b`` and its out-of-span energy ``E_perp = E - ||t||^2 >= 0``.
-* :func:`hull_projection` solves ``L* = min_{a in simplex} ||Phi a - T||^2`` with cvxpy and returns a
-  rigorous bracket ``[L(a) - gap(a), L(a)]`` (``gap`` = Frank-Wolfe duality gap at the returned ``a``).
-* :func:`interior_depth`: certified margin ``r`` (``T + r-ball of A`` inside ``M``) from an LP, exact
-  when ``M`` is a simplex; exact by facet enumeration (qhull) when ``m <= 6``; plus ``t_max``.
+* :func:`embed` turns ``(G, b, E)`` into explicit coordinates. Every rank decision is made on the
+  correlation matrix ``Ghat = D^-1/2 G D^-1/2`` (``D = diag G``), i.e. on the unit vectors
+  ``chat_i = c_i / ||c_i||``, so it does not depend on how loud each candidate is: ``Ghat = W diag(lam) W'``
+  (eigenvalues below ``rtol * lam_max`` dropped) gives orthonormal coordinates ``diag(sqrt lam) W'`` of
+  the ``chat_i``, hence of ``phi_i = N ||c_i|| chat_i``; the target's in-span part is
+  ``t = diag(lam^-1/2) W' D^-1/2 b`` and its out-of-span energy ``E_perp = E - ||t||^2 >= 0``.
+* :func:`interior_depth`: distance of ``T`` to ``aff M``, certified margin ``r`` of its projection
+  (``T_A + r-ball of A`` inside ``M``) from an LP, exact when ``M`` is a simplex; exact by facet
+  enumeration (qhull) when ``m <= 6``; plus ``t_max``.
 * :func:`span_covering`: ``mu^2`` for the free (least-squares) greedy rate, by eigenvalue and dual
   certificates.
+
+``L*`` (the QP over the hull) is in :mod:`analysis.hull`.
 """
 
 from __future__ import annotations
@@ -30,62 +34,46 @@ RTOL = 1e-10
 
 @dataclass
 class Embedding:
-    coords: np.ndarray   # (r, N) coordinates of phi_i = N c_i
+    coords: np.ndarray   # (r, N) coordinates of phi_i = N c_i in an orthonormal basis of span{c}
     target: np.ndarray   # (r,) in-span part of T
     outside: float       # ||T - P_span T||^2
     rank: int
+    norms: np.ndarray    # (N,) ||phi_i|| (0 for zero candidates)
 
 
 def embed(gram: np.ndarray, cross: np.ndarray, energy: float, rtol: float = RTOL) -> Embedding:
+    """Coordinates of ``phi_i`` and of ``T``'s in-span part; numerical rank decided on the correlation matrix."""
     n = gram.shape[0]
-    lam, w = np.linalg.eigh(gram)
+    diag = np.clip(np.diag(gram), 0.0, None)
+    nz = diag > 0
+    root = np.sqrt(diag[nz])
+    if not nz.any():
+        return Embedding(np.zeros((0, n)), np.zeros(0), max(float(energy), 0.0), 0, np.zeros(n))
+    lam, w = np.linalg.eigh(gram[np.ix_(nz, nz)] / (root[:, None] * root[None, :]))
     keep = lam > rtol * max(float(lam.max()), 1e-300)
-    root = np.sqrt(lam[keep])
-    coords = n * (root[:, None] * w[:, keep].T)
-    target = (w[:, keep].T @ cross) / root
-    return Embedding(coords, target, max(float(energy - target @ target), 0.0), int(keep.sum()))
+    sq = np.sqrt(lam[keep])
+    coords = np.zeros((int(keep.sum()), n))
+    coords[:, nz] = n * (sq[:, None] * w[:, keep].T) * root[None, :]
+    target = (w[:, keep].T @ (cross[nz] / root)) / sq
+    norms = np.zeros(n)
+    norms[nz] = n * root
+    return Embedding(coords, target, max(float(energy - target @ target), 0.0), int(keep.sum()), norms)
 
 
-def loss_of(gram: np.ndarray, cross: np.ndarray, energy: float, a: np.ndarray) -> float:
-    """``L(Phi a) = E - 2 N b.a + N^2 a.G.a`` exactly from the statistics."""
-    n = gram.shape[0]
-    return float(energy - 2 * n * cross @ a + n * n * a @ gram @ a)
+def affine_rank(coords: np.ndarray, rtol: float = RTOL) -> int:
+    """``m = dim aff{phi_i}`` from the span rank ``r`` (rows of ``coords``): ``m = r - 1`` when the points lie
+    on an affine hyperplane of the span that misses the origin (``l'phi_i = 1`` for all ``i``), else ``m = r``.
 
-
-def fw_gap(gram: np.ndarray, cross: np.ndarray, a: np.ndarray) -> float:
-    """``max_i <grad L(x), x - phi_i>`` at ``x = Phi a`` (>= L(x) - L* for a in the simplex)."""
-    n = gram.shape[0]
-    ga = gram @ a
-    inner_x = n * n * a @ ga - n * cross @ a            # <x - T, x>
-    inner_phi = n * n * ga - n * cross                   # <x - T, phi_i>
-    return float(max(2 * np.max(inner_x - inner_phi), 0.0))
-
-
-@dataclass
-class HullProjection:
-    weights: np.ndarray  # a* in the simplex
-    upper: float         # L(Phi a*) >= L*
-    lower: float         # L(Phi a*) - gap >= ... <= L*
-    solver: str
-
-
-def hull_projection(gram: np.ndarray, cross: np.ndarray, energy: float, emb: Embedding,
-                    centroid: bool) -> HullProjection:
-    """``L* = min_{a in simplex} ||Phi a - T||^2`` (QP in the embedding, scaled by ``1/sqrt(E)``)."""
-    n = gram.shape[0]
-    scale = 1.0 / np.sqrt(energy)
-    a = cp.Variable(n, nonneg=True)
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(scale * emb.coords @ a - scale * emb.target)), [cp.sum(a) == 1])
-    solver = _solve(problem, ("CLARABEL", "OSQP", "SCS"))
-    candidates = []
-    if a.value is not None:
-        w = np.clip(np.asarray(a.value, dtype=np.float64), 0, None)
-        candidates.append(w / w.sum())
-    if centroid:
-        candidates.append(np.full(n, 1.0 / n))
-    best = min(candidates, key=lambda w: loss_of(gram, cross, energy, w))
-    upper = max(loss_of(gram, cross, energy, best), 0.0)
-    return HullProjection(best, upper, max(upper - fw_gap(gram, cross, best), 0.0), solver)
+    Decided by least squares: the points are on such a hyperplane when the best ``l`` leaves a largest
+    relative residual ``max_i |l'phi_i - 1| <= sqrt(rtol)`` -- the level of the singular values the span
+    rank already dropped (eigenvalues below ``rtol``). Each equation is dimensionless, so a candidate far
+    louder than the others neither dominates the fit nor hides a direction.
+    """
+    r = coords.shape[0]
+    if r == 0:
+        return 0
+    ell = np.linalg.lstsq(coords.T, np.ones(coords.shape[1]), rcond=None)[0]
+    return r - 1 if float(np.max(np.abs(coords.T @ ell - 1.0))) <= math.sqrt(rtol) else r
 
 
 @dataclass
@@ -133,6 +121,10 @@ def _distinct(centred: np.ndarray, rtol: float = 1e-12) -> int:
 def interior_depth(emb: Embedding, rtol: float = RTOL, exact_max_dim: int = 6) -> InteriorDepth:
     """How deep ``T`` lies in ``M``: affine distance, certified margin, exact margin, ``t_max``.
 
+    Everything but ``aff_dist2`` is about ``T_A``, the projection of ``T`` onto ``aff M`` (``tau`` are its
+    coordinates in ``A``): ``T = T_A`` when ``T`` is in the affine hull, and B4 is stated for ``T_A``
+    (``THEORY.md`` section 6).
+
     Certificate: with ``Phi_c = [phi_i - phibar] = U S V'`` (thin SVD, rank ``m``), ``K = V S^-1 U'``
     maps a direction ``u in A`` to weights ``beta = K u`` with ``1'beta = 0`` and ``Phi beta = u``.
     If ``T = Phi a`` with ``a_i >= rho kappa_i``, ``kappa_i = ||K' e_i|| = ||S^-1 V[i]||``, then
@@ -143,7 +135,7 @@ def interior_depth(emb: Embedding, rtol: float = RTOL, exact_max_dim: int = 6) -
     centre = coords.mean(1)
     centred = coords - centre[:, None]
     u, s, vt = np.linalg.svd(centred, full_matrices=False)
-    keep = s > rtol * max(float(s.max()) if s.size else 0.0, 1e-300)
+    keep = (np.arange(len(s)) < affine_rank(coords, rtol)) & (s > 0)  # the m largest: m decided scale-free
     u, s, v = u[:, keep], s[keep], vt[keep].T
     m = int(keep.sum())
     tau = u.T @ (t - centre)
@@ -229,7 +221,7 @@ def span_covering(gram: np.ndarray, rtol: float = 1e-12, max_rank: int = 128, it
     zeros (numerical rank): the certificate covers the span of the retained eigen-directions.
     """
     diag = np.diag(gram)
-    nz = diag > 1e-300 + 1e-14 * max(float(diag.max()), 0.0)
+    nz = diag > 0  # scale-free: a quiet candidate is a direction like any other (the engine's OLS agrees)
     g = gram[np.ix_(nz, nz)]
     d = 1.0 / np.sqrt(np.diag(g))
     ghat = d[:, None] * g * d[None, :]

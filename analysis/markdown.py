@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .bounds import BOUNDS
+from .check import ENDPOINT, ENDPOINT_STATEMENT, INFORMATIVE_FACTOR
 from .fits import fmt_rate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,6 +24,21 @@ def _below_one(x: float | None) -> str:
     if x is not None and 0.999 < x < 1:
         return f"1 − {1 - x:.2g}"
     return _g(x)
+
+
+def _k(x: float) -> str:
+    return "never" if x == float("inf") else _g(x)
+
+
+def _resolution(c) -> str:
+    if c.status != "pass" or c.bound == ENDPOINT:
+        return "-"
+    return _k(c.resolution if c.resolution is not None else float("inf"))
+
+
+def _verdicts(fit) -> str:
+    short = {"exponential": "e", "power": "p", None: "-"}
+    return " · ".join(short[v] for v in fit.verdicts.values()) + ("" if fit.stable is not False else " (changes)")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -51,9 +67,12 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
 
     out.append("## Fitted rates\n")
     out.append("Exponential fit `log err ~ a - c n` (rate c) and power law `log err ~ a - p log n` "
-               "(exponent p), least squares over the stated n range; *better* = larger R². n = kept channels, "
-               "except `uniform (per pick)`: n = picks, the n of the O(1/n) theorem, up to the first pick at which "
-               "herding reaches the target (it then cycles away and back).\n")
+               "(exponent p), least squares over the stated n range; *better* = larger R². Default range "
+               "n = 1 .. N/2 (stopped at the last error above 1e-10): the theorems are about n ≪ N, and the collapse "
+               "near n = N (the last channels complete the span or the hull) would decide the verdict otherwise. "
+               "*verdict by range*: the better model over n ≤ N/4, N/2, 3N/4 and the whole curve (e = exponential, "
+               "p = power law, - = fewer than 3 points). n = kept channels, except `uniform (per pick)`: n = picks, "
+               "the n of the O(1/n) theorem, up to the first pick at which herding reaches the target.\n")
     rows = []
     for r in res:
         for m, f in [(m, r.fits.get(m)) for m in ("reoptimized", "reoptimized-simplex", "uniform")] + \
@@ -62,9 +81,9 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
                 continue
             rng = f"{f.n_range[0]}..{f.n_range[1]}" if f.n_range else "-"
             rows.append([r.curves.name, _g(r.group.depth), m, fmt_rate(f.exponential), fmt_rate(f.power),
-                         f.better or (f.reason or "-"), rng])
-    out.append(_table(["group", "depth", "method", "exp. rate c (R²)", "power exponent p (R²)", "better", "n range"],
-                      rows))
+                         f.better or (f.reason or "-"), rng, _verdicts(f)])
+    out.append(_table(["group", "depth", "method", "exp. rate c (R²)", "power exponent p (R²)", "better", "n range",
+                       "verdict by range N/4 · N/2 · 3N/4 · all"], rows))
 
     out.append("\n## Kept channels needed to reach a tolerance\n")
     out.append("Smallest number of kept channels with error ≤ the tolerance (`uniform`: distinct channels, "
@@ -84,39 +103,54 @@ def render_report(report: "AnalysisReport", title: str | None = None) -> str:
         e = c.energy
         rows.append([c.name, str(c.N), f"{c.rank}/{c.affine_dim}", "yes" if c.centroid_target else "no",
                      _g(c.D2 / e), _g(c.DT2 / e), f"[{_g(c.Lstar_lower / e)}, {_g(c.Lstar / e)}]",
-                     "yes" if c.in_hull else "no", _g(c.V_T / e), _g(c.delta2 / e),
-                     f"{_g(c.r / e ** 0.5)} ({c.r_method})",
-                     _g(c.r ** 2 / c.DT2 if c.DT2 > 0 else 0.0), _g(c.t_max), f"{_g(c.mu2)} ({c.mu2_method})",
-                     f"{c.seconds:.1f}"])
+                     c.hull_verdict, _g(c.aff_dist2 / e), _g(c.V_T / e), _g(c.delta2 / e),
+                     f"{_g(c.r / e ** 0.5)} ({c.r_method})", _g(c.r2_over_DT2), _g(c.t_max),
+                     f"{_g(c.mu2)} ({c.mu2_method})", f"{c.seconds:.1f}"])
+    out.append("Ranks are decided on the correlation matrix (scale-free); `L*` is bracketed by the loss of an "
+               "explicit point of the hull and that minus its Frank-Wolfe gap; `dist²(T, aff M)` is closed-form; "
+               "`r` is the margin of T's projection onto aff M, which is what B4 needs.\n")
     out.append(_table(["group", "N", "rank/aff. dim", "T = centroid", "D²/E", "D_T²/E", "L*/E bracket", "T in hull",
-                       "V_T/E", "‖Φa−T‖²/E (B1)", "r/√E (how)", "r²/D_T²", "t_max", "μ² (how)", "s"], rows))
+                       "dist²(T, aff M)/E", "V_T/E", "‖Φa−T‖²/E (B1)", "r/√E (how)", "r²/D_{T_A}²", "t_max", "μ² (how)",
+                       "s"], rows))
 
     out.append("\n## Check: measured ≤ bound at every n\n")
     out.append("n = picks (`uniform`: with repeats, up to its pick count; the others: kept channels). "
-               "`margin` = min over n ≥ 2 of bound − measured; `max ratio` = max over n ≥ 2 of measured/bound "
-               "(near 1: nearly attained); `min bound` = smallest bound/E over the range; `< 1 from n` = first n "
-               "where bound/E < 1, the error of keeping nothing (`-`: never, the bound says nothing there).\n")
+               "`margin` = min over n ≥ 2 of bound − measured; `max ratio` = max over n ≥ 2 of measured/bound; "
+               "`resolution` k* = the smallest factor by which the bound's rate constant (B1 V_T, B2 V(a*), B3 1/D², "
+               "B4 r²/D_T², B5 μ²) could be more optimistic before the check FAILs at some n ≥ 2 (`never`: not up "
+               "to 1e12): a pass rules out a constant k* times too optimistic, nothing finer; `min bound` = smallest "
+               "bound/E; `< 1 from n` = first n where bound/E < 1, the error of keeping nothing. "
+               "`fcfw_endpoint`: reoptimized-simplex with all N kept must lie in the certified L* bracket.\n")
     rows = []
     for r in res:
         for c in r.checks:
             rows.append([c.group, c.bound, c.method, f"**{c.status}**" if c.status == "FAIL" else c.status,
                          f"{c.n_failed}/{c.n_checked}", _g(c.first_failure), _g(c.min_margin), _g(c.max_ratio),
-                         _below_one(c.min_bound), _g(c.below_one_from), c.violated or "-"])
+                         _resolution(c), "-" if c.bound == ENDPOINT else "yes" if c.informative else "no",
+                         _below_one(c.min_bound),
+                         _g(c.below_one_from), c.violated or "-"])
     out.append(_table(["group", "bound", "method", "status", "failed n", "first failure", "margin", "max ratio",
-                       "min bound", "< 1 from n", "violated assumption"], rows))
+                       "resolution k*", "informative", "min bound", "< 1 from n", "violated assumption"], rows))
 
     out.append("\n## Summary per bound (number of groups)\n")
     rows = []
-    for k in BOUNDS:
-        lows = [c.min_bound for r in res for c in r.checks if c.bound == k and c.min_bound is not None]
+    for k in list(BOUNDS) + [ENDPOINT]:
+        spec = BOUNDS.get(k)
+        mine = [c for r in res for c in r.checks if c.bound == k]
+        lows = [c.min_bound for c in mine if c.min_bound is not None]
         span = f"{_below_one(min(lows))} .. {_below_one(max(lows))}" if lows else "-"
-        rows.append([k, BOUNDS[k].method, f"`{BOUNDS[k].statement}`", BOUNDS[k].assumption]
-                    + [str(report.summary.get(k, {}).get(key, 0)) for key in ("pass", "fail", "n/a", "informative")]
-                    + [span])
-    out.append("`informative` = passes and goes below bound/E = 1 (the error of keeping nothing) at some n of the "
-               "range; a bound that stays at or above 1 is valid but says nothing about a pruned layer.\n")
+        ks = [c.resolution if c.resolution is not None else float("inf") for c in mine if c.status == "pass"]
+        kspan = f"{_k(min(ks))} .. {_k(max(ks))}" if ks and spec else "-"
+        rows.append([k, spec.method if spec else "reoptimized-simplex",
+                     f"`{spec.statement if spec else ENDPOINT_STATEMENT}`", spec.assumption if spec else "none"]
+                    + [str(report.summary.get(k, {}).get(key, 0)) for key in ("pass", "fail", "n/a")]
+                    + [str(report.summary.get(k, {}).get("informative", 0)) if spec else "-"]
+                    + [kspan, span])
+    out.append(f"`informative` = passes with resolution k* ≤ {INFORMATIVE_FACTOR:g}: the check would have FAILed "
+               f"had the bound's rate constant been {INFORMATIVE_FACTOR:g} times too optimistic. A pass with a large "
+               "k* is true but untested: a constant wrong by less than k* would pass as well.\n")
     out.append(_table(["bound", "method", "statement", "assumption", "pass", "FAIL", "n/a", "informative",
-                       "smallest bound/E (range over groups)"], rows))
+                       "resolution k* (range over passing groups)", "smallest bound/E (range over groups)"], rows))
 
     notes = [f"- {r.curves.name} / {m}: {c.note}" for r in res for m, c in r.curves.curves.items() if c.note]
     notes += [f"- {r.curves.name} / {m}: skipped ({why})" for r in res for m, why in r.curves.skipped.items()]

@@ -19,7 +19,8 @@ from tqdm import tqdm
 from greedyprune.errors import UserError
 from greedyprune.io import atomic_write, save_json
 
-from .bounds import BOUNDS, TheoryConstants, compute_constants
+from .bounds import BOUNDS
+from .constants import TheoryConstants, compute_constants
 from .check import BoundCheck, check_group, group_bounds, summarize
 from .curves import DEFAULT_SEEDS, METHODS, GroupCurves, decay_curves, single_thread
 from .fits import FIT_FLOOR, TOLERANCES, CurveFit, fit_curve
@@ -77,9 +78,9 @@ def analyze_group(group: GroupStatistics, *, n_max: int | None = None, methods: 
         curves = decay_curves(group, n_max, methods=methods, simplex_max=simplex_max, seeds=seeds,
                               uniform_picks=uniform_picks)
         constants = compute_constants(group, cover_max_rank=cover_max_rank)
-    fits = {m: fit_curve(c.errors[:c.measured_until], fit_range, tolerances=tolerances)
+    fits = {m: fit_curve(c.errors[:c.measured_until], fit_range, size=group.size, tolerances=tolerances)
             for m, c in curves.curves.items()}
-    pick_fits = {m: fit_curve(until_floor(c.pick_errors), fit_range, tolerances=tolerances)
+    pick_fits = {m: fit_curve(until_floor(c.pick_errors), fit_range, size=group.size, tolerances=tolerances)
                  for m, c in curves.curves.items() if c.pick_errors is not None}
     checks = check_group(curves, constants)
     return GroupAnalysis(group, curves, fits, constants, checks, None, time.perf_counter() - start, pick_fits)
@@ -100,7 +101,9 @@ def analyze_groups(groups: list[GroupStatistics], out_dir: str | Path, *, n_max:
         methods: methods to run (default all of :data:`analysis.curves.METHODS`).
         seeds: seeds of the ``random`` baseline.
         simplex_max: cap on ``reoptimized-simplex`` picks (slow path).
-        fit_range: ``(n_lo, n_hi)`` for the fits (default: 1 .. last n above 1e-10).
+        fit_range: ``(n_lo, n_hi)`` for the fits (default: ``1 .. N/2``, stopped at the last n above 1e-10:
+            the end-game near ``n = N`` is left out, see :mod:`analysis.fits`; every fit also reports its
+            verdict over ``n <= N/4, N/2, 3N/4`` and the whole curve).
         tolerances: relative errors for the "kept channels needed" table.
         uniform_picks: picks (with repeats) of ``uniform`` per group (default ``8 n_max``).
         source: what was analysed (e.g. ``{"model", "weights", "test_acc", "data", "calibration_images"}``),
@@ -157,7 +160,8 @@ def _curves_json(results: list[GroupAnalysis], fit_range, source: dict | None) -
             "uniform": "errors[n-1]: right after the pick that brings in the n-th distinct channel (herding until "
                        "n channels are kept); pick_errors[t-1]: after t picks (with repeats); distinct_channels[t-1]: "
                        "channels kept by those t picks",
-            "fit_range": list(fit_range) if fit_range else "default: n = 1 .. last n with error > 1e-10",
+            "fit_range": list(fit_range) if fit_range else "default: n = 1 .. N/2 (stopped at the last n with error "
+                         "> 1e-10); 'sensitivity' gives the verdict over n <= N/4, N/2, 3N/4 and the whole curve",
             "groups": [{**r.curves.to_json(), "depth": r.group.depth,
                         "fits": {m: f.to_json() for m, f in r.fits.items()},
                         "pick_fits": {m: f.to_json() for m, f in r.pick_fits.items()}} for r in results]}
@@ -175,5 +179,6 @@ def _bounds_json(results: list[GroupAnalysis], summary: dict, source: dict | Non
                                "assumption": s.assumption} for k, s in BOUNDS.items()},
             "n": "the theorems' n: picks (uniform: with repeats, up to its pick count; others: kept channels, "
                  "up to n_max)",
-            "informative": "passes and bound/E < 1 (the error of keeping nothing) at some n",
+            "informative": "passes, and the check would FAIL were the bound's rate constant 10x too optimistic "
+                           "(resolution <= 10; resolution = the smallest such factor, null: none up to 1e12)",
             "see": "analysis/THEORY.md", "summary": summary, "groups": groups}

@@ -30,7 +30,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis import GroupStatistics, analyze_groups, fit_curve  # noqa: E402
+from greedyprune.analysis import GroupStatistics, analyze_groups  # noqa: E402
 from greedyprune.data import get_dataset  # noqa: E402
 from greedyprune.io import load_checkpoint, save_json, save_torch  # noqa: E402
 from greedyprune.selection import greedy_select_gram  # noqa: E402
@@ -160,33 +160,27 @@ def main() -> None:
     summary = {"training": log, "summary": report.summary, "upstream_summary": report2.summary, "groups": []}
     for res in report.groups + report2.groups:
         fits = res.fits
-        row = {"name": res.curves.name}
+        row = {"name": res.curves.name, "N": res.curves.size}
         for method in ("reoptimized", "reoptimized-simplex", "uniform"):
             if method in fits and fits[method].exponential is not None:
-                row[method] = {"exp_rate": fits[method].exponential.rate, "exp_r2": fits[method].exponential.r2,
-                               "power_p": fits[method].power.rate, "power_r2": fits[method].power.r2,
-                               "better": fits[method].better, "n_range": list(fits[method].n_range)}
-        half = fit_curve(res.curves.curves["reoptimized"].errors, (1, res.curves.size // 2))
-        uni = fit_curve(res.curves.curves["uniform"].errors, (1, res.curves.size // 2))  # per kept channel
-        uni_picks = fit_curve(res.curves.curves["uniform"].pick_errors, (1, res.curves.size // 2))
-        row["first_half"] = {"n_range": [1, res.curves.size // 2],
-                             "reoptimized_exp_rate": half.exponential.rate, "reoptimized_exp_r2": half.exponential.r2,
-                             "reoptimized_power_p": half.power.rate, "reoptimized_power_r2": half.power.r2,
-                             "uniform_power_p": uni.power.rate, "uniform_power_r2": uni.power.r2,
-                             "uniform_exp_rate": uni.exponential.rate, "uniform_exp_r2": uni.exponential.r2,
-                             "uniform_per_pick_power_p": uni_picks.power.rate,
-                             "uniform_per_pick_power_r2": uni_picks.power.r2}
+                f = fits[method]  # default range n = 1 .. N/2; "sensitivity": n <= N/4, N/2, 3N/4 and all
+                row[method] = {"exp_rate": f.exponential.rate, "exp_r2": f.exponential.r2, "power_p": f.power.rate,
+                               "power_r2": f.power.r2, "better": f.better, "n_range": list(f.n_range),
+                               "verdicts": f.verdicts, "sensitivity": f.sensitivity}
         if "uniform" in res.pick_fits and res.pick_fits["uniform"].power is not None:
-            row["uniform_per_pick"] = {"power_p": res.pick_fits["uniform"].power.rate,
-                                       "power_r2": res.pick_fits["uniform"].power.r2,
-                                       "n_range": list(res.pick_fits["uniform"].n_range)}
+            f = res.pick_fits["uniform"]
+            row["uniform_per_pick"] = {"power_p": f.power.rate, "power_r2": f.power.r2, "exp_rate": f.exponential.rate,
+                                       "exp_r2": f.exponential.r2, "better": f.better, "n_range": list(f.n_range),
+                                       "verdicts": f.verdicts}
         row["uniform_distinct_after_N_picks"] = int(res.curves.curves["uniform"].distinct[res.curves.size - 1])
         row["checks"] = {c.bound: c.status for c in res.checks}
         row["informative"] = [c.bound for c in res.checks if c.informative]
+        row["resolution"] = {c.bound: c.resolution for c in res.checks if c.status == "pass"}
         row["min_bound"] = {c.bound: c.min_bound for c in res.checks}
         row["below_one_from"] = {c.bound: c.below_one_from for c in res.checks}
-        row["r2_over_DT2"] = res.constants.r ** 2 / res.constants.DT2 if res.constants.DT2 > 0 else 0.0
+        row["r2_over_DT2"] = res.constants.r2_over_DT2
         row["mu2"] = res.constants.mu2
+        row["aff_dist2_over_E"] = res.constants.aff_dist2 / res.constants.energy
         summary["groups"].append(row)
     save_json(summary, args.out / "run.json")
     print(f"wrote {args.out}/report.md, run.json and plots/; summary: {report.summary}")

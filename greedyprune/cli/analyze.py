@@ -27,9 +27,11 @@ class Options:
     batch_size: int = opt(32, "calibration batch size")
     groups: str = opt("all", "'all' or comma-separated group names (see `greedyprune analyze --groups list`)")
     n_max: int | None = opt(None, "largest number of kept channels per curve (default: every channel, n = 1..N)")
-    fit_range: str | None = opt(None, "fit range N_LO:N_HI of kept channels (default: 1 .. last n with error > 1e-10)")
+    fit_range: str | None = opt(None, "fit range N_LO:N_HI of kept channels (default: 1 .. N/2, leaving out the "
+                                      "end-game near n = N; the report also gives the verdict over N/4, N/2, "
+                                      "3N/4 and all)")
     uniform_picks: int | None = opt(None, "picks (with repeats) of uniform herding per group (default: 8 x n_max)")
-    methods: str = opt("all", "comma-separated methods (default: all of analysis.METHODS)")
+    methods: str = opt("all", "comma-separated methods (default: all of greedyprune.analysis.METHODS)")
     seeds: int = opt(3, "seeds of the random baseline")
     precision: str = opt("float64", "statistics products", choices=["float32", "float64"])
     out: str | None = opt(None, "output folder for curves.json, bounds.json, report.md and plots/ (required; new, "
@@ -60,7 +62,7 @@ def parse_fit_range(text: str | None) -> tuple[int, int] | None:
 def run(options: Options) -> None:
     import time
 
-    from analysis import METHODS, analyze_groups, group_statistics
+    from greedyprune.analysis import METHODS, analyze_groups, group_statistics
 
     from ..errors import UserError
     from ..commit import OutputSet
@@ -137,6 +139,7 @@ def run(options: Options) -> None:
                                     title=f"Analysis of {options.model} on {images} images of {data}")
         outputs.commit()
     passed = "; ".join(f"{bound}: {c.get('pass', 0)} pass / {c.get('fail', 0)} fail"
+                       + (f" / {c.get('informative', 0)} informative" if bound != "fcfw_endpoint" else "")
                        for bound, c in report.summary.items())
     print(f"analysed {len(groups)} groups in {time.perf_counter() - start:.1f} s; {passed}")
     for key, path in report.files.items():

@@ -72,9 +72,9 @@ def _fine_tune(model, dataset, options: Options, device) -> None:
 
 def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
     """Error vs kept channels for a few groups spread over the depth (one PNG each)."""
-    from analysis import decay_curves, fit_curve, group_statistics
-    from analysis.plots import plot_group
-    from analysis.report import safe_name
+    from greedyprune.analysis import decay_curves, fit_curve, group_statistics
+    from greedyprune.analysis.plots import plot_group
+    from greedyprune.analysis.report import safe_name
 
     from ..pipeline.statistics import model_groups
     names = [g.name for g in model_groups(model, batches[0])]
@@ -84,7 +84,8 @@ def _decay_plots(model, batches, out: Path, groups: int) -> list[Path]:
         curves = decay_curves(group, min(group.size, 128), methods=("reoptimized", "uniform", "magnitude", "random"),
                               seeds=(0, 1, 2))
         path = out / f"decay_{safe_name(group.name)}.png"
-        plot_group(curves, {m: fit_curve(c.errors) for m, c in curves.curves.items()}, {}, path)
+        fits = {m: fit_curve(c.errors[:c.measured_until], size=group.size) for m, c in curves.curves.items()}
+        plot_group(curves, fits, {}, path)  # fits over the default bulk range n <= N/2
         paths.append(path)
     return paths
 

@@ -11,6 +11,10 @@ re-solves the QP over *all* kept candidates exactly (an active-set method, warm-
 unconstrained path this needs one QP per step, O(|S|^3) per active-set iteration: it is the slow
 path, meant for checking the theory (linear convergence of fully-corrective FW when the target is
 interior to the hull), not for pruning large layers. Kept candidates may end with weight 0.
+
+The inner QP is solved in rescaled variables (each candidate divided by its norm, see
+:func:`simplex_qp`), so a candidate 1e6 times louder than the others does not drown their directions in
+rounding: the optimum over all kept candidates is found to rounding of the terms involved whatever the scales.
 """
 
 from __future__ import annotations
@@ -21,21 +25,29 @@ from .base import Selection, register, relative
 from .partition import PartitionQuota
 
 
-def _solve_on_support(a: torch.Tensor, c: torch.Tensor, total: float) -> torch.Tensor:
-    """Minimise ``w.A.w - 2 c.w`` subject to ``sum(w) = total`` (no sign constraint) via the KKT system."""
+def _solve_on_support(a: torch.Tensor, c: torch.Tensor, u: torch.Tensor, total: float) -> tuple[torch.Tensor, float]:
+    """Minimise ``v.A.v - 2 c.v`` subject to ``u.v = total`` (no sign constraint) via the KKT system.
+
+    Returns ``v`` and the multiplier ``lam`` of the constraint (``2(A v - c) + lam u = 0``). The
+    constraint row is normalised to unit length so that the KKT matrix is as well scaled as ``A``.
+    """
     m = a.shape[0]
+    norm = float(u.norm())
     kkt = torch.zeros(m + 1, m + 1, dtype=a.dtype, device=a.device)
     kkt[:m, :m] = 2 * a
-    kkt[:m, m] = 1.0
-    kkt[m, :m] = 1.0
-    rhs = torch.cat([2 * c, c.new_tensor([total])])
+    kkt[:m, m] = u / norm
+    kkt[m, :m] = u / norm
+    rhs = torch.cat([2 * c, c.new_tensor([total / norm])])
+    sol = None
     try:
         sol = torch.linalg.solve(kkt, rhs)
-        if bool(torch.isfinite(sol).all()):
-            return sol[:m]
+        if not bool(torch.isfinite(sol).all()):
+            sol = None
     except RuntimeError:
         pass
-    return torch.linalg.lstsq(kkt, rhs.unsqueeze(1)).solution[:m, 0]  # singular: minimum-norm solution
+    if sol is None:  # singular (collinear candidates on the support): minimum-norm solution
+        sol = torch.linalg.lstsq(kkt, rhs.unsqueeze(1)).solution[:, 0]
+    return sol[:m], float(sol[m]) / norm
 
 
 def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tensor,
@@ -43,38 +55,47 @@ def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tens
     """Exact active-set solution of ``min w.A.w - 2 c.w`` s.t. ``w >= 0, sum(w) = total``.
 
     ``start`` must be feasible. Returns the optimal ``w`` (zeros outside its support).
+
+    Scale invariance: the candidates' norms ``s_i = sqrt(A_ii)`` may differ by many orders of
+    magnitude (one channel 1e6 times louder than another). The problem is solved in ``v_i = s_i w_i``:
+    the quadratic form becomes the correlation matrix ``A_ij / (s_i s_j)`` (unit diagonal), the
+    constraint ``sum_i v_i / s_i = total``, and every tolerance below is relative to the terms it
+    compares, so rescaling one candidate changes the rounding of the solve, not its answer.
     """
-    w = start.clone()
-    support = w > 0
-    tol = 1e-12 * max(total, 1.0)
-    # Slack below this is rounding noise: the scale of the gradient at a vertex, not at the optimum,
-    # which can be ~0 once the target is reached (a relative test there would chase noise forever).
-    noise = 1e-10 * (2 * total * float(a.abs().max()) + 2 * float(c.abs().max())) + 1e-300
+    s = a.diagonal().clamp_min(0).sqrt()
+    s = torch.where(s > 0, s, torch.ones_like(s))  # a zero candidate: its weight only moves mass
+    an = a / (s[:, None] * s[None, :])
+    cn = c / s
+    u = 1.0 / s
+    v = start * s
+    support = v > 0
     for _ in range(max_iter):
         idx = support.nonzero().squeeze(1)
-        w_sup = _solve_on_support(a[idx][:, idx], c[idx], total)
-        if bool((w_sup > tol).all()):
-            w = torch.zeros_like(w)
-            w[idx] = w_sup
-            grad = 2 * (a @ w - c)
-            mu = -grad[idx].mean()
-            slack = torch.where(support, torch.inf, grad + mu)
-            j = int(torch.argmin(slack))
-            if float(slack[j]) >= -noise:
-                return w
+        v_sup, lam = _solve_on_support(an[idx][:, idx], cn[idx], u[idx], total)
+        if bool((v_sup > 1e-12 * float(v_sup.abs().max())).all()):
+            v = torch.zeros_like(v)
+            v[idx] = v_sup
+            grad = 2 * (an @ v - cn)
+            # reduced cost of adding candidate j; below `noise` it is rounding of the terms it is made of
+            # (a relative test on the slack itself would chase noise once the target is reached)
+            slack = torch.where(support, torch.inf, grad + lam * u)
+            noise = 1e-10 * (2 * an.abs() @ v.abs() + 2 * cn.abs() + abs(lam) * u) + 1e-300
+            j = int(torch.argmin(slack / noise))
+            if float(slack[j]) >= -float(noise[j]):
+                return v / s
             support[j] = True
             continue
-        step = w_sup - w[idx]
-        ratios = torch.where(step < 0, w[idx] / (-step).clamp_min(1e-300), torch.inf)
+        step = v_sup - v[idx]
+        ratios = torch.where(step < 0, v[idx] / (-step).clamp_min(1e-300), torch.inf)
         alpha = float(ratios.min().clamp(max=1.0))
-        w[idx] = w[idx] + alpha * step
-        hit = w <= tol
-        w[hit] = 0.0
+        v[idx] = v[idx] + alpha * step
+        hit = v <= 1e-12 * float(v.abs().max())
+        v[hit] = 0.0
         support &= ~hit
         if not bool(support.any()):  # numerical corner: fall back to the best single vertex
             j = int(torch.argmin(a.diagonal() * total ** 2 - 2 * total * c))
-            w[j], support[j] = total, True
-    return w
+            v[j], support[j] = total * s[j], True
+    return v / s
 
 
 @register("reoptimized-simplex", options={"scale": "the hull's scale s: coefficients sum to s (default N)"})

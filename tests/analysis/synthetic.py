@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from analysis import GroupStatistics
+from greedyprune.analysis import GroupStatistics
 
 
 def points(n: int, dim: int, seed: int = 0) -> torch.Tensor:

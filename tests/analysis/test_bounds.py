@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from analysis import compute_constants
-from analysis.geometry import span_covering
+from greedyprune.analysis import GroupStatistics, compute_constants
+from greedyprune.analysis.geometry import span_covering
 
 from .synthetic import group_from_phi, points, regular_simplex, sphere
 
@@ -108,10 +108,29 @@ def test_duplicated_candidates_keep_the_geometry():
     assert (n1, n2) == (one.N, two.N)
 
 
-def test_target_outside_affine_hull_is_named():
+def test_target_off_the_affine_hull_is_projected_for_b4():
     phi = points(5, 3, seed=7)
-    phi[:, 2] = 0.0  # the candidates span a plane; the target sticks out of it
+    phi[:, 2] = 0.0  # the candidates span a plane; the target sticks out of it by exactly 1
     target = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) + phi.mean(0)
     c = compute_constants(group_from_phi("off-plane", phi, target))
-    assert "affine hull" in c.violations["fcfw_linear"]
-    assert c.L_span / c.energy > 0.1
+    assert c.aff_dist2 == pytest.approx(1.0, rel=1e-9)  # closed form: the distance to the plane
+    assert c.DT2 - c.aff_dist2 == pytest.approx(float(((phi - phi.mean(0)) ** 2).sum(1).max()), rel=1e-9)
+    assert "fcfw_linear" not in c.violations and c.r > 0  # B4 applies to T's projection, the centroid
+    assert c.L_span / c.energy > 0.1 and not c.in_hull and "herding_hull" in c.violations
+    outside = compute_constants(group_from_phi("far", phi, target + torch.tensor([9.0, 9.0, 0.0], dtype=torch.float64)))
+    assert "outside the convex hull" in outside.violations["fcfw_linear"]
+
+
+def test_centroid_variance_is_n_trace_minus_ones_gram_ones():
+    """Issue 19, item 3: V(1/N) = N tr G - 1'G1, not N tr G - E. Two cancelling candidates (1e3, 0, 0) and
+    (-1e3, 1, 0): the centroid test (tolerance 1e-9 of sum|G| = 4e6) accepts T = (0, 1, 1e-3), whose energy
+    exceeds 1'G1 by 1e-6. With E in V_T, B1 is 1e-6 E below the measured first pick and FAILs, and the
+    old report blamed "target outside the affine hull" for a bound that holds for every target."""
+    c = torch.tensor([[1e3, 0.0, 0.0], [-1e3, 1.0, 0.0]], dtype=torch.float64)
+    group = GroupStatistics.from_contributions("cancel", c, torch.tensor([0.0, 1.0, 1e-3], dtype=torch.float64))
+    assert group.is_centroid_target()
+    k = compute_constants(group)
+    gram = group.gram.numpy()
+    assert k.V_T == 2 * np.trace(gram) - gram.sum() == 4000001.0
+    assert k.delta2 == pytest.approx(1e-6, rel=1e-6)
+    assert "herding_hull" in k.violations and "holds for every target" in k.violations["herding_hull"]

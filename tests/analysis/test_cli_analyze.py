@@ -65,7 +65,7 @@ def test_groups_list_needs_no_training_and_bad_fit_range(tmp_path, monkeypatch, 
 
 
 def test_highs_banner_does_not_reach_stdout():
-    code = ("import cvxpy as cp; from analysis.solvers import solve; x = cp.Variable(2); "
+    code = ("import cvxpy as cp; from greedyprune.analysis.solvers import solve; x = cp.Variable(2); "
             "p = cp.Problem(cp.Minimize(cp.sum(x)), [x >= 1]); print(solve(p, ('HIGHS',)), p.status)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout == "HIGHS optimal\n"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import greedyprune
-from analysis import analyze_groups, from_prune, group_statistics
+from greedyprune.analysis import analyze_groups, from_prune, group_statistics
 from greedyprune.data import calibration_batches
 from greedyprune.errors import UserError
 from greedyprune.models import build_model

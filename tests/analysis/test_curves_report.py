@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
-from analysis.channels import by_channels, distinct_counts
+from greedyprune.analysis import GroupStatistics, analyze_group, analyze_groups, decay_curves
+from greedyprune.analysis.channels import by_channels, distinct_counts
 from greedyprune.errors import UserError
 from greedyprune.selection import greedy_select_gram
 
@@ -78,14 +78,22 @@ def test_analyze_groups_writes_reports(tmp_path):
     bounds = json.loads(report.files["bounds"].read_text())
     assert _finite(curves) and _finite(bounds)
     assert [g["name"] for g in curves["groups"]] == ["layer1.conv", "layer2", "off"]
-    assert bounds["summary"]["herding_hull"] == {"pass": 3, "fail": 0, "n/a": 0, "informative": 3}
-    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "fail": 0, "n/a": 1, "informative": 2}
+    # "off" (target outside the hull, stuck at the nearest vertex): B1 holds with equality there whatever V_T is,
+    # so no wrong V_T would fail it: a pass that tests nothing, hence not informative
+    assert bounds["summary"]["herding_hull"] == {"pass": 3, "fail": 0, "n/a": 0, "informative": 2}
+    assert bounds["summary"]["fcfw_linear"] == {"pass": 2, "fail": 0, "n/a": 1, "informative": 1}
+    assert bounds["summary"]["fcfw_endpoint"] == {"pass": 3, "fail": 0, "n/a": 0, "informative": 0}
+    off_rows = {c["bound"]: c for c in next(g for g in bounds["groups"] if g["name"] == "off")["checks"]}
+    assert off_rows["herding_hull"]["resolution"] is None and not off_rows["herding_hull"]["informative"]
+    assert curves["groups"][1]["fits"]["reoptimized"]["sensitivity"]["N/2"]["n_range"] == [1, 5]
     off = next(g for g in bounds["groups"] if g["name"] == "off")
     assert len(off["bounds_relative"]["herding_hull"]) == 96 and len(off["bounds_relative"]["free_linear"]) == 12
     assert bounds["source"] is None and "pick_errors" in curves["groups"][0]["methods"]["uniform"]
     text = report.files["report"].read_text()
     assert "| off | herding_hull | uniform | pass |" in text and "outside the convex hull" in text
-    assert "uniform (per pick)" in text and "< 1 from n" in text
+    assert "uniform (per pick)" in text and "< 1 from n" in text and "resolution k*" in text
+    assert "verdict by range N/4 · N/2 · 3N/4 · all" in text
+    assert "| off | fcfw_endpoint | reoptimized-simplex | pass |" in text
     assert "## Fitted rates" in text and "plots/summary_rates.png" in text
     sourced = analyze_groups(groups[:1], tmp_path / "src", seeds=(0,), progress=False, plots=False,
                              source={"model": "m", "weights": "trained cache: x", "test_acc": 0.8612})
@@ -122,4 +130,5 @@ def test_per_pick_fit_stops_where_herding_first_reaches_the_target():
     result = analyze_group(group_from_phi("simplex", regular_simplex(6) + 1.0), methods=("uniform",), seeds=())
     picks = result.curves.curves["uniform"].pick_errors
     assert picks[5] <= 1e-12 and np.any(picks[6:] > 1e-3)
-    assert result.pick_fits["uniform"].n_range == (1, 5)
+    assert result.pick_fits["uniform"].n_range == (1, 3)  # default: n <= N/2
+    assert result.pick_fits["uniform"].sensitivity["all"]["n_range"] == [1, 5]
