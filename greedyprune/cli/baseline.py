@@ -44,9 +44,12 @@ class Options:
     # lth
     rounds: int = opt(0, "lth: pruning rounds (0: closest to --sparsity)")
     prune_rate: float = opt(0.2, "lth: fraction of surviving weights pruned per round")
-    output_rate: float = opt(-1.0, "lth: output layer rate (-1: half of --prune-rate)")
+    output_rate: float = opt(0.0, "lth: output layer rate (0: not pruned, as open_lth's LeNet; -1: half of "
+                                  "--prune-rate, as Frankle & Carbin)")
     scope: str = opt("layer", "lth: prune per layer or globally", choices=["layer", "global"])
     rewind_step: int = opt(0, "lth: rewind to this iteration (0: original LTH; >0: late rewinding)")
+    init: str = opt("glorot-normal", "lth: initial weights (glorot-normal: the paper's; kaiming-normal: open_lth's)",
+                    choices=["glorot-normal", "kaiming-normal", "torch-default"])
     controls: str = opt("reinit,random,oneshot", "lth: controls to run (comma list, '' for none)")
     control_sparsities: str = opt("", "lth: run controls at the rounds closest to these sparsities (default: last)")
     # snip / grasp / random
