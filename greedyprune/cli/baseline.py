@@ -37,7 +37,9 @@ class Options:
     progress: bool = opt(True, "show progress bars")
     # rigl / set / static
     distribution: str = opt("erk", "rigl/set/static: per-layer densities", choices=["erk", "er", "uniform"])
-    dense_first: bool = opt(False, "rigl/set/static: keep the first layer dense")
+    dense_first: str = opt("auto", "rigl/set/static: keep the first layer dense (auto: uniform yes, as RigL; "
+                                   "er/erk no)", choices=["auto", "yes", "no"])
+    erk_power_scale: float = opt(1.0, "rigl/set/static: ERK exponent (the reference's erk_power_scale)")
     update_interval: int = opt(100, "rigl/set: steps between mask updates (dT)")
     alpha: float = opt(0.3, "rigl/set: initial drop fraction (cosine-annealed)")
     end_fraction: float = opt(0.75, "rigl/set: last update at this fraction of training (T_end)")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -194,12 +195,13 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
                 raise UserError(f"training loss became {float(state.loss)} at step {state.step}; lower the learning rate")
             loss.backward()
             _call(callbacks, "after_backward", state)
-            if state.skip_optimizer_step:
-                state.skip_optimizer_step = False
-            else:
+            skipped, state.skip_optimizer_step = state.skip_optimizer_step, False
+            if not skipped:
                 optimizer.step()
                 state.optimizer_steps += 1
-            state.scheduler.step()
+            with warnings.catch_warnings():  # a skipped step still advances the schedule (torch warns at step 0)
+                warnings.simplefilter("ignore", UserWarning)
+                state.scheduler.step()
             state.step += 1
             state.loss_sum += float(state.loss)
             state.loss_count += 1
