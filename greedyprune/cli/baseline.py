@@ -60,9 +60,13 @@ class Options:
     ratios_from: str = opt("grasp", "random-ratios: copy per-layer counts of", choices=["grasp", "snip"])
     # bip (bilevel mask learning; step sizes: see docs/bilevel.md)
     solver: str = opt("first-order", "bip: bilevel solver", choices=["first-order", "mrbo", "vrbo"])
-    gamma: float = opt(1e-3, "bip: lower-level l2 coefficient")
-    lr_scores: float = opt(1.0, "bip: upper-level (mask score) step size")
-    lr_weights: float = opt(0.02, "bip: lower-level (weight) step size")
+    gamma: float = opt(1e-4, "bip: lower-level l2 coefficient (BiP's weight decay)")
+    implicit_term: str = opt("reference", "bip: implicit term (reference: BiP's code, lr2 (grad_s l)^2)",
+                             choices=["reference", "inverse-gamma", "none"])
+    lr2: float = opt(1e-4, "bip: coefficient of the reference implicit term")
+    implicit_gamma: float = opt(0.0, "bip: gamma of the inverse-gamma implicit term (0: --gamma)")
+    lr_scores: float = opt(0.1, "bip: upper-level (mask score) step size (the paper's beta)")
+    lr_weights: float = opt(0.01, "bip: lower-level (weight) step size (the paper's alpha)")
 
 
 def train_config(options: Options):
