@@ -105,7 +105,18 @@ class MaskLearningProblem:
         return tuple(theta[i].abs() for i in self.mask_index), theta
 
     def hard_masks(self, scores: Tensors) -> Tensors:
-        """The global top-``keep`` 0/1 masks of ``scores`` (exactly ``keep`` ones, ties by ``torch.topk``)."""
+        """The global top-``keep`` 0/1 masks of ``scores`` (exactly ``keep`` ones, ties by ``torch.topk``).
+
+        The last result is reused while ``scores`` are the same tensors, unmodified (BiP's weight and score
+        steps of one iteration share the scores: one top-k instead of two)."""
+        key = tuple((id(s), s._version) for s in scores)
+        if getattr(self, "_mask_key", None) == key:
+            return self._masks
+        masks = self._top_k(scores)
+        self._mask_key, self._masks, self._mask_scores = key, masks, scores  # keep them alive: ids stay unique
+        return masks
+
+    def _top_k(self, scores: Tensors) -> Tensors:
         flat = torch.cat([s.detach().reshape(-1) for s in scores])
         keep = topk_mask(flat, self.keep).to(flat.dtype)
         out, start = [], 0
