@@ -43,6 +43,7 @@ class Options:
     update_interval: int = opt(100, "rigl/set: steps between mask updates (dT)")
     alpha: float = opt(0.3, "rigl/set: initial drop fraction (cosine-annealed)")
     end_fraction: float = opt(0.75, "rigl/set: last update at this fraction of training (T_end)")
+    skip_optimizer_step: bool = opt(True, "rigl/set: no optimizer step on mask-update iterations (as the reference)")
     # lth
     rounds: int = opt(0, "lth: pruning rounds (0: closest to --sparsity)")
     prune_rate: float = opt(0.2, "lth: fraction of surviving weights pruned per round")
