@@ -5,7 +5,7 @@
   the *small-learning-rate* recipe.
 * ``lth-sgd``: the *well-tuned* recipe of Ma et al.'s protocol with the same batch and iteration
   budget: SGD with Nesterov momentum 0.9, a large learning rate decayed by a cosine schedule, weight
-  decay 1e-4. Its learning rate was chosen on the validation split from {0.025, 0.05, 0.1, 0.2}
+  decay 1e-4. Its learning rate is chosen on the validation split from {0.0125, 0.025, 0.05, 0.1, 0.2}
   (dense LeNet-300-100, seed 0, ``experiments/baselines_lth.py --tune-sgd``).
 * ``sparse`` (RigL/SET/static, SNIP/GraSP/random, dense reference): SGD with Nesterov momentum 0.9,
   lr 0.05, cosine decay, weight decay 1e-4, batch 128, 10 epochs (4,290 steps on 55,000 images).
