@@ -14,8 +14,10 @@ RESULTS = ROOT / "experiments" / "results"
 RUNS = ROOT / "runs" / "baselines"
 
 
-def parse(description: str) -> argparse.Namespace:
+def parse(description: str, iterations: int | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
+    if iterations is not None:
+        parser.add_argument("--iterations", type=int, default=iterations, help="training iterations T of every run")
     parser.add_argument("--seeds", default="0,1", help="comma list of seeds")
     parser.add_argument("--runs", default=None, help="folder for the training runs (resumable)")
     parser.add_argument("--quick", action="store_true", help="tiny budget smoke run (results not meaningful)")

@@ -1,6 +1,7 @@
 """RigL vs SET vs static sparse training on LeNet-300-100 / Fashion-MNIST at 90% and 98% sparsity (ERK),
 with a dense reference trained by the same recipe (SGD Nesterov 0.9, lr 0.05 cosine, wd 1e-4, batch 128,
-10 epochs; RigL/SET: dT = 100, alpha = 0.3 cosine-annealed, T_end = 75% of training).
+10 epochs; RigL/SET as google-research/rigl: updates at t = 0, dT, 2dT, ... with dT = 100 while t < T_end =
+75% of training, alpha = 0.3 cosine-annealed (0.3 at t = 0), no optimizer step on update iterations).
 
     OMP_NUM_THREADS=1 nice .venv/bin/python experiments/baselines_rigl.py [--seeds 0,1] [--jobs 2] [--quick]
 
@@ -59,6 +60,7 @@ def main() -> None:
                       "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in recs]),
                       "train_seconds": mean_std([r["seconds"] for r in recs]),
                       "mask_updates": len(recs[0]["updates"]),
+                      "optimizer_steps": recs[0]["optimizer_steps"],
                       "weights_swapped_total": sum(u[1] for u in recs[0]["updates"])})
     print(f"\n{'method':<8} {'sparsity':>8} {'non-zero':>9} {'test% final':>14} {'test% @ES':>14} {'updates':>8} {'s/run':>7}")
     for row in table:

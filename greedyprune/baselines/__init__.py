@@ -14,6 +14,7 @@ from .at_init import InitOptions, run_at_init
 from .bip import BiPOptions, run_bip
 from .common import Splits, load_splits, run_training
 from .lth import LTHOptions, run_lth
+from .protocol import ProtocolVerdict, RecipeGroups, run_two_recipe_lth, two_recipe_verdict
 from .rigl import DynamicOptions, DynamicSparsity, run_dynamic
 from .verdict import Verdict, winning_ticket_verdict
 
@@ -36,5 +37,6 @@ registered_baselines: dict[str, tuple[Callable, type]] = {
     "bip": (run_bip, BiPOptions),  # bilevel mask learning (MRBO / VRBO / first-order), from a trained model
 }
 
-__all__ = ["BiPOptions", "DynamicOptions", "DynamicSparsity", "InitOptions", "LTHOptions", "Splits", "Verdict", "load_splits",
-           "registered_baselines", "run_at_init", "run_dynamic", "run_lth", "run_training", "winning_ticket_verdict"]
+__all__ = ["BiPOptions", "DynamicOptions", "DynamicSparsity", "InitOptions", "LTHOptions", "ProtocolVerdict",
+           "RecipeGroups", "Splits", "Verdict", "load_splits", "registered_baselines", "run_at_init", "run_dynamic",
+           "run_lth", "run_training", "run_two_recipe_lth", "two_recipe_verdict", "winning_ticket_verdict"]

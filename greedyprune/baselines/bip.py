@@ -6,18 +6,27 @@ scores through a straight-through estimator, so exactly ``round((1 - sparsity) N
 Linear/Conv weights survive at every step and in the result. The problem and the first-order
 implicit gradient are in :mod:`greedyprune.bilevel.masking`; the solvers in :mod:`greedyprune.bilevel`:
 
-* ``first-order``: BiP's alternating scheme (one backward pass per implicit gradient);
+* ``first-order``: BiP's alternating scheme (one backward pass per implicit gradient), with the
+  released code's optimizers: SGD with momentum 0.9 on both levels, the weights' step ``lr_weights``
+  (the paper's alpha = 0.01) cosine-annealed, the scores' step ``lr_scores`` (the paper's beta = 0.1)
+  divided by 10 at 75% and 100 at 90% of the run, weight decay 1e-4 on both (the lower level's is
+  ``gamma``);
 * ``mrbo``: recursive momentum on both levels and decaying steps;
 * ``vrbo``: periodic large-batch anchors and recursive-difference inner steps.
 
-The implicit gradient of mrbo/vrbo (``implicit``). The exact one is ``grad_s f - J^T H^{-1} grad_theta f``
+The implicit term (``implicit_term``, all solvers; :mod:`greedyprune.bilevel.masking`): ``reference``
+(default) is what BiP's code computes, ``lr2 (grad_s l)^2`` with ``lr2 = 1e-4``; ``inverse-gamma`` is
+the bilinear derivation ``G (.) m (.) G / gamma_IG`` with its own ``implicit_gamma`` (tune it on a
+validation split; 0 ties it to the lower-level ``gamma``); ``none`` drops it.
+
+How mrbo/vrbo obtain the implicit gradient (``implicit``). The exact one is ``grad_s f - J^T H^{-1} grad_theta f``
 with ``H = grad^2_theta theta g = diag(m) grad^2 l diag(m) + gamma I`` (on kept weights; pruned ones
 have ``H = gamma I``). Two choices:
 
 * ``bilinear`` (default): BiP's own model, ``grad^2 l ~ 0``, so ``H = gamma I`` and ``J = diag(G)``
-  with ``G = grad_z l``; then ``H^{-1} = I / gamma`` exactly and the estimate is
-  ``G_f (.) theta - G_g (.) m (.) G_f / gamma`` (f and g on their own batches; two backward passes, no
-  Hessian products). It differs from ``first-order`` only in the update rule around it.
+  with ``G = grad_z l``; the estimate is the direct term minus ``implicit_term`` with f and g on their
+  own batches (two backward passes, no Hessian products). It differs from ``first-order`` only in the
+  update rule around it.
 * ``cg``: the network's real Hessian by autograd products, ``cg_iters`` CG steps on
   ``(H + cg_damping I) p = grad_theta f``. On a trained network H is *indefinite*: on LeNet-300-100 at
   95% sparsity its eigenvalues run from about -0.68 to +2.3 (batch 128 and 2048), against
@@ -31,8 +40,11 @@ have ``H = gamma I``). Two choices:
 (The earlier default, 3 Neumann terms with eta = 0.01, approximated ``H^{-1}`` by ``~0.03 I`` along
 the gamma-directions, where ``1 / gamma = 1000``: the implicit term was effectively off.)
 
-Budget: the solver stops when it has drawn ``epochs x |train set|`` samples (every minibatch counts,
-including VRBO's anchors). No fine-tuning afterwards: the lower level already trains the weights.
+Budget: ``epochs`` passes of weight steps, as BiP's trainer counts them: an epoch is ``|train| / batch``
+iterations, each drawing one lower (weight) and one upper (score) batch, so the solver stops when it
+has drawn ``2 x epochs x |train set|`` samples (every minibatch counts, including VRBO's anchors). The
+fine-tuning baselines of ``experiments/bilevel_prune.py`` take as many weight steps. No fine-tuning
+afterwards: the lower level already trains the weights.
 Resumable: with ``out`` set, the solver state is checkpointed to ``out/bip_state.pt``. One process
 only: under ``torchrun`` (``WORLD_SIZE > 1``) it refuses with a one-line error instead of running the
 same solver on every rank.
@@ -41,10 +53,8 @@ same solver on every rank.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -53,50 +63,13 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .. import distributed
-from ..bilevel import FirstOrderOptions, MaskLearningProblem, MRBOOptions, VRBOOptions, make_solver
-from ..options import opt
+from ..bilevel import MaskLearningProblem, make_solver
 from ..errors import UserError
 from ..io import load_checkpoint, save_json, save_torch
+from .bip_options import IMPLICIT, SOLVERS, BiPOptions, iterations, keep_count, solver_options
 
-SOLVERS = ("first-order", "mrbo", "vrbo")
-IMPLICIT = ("bilinear", "cg")
-
-
-@dataclass
-class BiPOptions:
-    sparsity: float = opt(0.9, "fraction of Linear/Conv weights removed (exactly round(sparsity * N))")
-    solver: str = opt("first-order", "bilevel solver", choices=list(SOLVERS))
-    epochs: float = opt(1.0, "budget: samples drawn by the solver, in passes over the training set")
-    batch_size: int = opt(128, "minibatch size (each estimate uses one batch for each level)")
-    gamma: float = opt(1e-3, "lower-level l2 coefficient gamma (BiP's strong-convexity term)")
-    lr_scores: float = opt(1.0, "upper-level (score) step size")
-    lr_weights: float = opt(0.02, "lower-level (weight) step size")
-    implicit: str = opt("bilinear", "mrbo/vrbo implicit gradient: BiP's bilinear model (H = gamma I, no Hessian "
-                        "products) or damped CG on the network's Hessian", choices=list(IMPLICIT))
-    cg_iters: int = opt(10, "implicit cg: CG iterations (Hessian-vector products) per estimate")
-    cg_damping: float = opt(1.0, "implicit cg: solve (H + damping I) p = grad f; the trained net's Hessian has "
-                                 "eigenvalues down to about -0.7, so keep it above that")
-    mrbo_d: float = opt(1.0, "mrbo: eta_t = d / (m + t)^(1/3)")
-    mrbo_m: float = opt(8.0, "mrbo: schedule offset m")
-    mrbo_c: float = opt(1.0, "mrbo: momentum weights alpha = beta = min(1, c eta^2)")
-    large_batch: int = opt(1024, "vrbo: anchor batch size")
-    period: int = opt(10, "vrbo: outer steps between anchors")
-    inner_steps: int = opt(2, "vrbo: lower steps per outer step")
-    seed: int = opt(0, "seed of the minibatch draws")
-    checkpoint_every: int = opt(50, "solver steps between checkpoints when an output folder is given")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sparsity < 1:
-            raise UserError(f"sparsity must be in [0, 1), got {self.sparsity}")
-        if self.solver not in SOLVERS:
-            raise UserError(f"unknown BiP solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
-        if not (self.epochs > 0 and math.isfinite(self.epochs)):
-            raise UserError(f"epochs must be a positive number, got {self.epochs}")
-        if self.implicit not in IMPLICIT:
-            raise UserError(f"unknown implicit gradient {self.implicit!r}; choose one of {', '.join(IMPLICIT)}")
-        if self.cg_iters < 1 or not self.cg_damping >= 0:
-            raise UserError(f"cg_iters must be >= 1 and cg_damping >= 0, got {self.cg_iters}, {self.cg_damping}")
-
+__all__ = ["IMPLICIT", "SOLVERS", "BiPOptions", "bip_problem", "bip_prune", "iterations", "keep_count", "run_bip",
+           "single_process", "solver_options"]
 
 def single_process() -> None:
     """BiP runs one solver in one process: refuse under torchrun rather than run it on every rank."""
@@ -109,20 +82,13 @@ def single_process() -> None:
         raise UserError("bip runs in one process; launch it without torchrun")
 
 
-def solver_options(o: BiPOptions):
-    """The :mod:`greedyprune.bilevel` options of ``o.solver`` (scores are x, weights are y)."""
-    common = dict(batch_size=o.batch_size, lr_x=o.lr_scores, lr_y=o.lr_weights, hypergrad=o.implicit,
-                  hypergrad_iters=o.cg_iters, damping=o.cg_damping if o.implicit == "cg" else 0.0)
-    if o.solver == "first-order":
-        return FirstOrderOptions(**common)
-    if o.solver == "mrbo":
-        return MRBOOptions(**common, d=o.mrbo_d, m=o.mrbo_m, c1=o.mrbo_c, c2=o.mrbo_c)
-    return VRBOOptions(**common, large_batch=o.large_batch, period=o.period, inner_steps=o.inner_steps)
-
-
-def keep_count(problem_total: int, sparsity: float) -> int:
-    """Weights kept: ``N - round(sparsity N)`` (at least one)."""
-    return max(1, problem_total - int(round(sparsity * problem_total)))
+def bip_problem(model: nn.Module, train_set: Dataset, options: BiPOptions,
+                device: str | torch.device = "cpu") -> MaskLearningProblem:
+    """BiP's problem on a copy of ``model`` with ``options``' sparsity, lower-level gamma and implicit term."""
+    term = dict(gamma=options.gamma, device=device, implicit_term=options.implicit_term, lr2=options.lr2,
+                implicit_gamma=options.implicit_gamma)
+    probe = MaskLearningProblem(model, train_set, keep=1, **term)
+    return MaskLearningProblem(probe.model, train_set, keep_count(probe.total, options.sparsity), **term)
 
 
 def bip_prune(model: nn.Module, train_set: Dataset, options: BiPOptions, out: str | Path | None = None,
@@ -134,14 +100,12 @@ def bip_prune(model: nn.Module, train_set: Dataset, options: BiPOptions, out: st
     Record: solver, sparsity, kept/total weights, solver steps, samples, oracle calls, seconds.
     """
     single_process()
-    probe = MaskLearningProblem(model, train_set, keep=1, gamma=options.gamma, device=device)
-    problem = MaskLearningProblem(probe.model, train_set, keep_count(probe.total, options.sparsity),
-                                  gamma=options.gamma, device=device)
-    del probe
+    problem = bip_problem(model, train_set, options, device)
     x0, y0 = problem.initial()
-    solver = make_solver(options.solver, problem, x0, y0, solver_options(options),
+    n_train = len(problem.labels)
+    solver = make_solver(options.solver, problem, x0, y0, solver_options(options, n_train),
                          torch.Generator().manual_seed(options.seed))
-    budget = int(round(options.epochs * len(problem.labels)))
+    budget = 2 * iterations(options, n_train) * options.batch_size  # a lower and an upper batch per weight step
     state_path = Path(out) / "bip_state.pt" if out is not None else None
     settings = dataclasses.asdict(options)
     seconds = 0.0

@@ -91,7 +91,8 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
                  callbacks: Iterable = (), resume: bool = True, progress: bool = True, label: str = "") -> dict:
     """Train ``model`` in ``run_dir`` and return (and save as ``result.json``) its record.
 
-    Record: ``steps``, ``seconds`` (training time; a finished run reloaded keeps the time it took),
+    Record: ``steps`` (the last step), ``start_step`` (0, or the rewind step), ``trained_steps``
+    (``steps - start_step``: the iterations this run trained), ``optimizer_steps``, ``seconds`` (training time; a finished run reloaded keeps the time it took),
     ``early_stop_step`` (min validation loss), ``early_stop_censored`` (that minimum is the last
     validation point: the run may not have reached its early-stop iteration, which is then ``>= steps``),
     ``val_loss_min``, ``test_acc_at_early_stop``, ``test_acc`` / ``test_loss`` / ``val_acc`` (final),
@@ -110,7 +111,8 @@ def run_training(model: nn.Module, splits: Splits, config: TrainConfig, run_dir:
     report = sparsity_report(model, input_shape=splits.input_shape)
     history = [{**h, **({"test_acc": p["test_acc"]} if (p := tracker.at(h["step"])) else {})} for h in result.history]
     record = {
-        "label": label, "steps": result.steps,
+        "label": label, "steps": result.steps, "start_step": result.start_step,
+        "trained_steps": result.steps - result.start_step, "optimizer_steps": result.optimizer_steps,
         # training time of the call that trained the run (a finished run reloaded keeps its time)
         "seconds": earlier["seconds"] if earlier and earlier.get("steps") == result.steps else result.seconds,
         "early_stop_step": result.early_stop_step,

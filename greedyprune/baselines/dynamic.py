@@ -1,6 +1,7 @@
 """The mask-update rules of dynamic sparse training: RigL (Evci et al. 2020) and SET (Mocanu et al. 2018).
 
-At update step ``t`` (every ``dT`` steps, while ``t < T_end``) each layer with ``k`` active weights:
+At update step ``t`` (``t = 0, dT, 2 dT, ...`` while ``t < T_end``: the reference updates at step 0 too,
+with the full ``alpha``) each layer with ``k`` active weights:
 
 1. drop: ``n = floor(alpha_t * k)`` active weights with the smallest ``|W|`` leave; the ``k - n`` others
    form ``K'``;
@@ -37,8 +38,9 @@ def drop_fraction(step: int, alpha: float, end_step: int) -> float:
 
 
 def is_update_step(step: int, interval: int, end_step: int) -> bool:
-    """RigL updates the masks at ``t = dT, 2 dT, ...`` while ``t < T_end``."""
-    return step > 0 and step % interval == 0 and step < end_step
+    """RigL updates the masks at ``t = 0, dT, 2 dT, ...`` while ``t < T_end`` (google-research/rigl: the first
+    update is at ``begin_step = 0``, where ``alpha_0 = alpha``)."""
+    return step >= 0 and step % interval == 0 and step < end_step
 
 
 @dataclass

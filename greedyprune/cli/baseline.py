@@ -38,16 +38,22 @@ class Options:
     progress: bool = opt(True, "show progress bars")
     # rigl / set / static
     distribution: str = opt("erk", "rigl/set/static: per-layer densities", choices=["erk", "er", "uniform"])
-    dense_first: bool = opt(False, "rigl/set/static: keep the first layer dense")
+    dense_first: str = opt("auto", "rigl/set/static: keep the first layer dense (auto: uniform yes, as RigL; "
+                                   "er/erk no)", choices=["auto", "yes", "no"])
+    erk_power_scale: float = opt(1.0, "rigl/set/static: ERK exponent (the reference's erk_power_scale)")
     update_interval: int = opt(100, "rigl/set: steps between mask updates (dT)")
     alpha: float = opt(0.3, "rigl/set: initial drop fraction (cosine-annealed)")
     end_fraction: float = opt(0.75, "rigl/set: last update at this fraction of training (T_end)")
+    skip_optimizer_step: bool = opt(True, "rigl/set: no optimizer step on mask-update iterations (as the reference)")
     # lth
     rounds: int = opt(0, "lth: pruning rounds (0: closest to --sparsity)")
     prune_rate: float = opt(0.2, "lth: fraction of surviving weights pruned per round")
-    output_rate: float = opt(-1.0, "lth: output layer rate (-1: half of --prune-rate)")
+    output_rate: float = opt(0.0, "lth: output layer rate (0: not pruned, as open_lth's LeNet; -1: half of "
+                                  "--prune-rate, as Frankle & Carbin)")
     scope: str = opt("layer", "lth: prune per layer or globally", choices=["layer", "global"])
     rewind_step: int = opt(0, "lth: rewind to this iteration (0: original LTH; >0: late rewinding)")
+    init: str = opt("glorot-normal", "lth: initial weights (glorot-normal: the paper's; kaiming-normal: open_lth's)",
+                    choices=["glorot-normal", "kaiming-normal", "torch-default"])
     controls: str = opt("reinit,random,oneshot", "lth: controls to run (comma list, '' for none)")
     control_sparsities: str = opt("", "lth: run controls at the rounds closest to these sparsities (default: last)")
     # snip / grasp / random
@@ -56,9 +62,13 @@ class Options:
     ratios_from: str = opt("grasp", "random-ratios: copy per-layer counts of", choices=["grasp", "snip"])
     # bip (bilevel mask learning; step sizes: see docs/bilevel.md)
     solver: str = opt("first-order", "bip: bilevel solver", choices=["first-order", "mrbo", "vrbo"])
-    gamma: float = opt(1e-3, "bip: lower-level l2 coefficient")
-    lr_scores: float = opt(1.0, "bip: upper-level (mask score) step size")
-    lr_weights: float = opt(0.02, "bip: lower-level (weight) step size")
+    gamma: float = opt(1e-4, "bip: lower-level l2 coefficient (BiP's weight decay)")
+    implicit_term: str = opt("reference", "bip: implicit term (reference: BiP's code, lr2 (grad_s l)^2)",
+                             choices=["reference", "inverse-gamma", "none"])
+    lr2: float = opt(1e-4, "bip: coefficient of the reference implicit term")
+    implicit_gamma: float = opt(0.0, "bip: gamma of the inverse-gamma implicit term (0: --gamma)")
+    lr_scores: float = opt(0.1, "bip: upper-level (mask score) step size (the paper's beta)")
+    lr_weights: float = opt(0.01, "bip: lower-level (weight) step size (the paper's alpha)")
 
 
 def train_config(options: Options):

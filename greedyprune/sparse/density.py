@@ -6,7 +6,8 @@ Notation: layer ``l`` has ``n_l`` weights, the request is total density ``D`` (s
 * ``uniform``: ``d_l = D``. With ``dense_first`` (or any ``dense`` layers) those layers get
   ``d_l = 1`` and the others share what is left: ``d = (D N - sum_dense n_l) / sum_rest n_l``.
 * ``er``:  ``d_l = eps * (c_out + c_in) / (c_out c_in)`` (kernel dimensions ignored),
-* ``erk``: ``d_l = eps * sum(shape) / prod(shape)`` (Evci et al. 2020),
+* ``erk``: ``d_l = eps * (sum(shape) / prod(shape))^q`` (Evci et al. 2020; ``q = erk_power_scale``, 1 in
+  the paper, an option of the reference code),
   for ``er``/``erk``, ``eps`` solves ``sum_l d_l n_l = D N``. A layer whose ``d_l`` would exceed 1 is
   made dense and ``eps`` is solved again over the remaining layers; densifying a layer only raises
   ``eps`` (it takes less than its proportional share), so all exceeding layers are densified at once and
@@ -26,15 +27,16 @@ from ..errors import UserError
 DISTRIBUTIONS = ("uniform", "er", "erk")
 
 
-def _raw(shape: Sequence[int], distribution: str) -> float:
+def _raw(shape: Sequence[int], distribution: str, power: float = 1.0) -> float:
     if distribution == "erk":
-        return sum(shape) / math.prod(shape)
+        return (sum(shape) / math.prod(shape)) ** power
     c_out, c_in = shape[0], (shape[1] if len(shape) > 1 else 1)
     return (c_out + c_in) / (c_out * c_in)
 
 
 def layer_densities(shapes: Mapping[str, Sequence[int]], density: float, distribution: str = "erk", *,
-                    dense_first: bool = False, dense: Iterable[str] = ()) -> dict[str, float]:
+                    dense_first: bool = False, dense: Iterable[str] = (), erk_power_scale: float = 1.0
+                    ) -> dict[str, float]:
     """Density of each layer so that the total is ``density``. See the module docstring for the math.
 
     Args:
@@ -43,6 +45,7 @@ def layer_densities(shapes: Mapping[str, Sequence[int]], density: float, distrib
         distribution: ``"uniform"``, ``"er"`` or ``"erk"``.
         dense_first: keep the first layer dense (common for uniform).
         dense: names of further layers to keep dense.
+        erk_power_scale: ERK's exponent ``q`` (1: the paper).
     """
     if distribution not in DISTRIBUTIONS:
         raise UserError(f"unknown density distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}")
@@ -69,7 +72,7 @@ def layer_densities(shapes: Mapping[str, Sequence[int]], density: float, distrib
         if distribution == "uniform":
             eps, raw = left / sum(sizes[n] for n in rest), {n: 1.0 for n in rest}
         else:
-            raw = {n: _raw(shapes[n], distribution) for n in rest}
+            raw = {n: _raw(shapes[n], distribution, erk_power_scale) for n in rest}
             eps = left / sum(raw[n] * sizes[n] for n in rest)
         exceeding = {n for n in rest if eps * raw[n] > 1.0}
         if not exceeding:
@@ -114,10 +117,12 @@ def layer_counts(shapes: Mapping[str, Sequence[int]], densities: Mapping[str, fl
 
 
 def sparsity_counts(shapes: Mapping[str, Sequence[int]], sparsity: float, distribution: str = "erk", *,
-                    dense_first: bool = False, dense: Iterable[str] = ()) -> dict[str, int]:
+                    dense_first: bool = False, dense: Iterable[str] = (), erk_power_scale: float = 1.0
+                    ) -> dict[str, int]:
     """Non-zeros per layer for total ``sparsity``: :func:`layer_densities` then :func:`layer_counts`."""
     if not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise UserError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    densities = layer_densities(shapes, 1.0 - sparsity, distribution, dense_first=dense_first, dense=dense)
+    densities = layer_densities(shapes, 1.0 - sparsity, distribution, dense_first=dense_first, dense=dense,
+                                erk_power_scale=erk_power_scale)
     total = int(round((1.0 - sparsity) * sum(math.prod(s) for s in shapes.values())))
     return layer_counts(shapes, densities, total)

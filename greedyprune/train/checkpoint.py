@@ -81,6 +81,7 @@ def _write(state, callbacks: list, n_train: int) -> None:
                       if hasattr(cb, "state_dict")],
         "history": state.history, "loss_sum": state.loss_sum, "loss_count": state.loss_count,
         "identity": state.identity,
+        "optimizer_steps": state.optimizer_steps,
     }, checkpoint_path(state.run_dir))
 
 
@@ -138,4 +139,6 @@ def _restore(state, callbacks: list, n_train: int, ckpt: dict, path) -> None:
     set_rng_state(ckpt["rng"])
     state.step, state.history = ckpt["step"], list(ckpt["history"])
     state.loss_sum, state.loss_count = ckpt["loss_sum"], ckpt["loss_count"]
+    # checkpoints from before the counter existed: every step took one
+    state.optimizer_steps = int(ckpt.get("optimizer_steps", state.step - state.config.start_step))
     state.resumed = True

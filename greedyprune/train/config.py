@@ -29,6 +29,8 @@ class TrainConfig:
     augment: str = opt("none", "training-batch augmentation: none, or crop-flip (random crop of the image padded "
                                "by 1/8 of its width, and left-right flips)", choices=["none", "crop-flip"])
     seed: int = opt(0, "seed of the data order and of torch's RNG at the start of training")
+    start_step: int = opt(0, "begin at this step of the learning-rate schedule and of the data order and train up "
+                             "to the total (late rewinding: open_lth continues from the rewind step k)")
     device: str = opt("cpu", "cpu, cuda or cuda:N")
     checkpoint_every: int = opt(0, "write run_dir/checkpoint.pt every this many steps (0: at the end of each epoch)")
     eval_every: int = opt(0, "evaluate on the validation set every this many steps (0: at the end of each epoch)")
@@ -40,6 +42,7 @@ class TrainConfig:
             (self.max_steps > 0 or (math.isfinite(self.epochs) and self.epochs > 0),
              f"epochs must be > 0 (got {self.epochs}) unless max_steps > 0"),
             (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
+            (self.start_step >= 0, f"start_step must be >= 0, got {self.start_step}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.optimizer in ("sgd", "adam"), f"optimizer must be sgd or adam, got {self.optimizer!r}"),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
@@ -66,8 +69,11 @@ class TrainConfig:
 def result_fields(config: TrainConfig) -> dict:
     """The settings that determine the trained weights (everything except :data:`RUNTIME_FIELDS`).
 
-    ``augment`` is left out when ``none``, so recipes from before the field existed keep their hash."""
+    ``augment`` is left out when ``none`` and ``start_step`` when 0, so recipes from before those fields
+    existed keep their hash."""
     fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUNTIME_FIELDS}
     if fields.get("augment") == "none":
         del fields["augment"]
+    if fields.get("start_step") == 0:
+        del fields["start_step"]
     return fields

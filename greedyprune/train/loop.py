@@ -8,8 +8,13 @@ ends with bit-identical weights to an uninterrupted run (same device and thread 
 Callbacks are plain objects with any of ``on_train_begin(state)``, ``after_backward(state)``
 (gradients present, before ``optimizer.step``), ``after_step(state)``, ``on_train_end(state)`` and
 ``state_dict()`` / ``load_state_dict(d)`` (checkpointed with the run; on resume each stateful callback
-gets the next saved state of its class). A callback may set
-``state.should_stop = True``.
+gets the next saved state of its class). A callback may set ``state.should_stop = True``, and in
+``after_backward`` ``state.skip_optimizer_step = True``: that iteration takes no optimizer step (RigL's
+mask-update iterations) but still counts as a step of the schedule and the data order.
+
+``config.start_step = k`` starts a fresh run at step ``k`` of the schedule and of the data order and
+trains ``total - k`` steps (late rewinding as open_lth does it: the weights are rewound to step ``k``,
+the optimizer state is new, the learning rate and the batches continue from step ``k``).
 
 Distributed data parallel. Under an initialised ``torch.distributed`` group (``torchrun``) the model is
 wrapped in ``DistributedDataParallel`` for the forward/backward pass; ``batch_size`` stays the global
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -64,6 +70,8 @@ class TrainState:
     run_dir: Path | None = None
     resumed: bool = False
     should_stop: bool = False
+    skip_optimizer_step: bool = False
+    optimizer_steps: int = 0
     loss_sum: float = 0.0
     loss_count: int = 0
     identity: dict | None = None  # what the run was started with (model, data, ...); a resume must match it
@@ -78,12 +86,17 @@ class TrainResult:
     """``history``: one dict per evaluation (step, epoch, lr, train_loss, val_loss, val_acc).
 
     ``early_stop_step``: the step with the lowest validation loss (None without a validation set).
+    ``steps`` is the last step (the schedule's total); ``start_step`` where the run began (0, or the
+    rewind step ``k``); ``optimizer_steps`` the optimizer steps taken (``steps - start_step`` minus the
+    iterations a callback skipped).
     """
 
     history: list[dict]
     steps: int
     early_stop_step: int | None
     seconds: float
+    start_step: int = 0
+    optimizer_steps: int = 0
 
     @property
     def final(self) -> dict:
@@ -145,6 +158,8 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
                         if world_size > 1 else "the training set is empty")
     steps_per_epoch = max(1, n_local // batch)
     total = config.max_steps if config.max_steps > 0 else max(1, math.ceil(config.epochs * steps_per_epoch))
+    if config.start_step >= total:
+        raise UserError(f"start_step {config.start_step} must be below the run's {total} steps")
     model.to(device)
     optimizer = make_optimizer(model, config)
     state = TrainState(model, optimizer, make_scheduler(optimizer, config, total), config, device, total,
@@ -154,6 +169,7 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
         restore_training_checkpoint(state, callbacks, len(train_set))
     else:
         torch.manual_seed(config.seed)  # the same on every rank, so rank 0's RNG state in a checkpoint fits all
+        state.step = config.start_step
     net = data_parallel(model, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     started = time.perf_counter()
@@ -182,8 +198,13 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
                 raise UserError(f"training loss became {float(state.loss)} at step {state.step}; lower the learning rate")
             loss.backward()
             _call(callbacks, "after_backward", state)
-            optimizer.step()
-            state.scheduler.step()
+            skipped, state.skip_optimizer_step = state.skip_optimizer_step, False
+            if not skipped:
+                optimizer.step()
+                state.optimizer_steps += 1
+            with warnings.catch_warnings():  # a skipped step still advances the schedule (torch warns at step 0)
+                warnings.simplefilter("ignore", UserWarning)
+                state.scheduler.step()
             state.step += 1
             state.loss_sum += float(state.loss)
             state.loss_count += 1
@@ -203,4 +224,5 @@ def train(model: nn.Module, train_set: Dataset, config: TrainConfig, *, run_dir:
     model.train()
     scored = [h for h in state.history if h["val_loss"] is not None]
     best = min(scored, key=lambda h: h["val_loss"])["step"] if scored else None
-    return TrainResult(state.history, state.step, best, time.perf_counter() - started)
+    return TrainResult(state.history, state.step, best, time.perf_counter() - started, config.start_step,
+                       state.optimizer_steps)

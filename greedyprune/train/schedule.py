@@ -34,6 +34,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """``LambdaLR`` whose ``i``-th step uses ``lr_factor(config.start_step + i, ...)``: a run that starts at
+    step ``k`` (late rewinding) continues the schedule from ``k`` instead of restarting it."""
     def factor(step: int) -> float:
-        return lr_factor(step, total_steps, config.warmup_steps, config.schedule)
+        return lr_factor(config.start_step + step, total_steps, config.warmup_steps, config.schedule)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -10,7 +10,7 @@ def test_baseline_cli_prints_table_and_resumes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "rigl-erk" in out and "90.00" in out and "do not make the model faster" in out
     first = json.loads((tmp_path / "result.json").read_text())
-    assert first["steps"] == 12 and len(first["updates"]) == 2  # updates at t = 3, 6 (< T_end = 9)
+    assert first["steps"] == 12 and [u[0] for u in first["updates"]] == [0, 3, 6]  # t = 0, 3, 6 (< T_end = 9)
     assert main(argv) == 0  # finished run: resumes instantly with the same result
     assert json.loads((tmp_path / "result.json").read_text())["test_acc"] == first["test_acc"]
 

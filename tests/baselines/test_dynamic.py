@@ -69,4 +69,4 @@ def test_drop_fraction_schedule():
     assert drop_fraction(500, 0.3, 1000) == pytest.approx(0.15)
     assert drop_fraction(1000, 0.3, 1000) == 0.0
     assert drop_fraction(250, 0.3, 1000) == pytest.approx(0.15 * (1 + math.cos(math.pi / 4)))
-    assert [t for t in range(0, 1001) if is_update_step(t, 100, 750)] == [100, 200, 300, 400, 500, 600, 700]
+    assert [t for t in range(0, 1001) if is_update_step(t, 100, 750)] == [0, 100, 200, 300, 400, 500, 600, 700]

@@ -89,7 +89,8 @@ class After:
             self.new += int(new.sum())
             self.regrown += int(regrown.sum())
             opt_after = optimizer_state(state, raw)
-            assert opt_after.keys() == opt_before.keys() and opt_after  # Adam: exp_avg, exp_avg_sq
+            # Adam: exp_avg, exp_avg_sq (none yet at the step-0 update, before the first optimizer step)
+            assert opt_after.keys() == opt_before.keys() and (bool(opt_after) or state.optimizer_steps == 0)
             assert torch.equal(raw.detach()[new], torch.zeros(int(new.sum()))), name
             assert torch.equal(raw.grad[new], torch.zeros(int(new.sum()))), name
             for key, value in opt_after.items():

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.autograd.functional import hessian
 
-from greedyprune.baselines.bip import BiPOptions, bip_prune, run_bip, solver_options
+from greedyprune.baselines.bip import BiPOptions, bip_prune, bip_problem, run_bip, solver_options
 from greedyprune.bilevel import MaskLearningProblem, OracleCost, hypergradient, lower_gradient, make_solver
 from greedyprune.bilevel.hypergrad import HypergradOptions
 from greedyprune.data import TensorImageDataset
@@ -70,7 +70,7 @@ def _two_batches(problem):
 
 
 def test_first_order_implicit_gradient_equals_the_exact_one_when_the_loss_is_bilinear():
-    problem = _BilinearProblem(_model(), _data(), keep=60, gamma=0.05)
+    problem = _BilinearProblem(_model(), _data(), keep=60, gamma=0.05, implicit_term="inverse-gamma")
     scores, theta = problem.initial()
     batch, other = _two_batches(problem)
     exact, gy = hypergradient(problem, scores, theta, batch, batch, HypergradOptions("cg", iters=3), OracleCost())
@@ -112,10 +112,10 @@ def _flat(values):
     return torch.cat([v.reshape(-1) for v in values])
 
 
-def test_bip_default_implicit_term_matches_a_dense_exact_solve():
-    """MRBO's estimate under BiP's defaults is the exact implicit gradient of the bilinear model, and its
-    implicit term is the 1/gamma-sized one, not the ~3e4x smaller one of the old 3-term Neumann default."""
-    problem = _BilinearProblem(_model().double(), _data(), keep=60, gamma=1e-3)
+def test_inverse_gamma_implicit_term_matches_a_dense_exact_solve():
+    """With implicit_term='inverse-gamma' (implicit_gamma = gamma) MRBO's estimate is the exact implicit gradient
+    of the bilinear model; at gamma = 1e-3 that term dwarfs the direct one (why it is not the default)."""
+    problem = _BilinearProblem(_model().double(), _data(), keep=60, gamma=1e-3, implicit_term="inverse-gamma")
     problem.images = problem.images.double()
     scores, theta = problem.initial()
     batch_f, batch_g = _two_batches(problem)
@@ -217,13 +217,16 @@ PLANTED = {"first-order": dict(lr_scores=10.0, lr_weights=0.05),
 def test_bip_learns_the_useful_weights_that_magnitude_pruning_drops(solver, seed):
     """Scores must move: the learned mask swaps noise weights for signal weights (magnitude: 0 of 30) and
     the upper-level loss f = CE(m (.) theta) drops, also against the magnitude mask on the same weights.
-    gamma = 1: with BiP's small gamma the implicit term +G^2/gamma on kept scores entrenches the starting
-    mask (gamma = 0.01 kept only 2-12 of the 30 here; docs/bilevel.md)."""
+    gamma = 1 with the inverse-gamma term and plain SGD: with a small gamma the term +G^2/gamma on kept scores
+    entrenches the starting mask (gamma = 0.01 kept only 2-12 of the 30 here; docs/bilevel.md). The budget
+    is 5 epochs of weight steps = the earlier 10 epochs of samples."""
     model, data = _planted(seed)
     magnitude = torch.zeros(3, 20)
     magnitude[:, 10:] = 1
     start = _loss(model, data, magnitude)
-    options = BiPOptions(sparsity=0.5, solver=solver, epochs=10, batch_size=32, gamma=1.0, seed=seed, **PLANTED[solver])
+    options = BiPOptions(sparsity=0.5, solver=solver, epochs=5, batch_size=32, gamma=1.0, seed=seed,
+                         implicit_term="inverse-gamma", momentum=0.0, weights_schedule="constant",
+                         scores_schedule="constant", score_decay=0.0, **PLANTED[solver])
     pruned, _ = bip_prune(model, data, options, progress=False)
     mask = get_masks(pruned)["1.weight"]
     assert int(mask.sum()) == 30
