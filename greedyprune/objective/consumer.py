@@ -9,7 +9,9 @@ has, ``t = Y_orig[rows] - bias_orig[rows]``; what the group must reconstruct is
 
 (the other columns' current contribution and the offsets earlier groups already added are fixed).
 Candidate ``i`` contributes ``c_i = W_i x_i`` and :class:`~greedyprune.stats.ConsumerStatistics` gives
-``G_k``, ``b_k``, ``E_k`` in float64. A grouped conv (``P`` groups, not depthwise) only lets channel
+``G_k``, ``b_k``, ``E_k`` in float64 (summed from the contributions themselves, without the input
+covariance, for a Linear reading a wide flattened input: :mod:`greedyprune.stats.contributions`).
+A grouped conv (``P`` groups, not depthwise) only lets channel
 ``i`` of partition ``p`` reach the rows of ``p``: ``G_k`` is block diagonal, each block the statistics
 of a dense conv on that partition's channels and rows; rows of partitions holding no group channel
 add their energy only. The bias offset of the consumer is ``mean(t') - sum_{i in S} g_i W_i mean(x_i)``
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import all_reduce_sum
-from ..stats.consumer import ConsumerStatistics
+from ..stats.contributions import consumer_statistics
 from .base import ConsumerView
 
 
@@ -91,7 +93,7 @@ class ConsumerTerm:
         block = view.columns.shape[1]
         self.parts = []  # (group channel indices, input columns or None = all, rows among view.rows, stats, W)
         for channels, columns, rows, weight in self._partitions():
-            stats = ConsumerStatistics(module, block, product_dtype, name=name, channels=int(channels.numel()))
+            stats = consumer_statistics(module, weight, block, int(channels.numel()), product_dtype, name)
             everything = not self.fixed and partitions_of(module) == 1 and \
                 bool((columns == torch.arange(columns.numel())).all())
             self.parts.append((channels, None if everything else columns, rows, stats, weight))

@@ -174,14 +174,7 @@ class ConsumerStatistics:
 
         Under ``torch.distributed`` the sums are first added over all ranks (:meth:`reduce`).
         """
-        if self.h is None or self.samples == 0:
-            raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
-        self.reduce()
-        if self.center and self.samples < 2:
-            # one sample per image reaches it (a Linear consumer): centring leaves nothing of one image
-            raise UserError(f"the calibration set is too small for {self._what()}: its consumer sees {self.samples} "
-                            f"sample(s) from {self.images} image(s) and centred statistics need at least 2; "
-                            "use at least 2 calibration images (--calib 2; hundreds for good statistics)")
+        self._ready()
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
         h, m, energy = self.h, self.m, self.energy
         if self.center:
@@ -195,10 +188,21 @@ class ConsumerStatistics:
         gram = 0.5 * (gram + gram.T)
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
 
+    def _ready(self) -> None:
+        """Refuse empty or too small calibration data in one line; sum over ranks (:meth:`reduce`)."""
+        if self.sum_x is None or self.samples == 0:
+            raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
+        self.reduce()
+        if self.center and self.samples < 2:
+            # one sample per image reaches it (a Linear consumer): centring leaves nothing of one image
+            raise UserError(f"the calibration set is too small for {self._what()}: its consumer sees {self.samples} "
+                            f"sample(s) from {self.images} image(s) and centred statistics need at least 2; "
+                            "use at least 2 calibration images (--calib 2; hundreds for good statistics)")
+
     def bias_correction(self, kept: torch.Tensor, coefficients: torch.Tensor,
                         weight: torch.Tensor | None = None) -> torch.Tensor:
         """Per-output offset ``delta = mean(t) - sum_{i in kept} g_i W_i mean(x_i)`` to add to the output."""
-        w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
+        w = (weight_matrix(self.module) if weight is None else weight).to(self.sum_x.device, torch.float64)
         mean_x = (self.sum_x / self.samples).reshape(self.channels, self.block)
         mean_t = self.sum_t / self.samples
         w_blocks = w.reshape(w.shape[0], self.channels, self.block)[:, kept]  # (C_out, |S|, K)
