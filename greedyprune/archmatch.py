@@ -17,16 +17,32 @@ from .archspec import build_source, skip_init
 from .errors import UserError
 
 
-def _geometry(model: nn.Module) -> list[tuple]:
-    """Layer types and conv geometry per path (everything adopt_shapes does not change)."""
-    out = []
-    for name, m in model.named_modules():
-        entry: tuple = (name, type(m).__name__)
-        if isinstance(m, nn.Conv2d):
-            depthwise = m.groups > 1 and m.groups == m.in_channels == m.out_channels
-            entry += (m.kernel_size, m.stride, m.padding, m.dilation, "dw" if depthwise else m.groups)
-        out.append(entry)
-    return out
+def _is_depthwise(conv: nn.Conv2d) -> bool:
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+
+
+def _geometry_fits(fresh: nn.Module, model: nn.Module) -> bool:
+    """Same layer paths and types and the same conv geometry (everything adopt_shapes does not change).
+
+    A depthwise conv stays depthwise at any width, also pruned to one channel (``groups = in = out = 1``,
+    as :func:`~greedyprune.surgery.adopt_shapes` rebuilds it); any other conv keeps its ``groups``.
+    """
+    a, b = list(fresh.named_modules()), list(model.named_modules())
+    if len(a) != len(b):
+        return False
+    for (name_a, m_a), (name_b, m_b) in zip(a, b):
+        if name_a != name_b or type(m_a) is not type(m_b):
+            return False
+        if isinstance(m_a, nn.Conv2d):
+            if (m_a.kernel_size, m_a.stride, m_a.padding, m_a.dilation) != \
+                    (m_b.kernel_size, m_b.stride, m_b.padding, m_b.dilation):
+                return False
+            if _is_depthwise(m_a):
+                if not m_b.groups == m_b.in_channels == m_b.out_channels:
+                    return False
+            elif m_a.groups != m_b.groups:
+                return False
+    return True
 
 
 def _same(fresh: nn.Module, model: nn.Module, exact: bool) -> bool:
@@ -36,7 +52,7 @@ def _same(fresh: nn.Module, model: nn.Module, exact: bool) -> bool:
         return False
     if exact:
         return all(a[k].shape == b[k].shape for k in a)
-    return all(a[k].dim() == b[k].dim() for k in a) and _geometry(fresh) == _geometry(model)
+    return all(a[k].dim() == b[k].dim() for k in a) and _geometry_fits(fresh, model)
 
 
 def _num_classes(fresh: nn.Module, model: nn.Module) -> int | None:

@@ -77,3 +77,22 @@ def test_structural_match_for_a_reduced_width(tmp_path):
     model = tv.mobilenet_v3_large(num_classes=4, width_mult=0.5).eval()
     assert architecture_spec(model) == {"source": "torchvision", "name": "mobilenet_v3_large",
                                         "kwargs": {"num_classes": 4}}
+
+
+@pytest.mark.parametrize("name, kwargs", [("mobilenet_v2", {"width_mult": 0.5}), ("efficientnet_v2_s", {})])
+def test_depthwise_convs_pruned_to_one_channel_still_match_their_builder(name, kwargs, tmp_path):
+    """A user's torchvision model whose depthwise convs kept one channel (``groups = in = out = 1``, as a
+    heavily pruned efficientnet_v2_s has) is still recognised at save time and loads without arguments."""
+    torch.manual_seed(0)
+    model = tv.get_model(name, weights=None, num_classes=3, **kwargs).eval()
+    x = torch.randn(2, 3, 32, 32)
+    layout = Layout(model)
+    for group in find_groups(model, x[:1]).groups:
+        apply_selection(model, layout, group, torch.tensor([group.width - 1]))
+    depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == m.out_channels == 1]
+    assert depthwise and all(m.groups == 1 for m in depthwise)
+    greedyprune.save(tmp_path / "m.pt", model)
+    loaded = greedyprune.load(tmp_path / "m.pt")
+    assert loaded.greedyprune_spec == {"source": "torchvision", "name": name, "kwargs": {"num_classes": 3}}
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
