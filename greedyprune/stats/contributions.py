@@ -130,13 +130,20 @@ class ContributionStatistics(ConsumerStatistics):
             n = self.samples
             mean_x = (self.sum_x / n).reshape(self.channels, self.block)
             mean_t = self.sum_t / n
-            w = self.weight.to(gram.device, torch.float64).reshape(-1, self.channels, self.block)
-            mean_z = torch.einsum("ock,ck->co", w, mean_x)  # (C, O): W_i mean x_i
+            mean_z = self._mean_contributions(mean_x.to(gram.device))
             gram = torch.addmm(gram, mean_z, mean_z.T, alpha=-n)
             cross = cross - n * (mean_z @ mean_t)
             energy = energy - n * mean_t.pow(2).sum()
         gram = 0.5 * (gram + gram.T)
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
+
+    def _mean_contributions(self, mean_x: torch.Tensor) -> torch.Tensor:
+        """``(C, O)``: ``mean z_i = W_i mean x_i`` in float64, a few channels at a time (no float64 copy of W)."""
+        c, k = self.channels, self.block
+        w = self.weight.to(mean_x.device).reshape(-1, c, k)
+        step = max(1, CHUNK_ELEMENTS // (w.shape[0] * k))
+        return torch.cat([torch.einsum("ock,ck->co", w[:, i:i + step].double(), mean_x[i:i + step])
+                          for i in range(0, c, step)])
 
     def bias_correction(self, kept: torch.Tensor, coefficients: torch.Tensor,
                         weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -65,11 +65,11 @@ def test_the_contribution_path_holds_channel_level_statistics_only():
 
 
 def test_path_rule():
-    vgg = nn.Linear(25088, 4096)
+    vgg = nn.Linear(25088, 4096, device="meta")
     assert contributions_are_cheaper(vgg, 512, 49, 4096)  # VGG16 classifier.0: 512 channels of 7x7
     assert contributions_are_cheaper(vgg, 256, 36, 4096)  # AlexNet classifier.1: 256 channels of 6x6
     assert not contributions_are_cheaper(vgg, 2048, 1, 1000)  # a ResNet fc: H is already channel-level
-    assert not contributions_are_cheaper(nn.Conv2d(512, 512, 3), 512, 9, 512)  # convs: many positions per image
+    assert not contributions_are_cheaper(nn.Conv2d(512, 512, 3, device="meta"), 512, 9, 512)  # convs: many positions per image
     assert not contributions_are_cheaper(vgg, 16, 4, 100000)  # few wide columns, very many outputs
     assert contrib.contribution_path_cost(512, 49, 4096, 32) < contrib.covariance_path_cost(512, 49, 4096, 32) / 100
 
