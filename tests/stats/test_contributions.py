@@ -7,7 +7,11 @@ from torch import nn
 from greedyprune.stats import ConsumerStatistics
 from greedyprune.stats import contributions as contrib
 from greedyprune.stats.consumer import output_columns
-from greedyprune.stats.contributions import ContributionStatistics, consumer_statistics, contributions_are_cheaper
+from greedyprune.stats.contributions import (
+    ContributionStatistics,
+    consumer_statistics,
+    contributions_are_cheaper,
+)
 
 
 def batches(channels=7, block=5, rows=6, seed=0):
