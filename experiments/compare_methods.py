@@ -42,14 +42,30 @@ from greedyprune.train import evaluate, recalibrate_batchnorm_on
 
 COLORS = {"reoptimized": "tab:blue", "reoptimized+refit": "tab:purple", "uniform": "tab:orange",
           "uniform-noreplace": "tab:brown", "magnitude": "tab:green", "magnitude-norefit": "tab:olive",
-          "random": "tab:red", "magnitude+refit": "tab:cyan"}
+          "random": "tab:red", "magnitude+refit": "tab:cyan", "reoptimized+streams": "navy",
+          "reoptimized+streams+refit": "indigo", "magnitude+streams": "darkgreen"}
 
 
 def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
-    """``"reoptimized+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N})``."""
-    if method.endswith("+refit"):
-        return method[: -len("+refit")], {"refit": "global", "refit_iters": refit_iters}
-    return method, {}
+    """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"streams": True, "refit": "global", "refit_iters": N})``.
+
+    ``+streams`` also prunes residual streams / block outputs; ``+refit`` adds the global refit.
+    """
+    base, *suffixes = method.split("+")
+    extra: dict = {}
+    for suffix in suffixes:
+        if suffix == "refit":
+            extra.update(refit="global", refit_iters=refit_iters)
+        elif suffix == "streams":
+            extra.update(streams=True)
+        else:
+            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams and/or +refit")
+    return base, extra
+
+
+def allocator(method: str) -> str:
+    """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams."""
+    return "reoptimized+streams" if "+streams" in method.split("+")[1:] else "reoptimized"
 
 
 def plot(results: dict, path: Path) -> None:
@@ -125,17 +141,19 @@ def main() -> None:
     methods = args.methods.split(",")
     session = time.perf_counter()
     for flops in [float(f) for f in args.flops.split(",")]:
-        widths = None
-        for method in ["reoptimized"] + [m for m in methods if m != "reoptimized"]:
+        widths: dict[str, dict] = {}  # allocating method -> the widths every method of its kind prunes to
+        allocators = list(dict.fromkeys(allocator(m) for m in methods))
+        for method in allocators + [m for m in methods if m not in allocators]:
             pruned_once = None  # a deterministic method is pruned once; its seeds are fine-tuning seeds
             for seed in range(args.seeds):
                 key = f"{flops}/{method}/{seed}"
                 done = results["runs"].get(key)
                 if done is not None:
-                    widths = widths or done.get("widths")
+                    widths.setdefault(allocator(method), done.get("widths"))
                     continue
                 start = time.perf_counter()
-                budget = {"flops": flops} if widths is None else {"widths": widths}
+                matched = widths.get(allocator(method))
+                budget = {"flops": flops} if matched is None else {"widths": matched}
                 if method == "random" or pruned_once is None:
                     base, extra = method_options(method, args.refit_iters)
                     cpu = time.process_time()
@@ -147,7 +165,7 @@ def main() -> None:
                         pruned_once = (pruned, report, top1_pruned, recalibrated, prune_cpu)
                 else:
                     pruned, report, top1_pruned, recalibrated, prune_cpu = pruned_once
-                widths = widths or report.widths()
+                widths.setdefault(allocator(method), report.widths())
                 run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
                        "flops_before": report.flops_before, "flops_after": report.flops_after,
                        "params_before": report.params_before, "params_after": report.params_after,
