@@ -65,7 +65,7 @@ def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
 
 def allocator(method: str) -> str:
     """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams."""
-    return "reoptimized+streams" if "+streams" in method.split("+")[1:] else "reoptimized"
+    return "reoptimized+streams" if "streams" in method.split("+")[1:] else "reoptimized"
 
 
 def plot(results: dict, path: Path) -> None:
