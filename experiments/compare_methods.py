@@ -30,10 +30,16 @@ import time
 from pathlib import Path
 
 import torch
-
-from compare_finetune import curve_set_of, fine_tune, plot_curves, run_dir_of, steps_within
+from compare_finetune import (
+    curve_set_of,
+    fine_tune,
+    plot_curves,
+    run_dir_of,
+    steps_within,
+)
 
 from greedyprune.data import calibration_batches, get_dataset, subset
+from greedyprune.errors import UserError
 from greedyprune.io import atomic_write, save_json
 from greedyprune.models import trained_model
 from greedyprune.paths import results_dir
@@ -143,6 +149,8 @@ def main() -> None:
     for flops in [float(f) for f in args.flops.split(",")]:
         widths: dict[str, dict] = {}  # allocating method -> the widths every method of its kind prunes to
         allocators = list(dict.fromkeys(allocator(m) for m in methods))
+        unreachable = {a: why for a in allocators  # allocating method -> why this target is out of its reach
+                       if (why := results.get("unreachable", {}).get(f"{flops}/{a}")) is not None}
         for method in allocators + [m for m in methods if m not in allocators]:
             pruned_once = None  # a deterministic method is pruned once; its seeds are fine-tuning seeds
             for seed in range(args.seeds):
@@ -152,12 +160,24 @@ def main() -> None:
                     widths.setdefault(allocator(method), done.get("widths"))
                     continue
                 start = time.perf_counter()
+                if allocator(method) in unreachable:  # its widths could not be allocated at this target
+                    continue
                 matched = widths.get(allocator(method))
                 budget = {"flops": flops} if matched is None else {"widths": matched}
                 if method == "random" or pruned_once is None:
                     base, extra = method_options(method, args.refit_iters)
                     cpu = time.process_time()
-                    pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget, **extra).run()
+                    try:
+                        pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget,
+                                                **extra).run()
+                    except UserError as err:  # e.g. a target below what one channel per group costs
+                        if matched is not None:
+                            raise
+                        unreachable[allocator(method)] = str(err)
+                        results.setdefault("unreachable", {})[f"{flops}/{method}"] = str(err)
+                        save_json(results, out)
+                        print(f"{key}: {err}", flush=True)
+                        continue
                     prune_cpu = time.process_time() - cpu
                     top1_pruned = evaluate(pruned, test)["top1"]
                     recalibrated = evaluate(recalibrate_batchnorm_on(copy.deepcopy(pruned), batches), test)["top1"]
