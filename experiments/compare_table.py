@@ -4,7 +4,8 @@ One row per FLOPs target and method: FLOPs and parameters kept, top-1 without fi
 re-estimating BatchNorm statistics on the calibration images, and after fine-tuning
 (mean and, where seeds differ, ``±`` half the range over seeds: the selection seed of ``random``, the
 fine-tuning seed of every method), the mean per-group reconstruction error, on how many groups
-``reoptimized`` had a lower error than this method at the same widths, and (when the fine-tunes logged
+``reoptimized`` (``reoptimized+streams`` for a ``+streams`` method: the same groups) had a lower error
+than this method at the same widths, and (when the fine-tunes logged
 curves, ``--eval-every``) the fine-tuning steps each seed needed to come within one point of dense.
 
     python experiments/compare_table.py experiments/results/compare_resnet18-fmnist.json [...]
@@ -16,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 from statistics import mean
+
+from compare_methods import allocator
 
 
 def _pct(values: list[float]) -> str:
@@ -48,19 +51,20 @@ def table(results: dict) -> str:
              f"calibration images, {results['test_images']} test images, fine-tune {results['finetune_epochs']:g} epoch "
              f"over {results['finetune_images']} training images)", "",
              "| FLOPs target | method | FLOPs kept | params kept | top-1 pruned | + BN recalibrated | top-1 fine-tuned "
-             "| mean group error | groups where reoptimized error is lower |" + (" steps to within 1 point of dense |"
+             "| mean group error | groups where reoptimized (same groups) has the lower error |" + (" steps to within 1 point of dense |"
                                                                        if curves else "")
              + (" refit: feature error before -> after (CPU s) |" if refits else ""),
              "|---|---|---|---|---|---|---|---|---|" + ("---|" if curves else "") + ("---|" if refits else "")]
     for target in sorted({r["flops_target"] for r in runs}, reverse=True):
         at = [r for r in runs if r["flops_target"] == target]
-        greedy = next((r for r in at if r["method"] == "reoptimized"), None)
-        methods = sorted({r["method"] for r in at}, key=lambda m: (m != "reoptimized", m))
+        methods = sorted({r["method"] for r in at}, key=lambda m: (allocator(m), m != allocator(m), m))
         for method in methods:
             rs = [r for r in at if r["method"] == method]
             errors = [mean(r["group_errors"].values()) for r in rs]
             wins = "-"
-            if greedy is not None and method != "reoptimized":
+            # compared with the run whose widths it was matched to: reoptimized (+streams: reoptimized+streams)
+            greedy = next((r for r in at if r["method"] == allocator(method)), None)
+            if greedy is not None and method != allocator(method):
                 names = greedy["group_errors"]
                 won = sum(all(greedy["group_errors"][n] < r["group_errors"][n] for r in rs) for n in names)
                 wins = f"{won}/{len(names)}"
