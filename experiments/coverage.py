@@ -216,16 +216,22 @@ def main() -> None:
         raise SystemExit(f"unknown families {unknown}; choose from {', '.join(f for f, _ in FAMILIES)}")
     path = Path(args.out) / "coverage.json"
     settings = {"flops": args.flops, "images": args.images, "size": args.size}
-    done = {}
-    if path.exists() and not args.rerun:
+    done, others = {}, {}
+    if path.exists():
         import json
         saved = json.loads(path.read_text())
-        if saved.get("settings") == settings:  # families that pruned are kept; failures are tried again
-            done = {row["family"]: row for row in saved.get("rows", []) if row.get("prunes")}
+        if saved.get("settings") == settings:
+            # rows of families not asked for stay as they are; without --rerun, families that pruned are
+            # kept and failures are tried again
+            others = {row["family"]: row for row in saved.get("rows", [])}
+            if not args.rerun:
+                done = {family: row for family, row in others.items() if row.get("prunes")}
     result = {"settings": settings, "threads": args.threads, "torch": torch.__version__,
               "machine": platform.machine(), "load_average_before": os.getloadavg(), "rows": []}
     for family, name in FAMILIES:
         if wanted is not None and family not in wanted:
+            if family in others:
+                result["rows"].append(others[family])
             continue
         row = done.get(family) or in_child(args, family, name)
         result["rows"].append(row)
