@@ -22,7 +22,8 @@ HELP = "prune a Fashion-MNIST ResNet-18 to half its FLOPs, greedy vs magnitude, 
 class Options:
     model: str = opt("resnet18-fmnist-quick", "model from the trained-model cache (trained on first use; the -quick names train in about a minute)")
     flops: float = opt(0.5, "fraction of FLOPs to keep")
-    methods: str = opt("reoptimized,magnitude", "methods to compare (the first sets the widths)")
+    methods: str = opt("reoptimized+refit,reoptimized,magnitude",
+                       "methods to compare (the first sets the widths); METHOD+refit adds the global refit")
     calib: int = opt(256, "calibration images (from the training split)", between=(1, None))
     test_images: int = opt(2000, "test images for top-1 (a fixed seeded subset of the 10,000)", between=(1, None))
     finetune_images: int = opt(4000, "training images for the short fine-tune (0: skip)", between=(0, None))
@@ -44,10 +45,10 @@ def _check_options(options: Options, train_size: int, test_size: int) -> list[st
     from ..selection import registered_methods
     check_fraction("flops", options.flops)
     methods = [m.strip() for m in options.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in registered_methods]
+    unknown = [m for m in methods if m.removesuffix("+refit") not in registered_methods]
     if unknown or not methods:
         raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'} in --methods; choose from "
-                        f"{', '.join(sorted(registered_methods))}")
+                        f"{', '.join(sorted(registered_methods))} (each optionally +refit)")
     if len(set(methods)) < len(methods):
         raise UserError(f"--methods names a method twice ({options.methods}); give each once")
     default_recipe(options.model)  # a model the cache can train (one line otherwise)
@@ -122,7 +123,8 @@ def run(options: Options) -> None:
     for method in methods:
         print(f"[2/4] pruning with {method} to {options.flops:.0%} of the FLOPs")
         budget = {"flops": options.flops} if widths is None else {"widths": widths}
-        pruner = Pruner(model, batches, method, device=str(device), **budget)
+        refit = "global" if method.endswith("+refit") else None
+        pruner = Pruner(model, batches, method.removesuffix("+refit"), device=str(device), refit=refit, **budget)
         pruned, report = pruner.run()
         widths = widths or report.widths()
         after = evaluate(pruned, test, 256, device)["top1"]
@@ -149,11 +151,11 @@ def run(options: Options) -> None:
                           out / "demo.json")
         outputs.commit()
     print()
-    print(f"{'method':<12} {'params':>17} {'FLOPs':>13} {'top-1 dense':>11} {'pruned':>7} {'BN recal':>8} {'fine-tuned':>10} "
+    print(f"{'method':<18} {'params':>17} {'FLOPs':>13} {'top-1 dense':>11} {'pruned':>7} {'BN recal':>8} {'fine-tuned':>10} "
           f"{'mean err':>8} {'time':>6}")
     for r in rows:
         tuned = f"{100 * r['top1_finetuned']:.2f}" if r["top1_finetuned"] is not None else "-"
-        print(f"{r['method']:<12} {r['params_before'] / 1e6:6.2f}M -> {r['params_after'] / 1e6:5.2f}M "
+        print(f"{r['method']:<18} {r['params_before'] / 1e6:6.2f}M -> {r['params_after'] / 1e6:5.2f}M "
               f"{r['flops_after'] / r['flops_before']:12.1%} {100 * r['top1_dense']:11.2f} "
               f"{100 * r['top1_pruned']:7.2f} {100 * r['top1_bn_recalibrated']:8.2f} {tuned:>10} {r['mean_group_error']:8.3f} {r['prune_seconds']:5.0f}s")
     print(f"\ntop-1 on {options.test_images} test images; same widths for every method; "
