@@ -30,10 +30,16 @@ import time
 from pathlib import Path
 
 import torch
-
-from compare_finetune import curve_set_of, fine_tune, plot_curves, run_dir_of, steps_within
+from compare_finetune import (
+    curve_set_of,
+    fine_tune,
+    plot_curves,
+    run_dir_of,
+    steps_within,
+)
 
 from greedyprune.data import calibration_batches, get_dataset, subset
+from greedyprune.errors import UserError
 from greedyprune.io import atomic_write, save_json
 from greedyprune.models import trained_model
 from greedyprune.paths import results_dir
@@ -42,14 +48,30 @@ from greedyprune.train import evaluate, recalibrate_batchnorm_on
 
 COLORS = {"reoptimized": "tab:blue", "reoptimized+refit": "tab:purple", "uniform": "tab:orange",
           "uniform-noreplace": "tab:brown", "magnitude": "tab:green", "magnitude-norefit": "tab:olive",
-          "random": "tab:red", "magnitude+refit": "tab:cyan"}
+          "random": "tab:red", "magnitude+refit": "tab:cyan", "reoptimized+streams": "navy",
+          "reoptimized+streams+refit": "indigo", "magnitude+streams": "darkgreen"}
 
 
 def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
-    """``"reoptimized+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N})``."""
-    if method.endswith("+refit"):
-        return method[: -len("+refit")], {"refit": "global", "refit_iters": refit_iters}
-    return method, {}
+    """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"streams": True, "refit": "global", "refit_iters": N})``.
+
+    ``+streams`` also prunes residual streams / block outputs; ``+refit`` adds the global refit.
+    """
+    base, *suffixes = method.split("+")
+    extra: dict = {}
+    for suffix in suffixes:
+        if suffix == "refit":
+            extra.update(refit="global", refit_iters=refit_iters)
+        elif suffix == "streams":
+            extra.update(streams=True)
+        else:
+            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams and/or +refit")
+    return base, extra
+
+
+def allocator(method: str) -> str:
+    """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams."""
+    return "reoptimized+streams" if "streams" in method.split("+")[1:] else "reoptimized"
 
 
 def plot(results: dict, path: Path) -> None:
@@ -125,21 +147,37 @@ def main() -> None:
     methods = args.methods.split(",")
     session = time.perf_counter()
     for flops in [float(f) for f in args.flops.split(",")]:
-        widths = None
-        for method in ["reoptimized"] + [m for m in methods if m != "reoptimized"]:
+        widths: dict[str, dict] = {}  # allocating method -> the widths every method of its kind prunes to
+        allocators = list(dict.fromkeys(allocator(m) for m in methods))
+        unreachable = {a: why for a in allocators  # allocating method -> why this target is out of its reach
+                       if (why := results.get("unreachable", {}).get(f"{flops}/{a}")) is not None}
+        for method in allocators + [m for m in methods if m not in allocators]:
             pruned_once = None  # a deterministic method is pruned once; its seeds are fine-tuning seeds
             for seed in range(args.seeds):
                 key = f"{flops}/{method}/{seed}"
                 done = results["runs"].get(key)
                 if done is not None:
-                    widths = widths or done.get("widths")
+                    widths.setdefault(allocator(method), done.get("widths"))
                     continue
                 start = time.perf_counter()
-                budget = {"flops": flops} if widths is None else {"widths": widths}
+                if allocator(method) in unreachable:  # its widths could not be allocated at this target
+                    continue
+                matched = widths.get(allocator(method))
+                budget = {"flops": flops} if matched is None else {"widths": matched}
                 if method == "random" or pruned_once is None:
                     base, extra = method_options(method, args.refit_iters)
                     cpu = time.process_time()
-                    pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget, **extra).run()
+                    try:
+                        pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget,
+                                                **extra).run()
+                    except UserError as err:  # e.g. a target below what one channel per group costs
+                        if matched is not None:
+                            raise
+                        unreachable[allocator(method)] = str(err)
+                        results.setdefault("unreachable", {})[f"{flops}/{method}"] = str(err)
+                        save_json(results, out)
+                        print(f"{key}: {err}", flush=True)
+                        continue
                     prune_cpu = time.process_time() - cpu
                     top1_pruned = evaluate(pruned, test)["top1"]
                     recalibrated = evaluate(recalibrate_batchnorm_on(copy.deepcopy(pruned), batches), test)["top1"]
@@ -147,7 +185,7 @@ def main() -> None:
                         pruned_once = (pruned, report, top1_pruned, recalibrated, prune_cpu)
                 else:
                     pruned, report, top1_pruned, recalibrated, prune_cpu = pruned_once
-                widths = widths or report.widths()
+                widths.setdefault(allocator(method), report.widths())
                 run = {"method": method, "seed": seed, "flops_target": flops, "widths": report.widths(),
                        "flops_before": report.flops_before, "flops_after": report.flops_after,
                        "params_before": report.params_before, "params_after": report.params_after,

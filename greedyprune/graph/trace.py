@@ -112,10 +112,11 @@ def record(gm: fx.GraphModule, example: torch.Tensor) -> dict[str, Any]:
         if recorder.failed is None:
             raise
         node, err = recorder.failed
-        where = node.target if node.op == "call_module" else node.name
-        raise UserError(f"the traced model fails on the example input {list(example.shape)} at {where}: "
-                        f"{_first_line(err)}; check the input shape (e.g. inception_v3 needs at least "
-                        "75x75 pixels)") from None
+        where = (f"layer '{node.target}' ({type(gm.get_submodule(node.target)).__name__})"
+                 if node.op == "call_module" else f"operation '{node.name}'")
+        raise UserError(f"the model cannot run on the calibration images of shape {tuple(example.shape[1:])} at "
+                        f"{where}: {_first_line(err)}; use data of the input shape the model was built for "
+                        "(e.g. inception_v3 needs at least 75x75 pixels)") from None
     return recorder.values
 
 

@@ -105,8 +105,12 @@ class Networks:
         """The groups to prune: block-internal ones, or (``streams``) every group, streams and block outputs too."""
         chosen = [g for g in self.groups if streams or is_internal(self.original, g)]
         if not chosen:
-            kinds = "channel groups" if streams else "internal channel groups (try streams=True)"
-            raise UserError(f"{type(self.original).__name__} has no prunable {kinds}")
+            name = type(self.original).__name__
+            if not streams and self.groups:
+                raise UserError(f"{name} has no prunable internal channel groups; prune its streams and block "
+                                f"outputs too (streams=True, --streams)")
+            raise UserError(f"nothing to prune in {name}: every channel set is frozen (a single channel, or "
+                            f"coupled in a way that cannot be removed); `greedyprune info MODEL` lists the reasons")
         return chosen
 
 

@@ -59,7 +59,9 @@ def greedy_select_gram(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Te
     check_options(method, options)
     gram64, cross64, energy64 = check_statistics(gram, cross, energy, k, method in methods_with_replacement)
     quota = PartitionQuota(gram64.shape[0], k, partition, gram64.device) if partition != 1 else None
-    absolute = float(damping) * float(gram64.diagonal().mean()) if damping else 0.0
+    # clamped at 0: centred statistics of (numerically) constant channels can leave a diagonal mean of -1e-21,
+    # and a negative ridge would make the residual energies negative
+    absolute = float(damping) * max(float(gram64.diagonal().mean()), 0.0) if damping else 0.0
     if not math.isfinite(absolute):
         raise UserError("the Gram matrix's diagonal is too large to damp (its mean overflows); rescale the statistics")
     selection = registered_methods[method](gram64, cross64, energy64, k, damping=absolute, quota=quota, **options)

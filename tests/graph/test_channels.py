@@ -140,7 +140,7 @@ def test_untraceable_model_is_a_one_line_error_naming_the_module():
 
 def test_too_small_input_is_a_one_line_error():
     from torchvision.models import alexnet
-    with pytest.raises(UserError, match=r"fails on the example input \[1, 3, 16, 16\] at features.5") as err:
+    with pytest.raises(UserError, match=r"cannot run on the calibration images of shape \(3, 16, 16\) at layer .features.5. \(MaxPool2d\)") as err:
         find_groups(alexnet(), torch.randn(1, 3, 16, 16))
     assert "\n" not in str(err.value)
 

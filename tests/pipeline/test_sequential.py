@@ -93,6 +93,16 @@ def objective_error(pruner, group, before, present_before, x):
     return residual_energy / target_energy
 
 
+def constant_target(pruner, group, x) -> bool:
+    """Whether every consumer's original output is constant over the images up to float64 rounding."""
+    for consumer in group.consumers:
+        target = consumer_output(pruner.original, consumer.target, x)
+        centred = float((target - target.mean(1, keepdim=True)).pow(2).sum())
+        if centred > 1e-12 * float(target.pow(2).sum()):
+            return False
+    return True
+
+
 CASES = [(name, "reoptimized", False) for name in EXACT] + \
         [(name, method, False) for name in ("resnet18", "mobilenet_v2", "small_cnn")
          for method in ("magnitude", "random", "uniform")] + \
@@ -119,6 +129,12 @@ def test_every_reported_group_error_is_the_measured_error(name, method, streams)
             assert report.channels_after == pruner.widths[index]
         else:  # ... unless the rest add nothing (dead or constant channels of random weights), and it says so
             assert report.channels_after < pruner.widths[index] and ("stopped" in report.note or "herding" in report.note)
+        if constant_target(pruner, group, x):
+            # a random MobileNetV2's last 1280 channels on 8 tiny images: its logits barely vary (centred
+            # energy ~1e-16 of their square), so any fit of >= 8 channels is exact and a measured relative
+            # error is rounding over rounding. The pipeline must report the exact fit (checked here).
+            assert streams and group.name == "features.18.0" and report.error <= 1e-8, (group.name, report.error)
+            continue
         # abs: centring the float64 sums (H - n m m^T) leaves ~1e-9 of E when channels sit near a constant
         assert objective_error(pruner, group, before, present, x) == pytest.approx(report.error, rel=1e-5, abs=1e-8)
         if group.kind == "internal":  # its consumers' inputs do not depend on its own channels' refit

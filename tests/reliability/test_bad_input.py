@@ -265,8 +265,8 @@ def test_no_budget(cli, files, tmp_path):
 def test_budget_that_would_empty_a_group(cli, files, tmp_path, budget):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, *budget, "--out", out, *CALIB), "prune",
-                      "cannot be met without emptying a group", "with every group at one channel the model keeps",
-                      "raise the target above", outputs=(out,))
+                      "cannot be met without emptying a group", "with every pruned group at one channel",
+                      "the smallest reachable fraction is 0.003", "raise the target above", outputs=(out,))
 
 
 def test_dead_channels_would_empty_a_group(cli, files, tmp_path):

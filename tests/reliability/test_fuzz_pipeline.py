@@ -1,4 +1,4 @@
-"""Fuzzing the adapters and the whole-network pipeline: odd widths (1, 3, 7), 1-channel groups, batch size 1,
+"""Fuzzing the traced channel groups and the whole-network pipeline: odd widths (1, 3, 7), 1-channel groups, batch size 1,
 tiny images, every method and budget.
 
 A run either returns a pruned model that is physically no wider than the original, never empties a
@@ -18,7 +18,7 @@ from torch import nn
 
 import greedyprune
 from greedyprune import UserError
-from greedyprune.adapters import find_adapter
+from greedyprune.pipeline.networks import Networks
 from greedyprune.selection import registered_methods
 
 METHODS = sorted(m for m in registered_methods if m != "reoptimized-simplex")  # simplex: slow path, engine-fuzzed
@@ -64,17 +64,37 @@ def _budget(draw, kinds=("keep", "flops", "params")):
     return {kind: draw(st.sampled_from([0.01, 0.3, 0.5, 0.99, 1.0]))}
 
 
+def group_widths(model: nn.Module, shape: tuple[int, ...]) -> dict[str, tuple[str, int]]:
+    """``{name: (producer, width)}`` of the groups ``streams=False`` prunes, traced on one ``shape`` image.
+
+    Groups of one channel are frozen by the tracer (nothing to choose), so they are not listed.
+    """
+    networks = Networks.build(model, torch.device("cpu"), torch.zeros(1, *shape))
+    try:
+        chosen = networks.prunable(streams=False)
+    except UserError:
+        return {}
+    return {g.name: (g.producers[0].target, g.width) for g in chosen}
+
+
+def out_width(model: nn.Module, target: str) -> int:
+    """Output channels of the layer at ``target`` (the physically pruned width)."""
+    layer = model.get_submodule(target)
+    return layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
+
+
 # the documented refusals: the words of the message -> where it may happen
 REFUSALS = {
-    "cannot be met without emptying a group": lambda budget, images: "keep" not in budget,  # a flops/params floor
-    "calibration set is too small": lambda budget, images: images < 2,  # centred statistics need 2 samples
-    "no channel can be selected": lambda budget, images: True,  # activations constant over the images
+    "cannot be met without emptying a group": lambda budget, images, groups: "keep" not in budget,  # a floor
+    "calibration set is too small": lambda budget, images, groups: images < 2,  # centred statistics need 2
+    "no channel can be selected": lambda budget, images, groups: True,  # activations constant over the images
+    "nothing to prune": lambda budget, images, groups: not groups,  # every channel set frozen (e.g. 1 wide)
 }
 
 
 def _check_run(model, shape, batches, method, budget, seed=0, refusals: list | None = None):
     """The pruned model (checked), or None after a documented refusal (its kind appended to ``refusals``)."""
-    before = {g.name: g.width for g in find_adapter(model).groups(model)}
+    before = group_widths(model, shape)
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(seed + 1))
     try:
         pruned, report = greedyprune.prune(model, batches, method, progress=False, seed=seed, **budget)
@@ -84,14 +104,14 @@ def _check_run(model, shape, batches, method, budget, seed=0, refusals: list | N
         kinds = [words for words in REFUSALS if words in message]
         assert kinds, f"undocumented refusal: {message}"
         images = sum(b.shape[0] for b in batches)
-        assert REFUSALS[kinds[0]](budget, images), f"{message!r} with {budget}, {images} image(s)"
+        assert REFUSALS[kinds[0]](budget, images, before), f"{message!r} with {budget}, {images} image(s)"
         if refusals is not None:
             refusals.append(kinds[0])
         return None
-    after = {g.name: g.width for g in find_adapter(pruned).groups(pruned)} if len(before) else {}
-    assert after.keys() == before.keys()
+    assert before, "a model without prunable groups must be refused, not pruned"
+    after = {name: out_width(pruned, producer) for name, (producer, _) in before.items()}
     for name, width in after.items():
-        assert 1 <= width <= before[name], (name, width, before[name])
+        assert 1 <= width <= before[name][1], (name, width, before[name])
     assert {g.name: g.channels_after for g in report.groups} == after
     with torch.no_grad():
         out, ref = pruned(example), model(example)
@@ -162,7 +182,9 @@ def test_torchvision_families_tiny_inputs(name, size, batch, count, method, budg
     pruned = _check_run(model, (3, size, size), batches, method, budget)
     assert pruned is not None  # these inputs are small but valid
     if budget.get("keep") == 0.01:
-        assert all(g.width == 1 for g in find_adapter(pruned).groups(pruned))  # 1-channel groups
+        before = group_widths(model, (3, size, size))
+        assert all(out_width(pruned, producer) == 1 for producer, _ in before.values())  # 1-channel groups
+        assert group_widths(pruned, (3, size, size)) == {}  # ... which the tracer then freezes
 
 
 @st.composite
@@ -221,16 +243,19 @@ def test_one_pixel_images(precision):
     except greedyprune.UserError as err:
         assert "no channel can be selected" in str(err) and "\n" not in str(err)
     else:
-        assert all(g.width >= 1 for g in find_adapter(pruned).groups(pruned))
+        model = _tv("mobilenet_v3_small")
+        assert all(out_width(pruned, p) >= 1 for p, _ in group_widths(model, (3, 1, 1)).values())
         assert bool(torch.isfinite(pruned(torch.randn(2, 3, 1, 1))).all())
 
 
-def test_one_channel_groups_prune_again():
-    """A model whose groups are already 1 channel wide prunes (to itself) without error."""
+def test_one_channel_groups_are_refused_as_nothing_to_prune():
+    """A model whose groups are all 1 channel wide (what keep=0.01 leaves) has nothing to choose: every
+    method refuses it with the one documented line, naming where to see why."""
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.Conv2d(1, 1, 1), nn.ReLU(), nn.Flatten(),
                           nn.Linear(9, 1), nn.ReLU(), nn.Linear(1, 2)).eval()
     batches = [torch.randn(1, 1, 3, 3) for _ in range(3)]
+    assert group_widths(model, (1, 3, 3)) == {}
     for method in METHODS:
-        pruned = _check_run(model, (1, 3, 3), batches, method, {"keep": 0.5})
-        assert pruned is not None
-        assert [g.width for g in find_adapter(pruned).groups(pruned)] == [1, 1, 1]
+        refusals: list[str] = []
+        assert _check_run(model, (1, 3, 3), batches, method, {"keep": 0.5}, refusals=refusals) is None
+        assert refusals == ["nothing to prune"]
