@@ -23,12 +23,14 @@ over ranks, so every rank takes the same steps.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..distributed import all_reduce_sum, sum_over_ranks
 from ..errors import UserError
@@ -65,7 +67,8 @@ def check_refit_options(refit: str | None, iters: int) -> None:
 
 def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Tensor], targets: list[RefitTarget],
                  iters: int = 40, features: str | None = None, *, stages: Sequence[nn.Module] | None = None,
-                 cut=None, line_search: bool = True, lr: float = 1.0, history: int = 10) -> RefitReport:
+                 cut=None, line_search: bool = True, lr: float = 1.0, history: int = 10,
+                 progress: bool = False) -> RefitReport:
     """Refit ``pruned``'s ``targets`` in place so its features match ``original``'s (see the module docstring).
 
     ``stages``: ``pruned`` as a sequence of modules (``pruned(x) == stages[-1](...stages[0](x))``); the
@@ -98,7 +101,7 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
         cut = next(i for i, stage in enumerate(stages) if any(id(p) in owned for p in stage.parameters()))
         with torch.no_grad():
             inputs = [run_stages(stages[:cut], x) for x in batches]
-        run = lambda h: run_stages(stages[cut:], h)  # noqa: E731
+        run = lambda h: run_stages(stages[cut:], h)
     s1 = torch.stack([f.double().sum(0) for f in cached]).sum(0)
     s2 = sum(float(f.double().pow(2).sum()) for f in cached)
     count = sum(f.shape[0] for f in cached)
@@ -115,6 +118,9 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
     best: dict = {"loss": float("inf"), "state": None}
     losses: list[float] = []  # every evaluated point's loss; the first is the start
 
+    # one tick per loss evaluation (L-BFGS evaluates at most 2 iters + 1 times; it may stop earlier)
+    bar = tqdm(total=2 * iters + 1, desc="global refit (evaluations)", disable=not progress, leave=False)
+
     def closure() -> torch.Tensor:
         for p in params.values():
             p.grad = None
@@ -127,6 +133,8 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
         all_reduce_sum(*grads)
         (total,) = sum_over_ranks([total])
         losses.append(total)
+        bar.update(1)
+        bar.set_postfix_str(f"feature error {total:.3g}")
         if total < best["loss"]:  # NaN compares False: never kept
             best["loss"], best["state"] = total, [p.detach().clone() for p in params.values()]
         return torch.tensor(total)
@@ -142,12 +150,13 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
             for p, value in zip(params.values(), best["state"] if best["state"] is not None else initial):
                 p.copy_(value)
     finally:
+        bar.close()
         for p, flag in flags.items():
             p.requires_grad_(flag)
             p.grad = None
         pruned.train(was_training)
     before = losses[0]
-    if not before == before:  # NaN at the start: the pruned network itself is broken
+    if math.isnan(before):  # NaN at the start: the pruned network itself is broken
         raise UserError(f"the pruned network's features ({where}) are not finite on the calibration images")
     after = min(best["loss"], before)
     note = None if after < before else "no L-BFGS iterate improved on the start: parameters left as they were"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..distributed import is_main
 from ..partial import CutRunner
 from ..walk.execute import positions
 from .fit import global_refit
@@ -22,6 +23,6 @@ def refit_after_pruning(pruner) -> None:
     pos = positions(pruner.nodes)
     start = min(pos[n] for n in pruner.nodes if n.op == "call_module" and str(n.target) in modules)
     result = global_refit(pruner.original, pruner.model, pruner.batches, targets, o.refit_iters, o.refit_features,
-                          cut=CutRunner(pruner.model, pruner.nodes, pos, start))
+                          cut=CutRunner(pruner.model, pruner.nodes, pos, start), progress=o.progress and is_main())
     pruner.report.refit = result.to_dict()
     pruner.report.options.update(refit=o.refit, refit_iters=o.refit_iters)
