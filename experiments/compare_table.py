@@ -76,11 +76,32 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def pivot(results: dict, key: str = "top1_pruned") -> str:
+    """One row per method, one column per FLOPs target: ``key`` (seeds averaged) -- the compact README table."""
+    runs = list(results["runs"].values())
+    targets = sorted({r["flops_target"] for r in runs}, reverse=True)
+    methods = sorted({r["method"] for r in runs}, key=lambda m: (allocator(m), m != allocator(m), m))
+    lines = [f"**{results['model']}** (dense {100 * results['dense_top1']:.2f}): `{key}`", "",
+             "| method | " + " | ".join(f"{t:.0%} FLOPs" for t in targets) + " |",
+             "|---|" + "---|" * len(targets)]
+    for method in methods:
+        cells = [_pct([r.get(key) for r in runs if r["method"] == method and r["flops_target"] == t]) for t in targets]
+        lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
+    unreachable = results.get("unreachable", {})
+    if unreachable:
+        lines += ["", "unreachable: " + "; ".join(f"{k}: {v}" for k, v in unreachable.items())]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="compare_<model>.json files")
-    for path in parser.parse_args().results:
-        print(table(json.loads(Path(path).read_text())))
+    parser.add_argument("--pivot", default=None, help="print one compact table of this key per model instead "
+                                                      "(e.g. top1_pruned, top1_finetuned)")
+    args = parser.parse_args()
+    for path in args.results:
+        results = json.loads(Path(path).read_text())
+        print(pivot(results, args.pivot) if args.pivot else table(results))
         print()
 
 
