@@ -152,21 +152,30 @@ class ConsumerStatistics:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                             "check the model weights and inputs")
         self.m.add_(x @ t.T)
+        self._count(x, t, inp)
+
+    def _count(self, x: torch.Tensor, t: torch.Tensor, inp: torch.Tensor) -> None:
+        """The sums every path keeps besides its products: means, target energy, sample and image counts."""
         self.sum_x.add_(x.sum(1))
         self.sum_t.add_(t.sum(1))
         self.energy += torch.linalg.vector_norm(t).double() ** 2
         self.samples += x.shape[1]
         self.images += inp.shape[0] if inp.dim() > 1 else 1
 
+    def _products(self) -> list[torch.Tensor | None]:
+        """The running product sums (``H`` and ``M`` here) that ranks add up."""
+        return [self.h, self.m]
+
     def reduce(self) -> None:
         """Sum the running statistics over ``torch.distributed`` ranks (once; no-op in one process)."""
         if self.reduced or world()[1] == 1:
             self.reduced = True
             return
-        if self.h is None:
+        products = self._products()
+        if products[0] is None:
             raise UserError("a rank received no calibration batches; give at least as many batches as ranks")
-        count = torch.tensor([float(self.samples), float(self.images)], dtype=torch.float64, device=self.h.device)
-        all_reduce_sum(self.h, self.m, self.sum_x, self.sum_t, self.energy, count)
+        count = torch.tensor([float(self.samples), float(self.images)], dtype=torch.float64, device=products[0].device)
+        all_reduce_sum(*products, self.sum_x, self.sum_t, self.energy, count)
         self.samples, self.images, self.reduced = int(count[0].item()), int(count[1].item()), True
 
     def statistics(self, weight: torch.Tensor | None = None) -> GroupStatistics:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..distributed import all_reduce_sum, world
 from ..errors import UserError
 from .consumer import ConsumerStatistics, GroupStatistics, add_gram, unfold_columns
 
@@ -103,22 +102,11 @@ class ContributionStatistics(ConsumerStatistics):
                 raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                                 "check the model weights and inputs")
             self.cross.add_(z @ t[:, start:start + step].reshape(-1))
-        self.sum_x.add_(x.sum(1))
-        self.sum_t.add_(t.sum(1))
-        self.energy += torch.linalg.vector_norm(t).double() ** 2
-        self.samples += x.shape[1]
-        self.images += inp.shape[0] if inp.dim() > 1 else 1
+        self._count(x, t, inp)
 
-    def reduce(self) -> None:
-        """Sum the running statistics over ``torch.distributed`` ranks (once; no-op in one process)."""
-        if self.reduced or world()[1] == 1:
-            self.reduced = True
-            return
-        if self.gram is None:
-            raise UserError("a rank received no calibration batches; give at least as many batches as ranks")
-        count = torch.tensor([float(self.samples), float(self.images)], dtype=torch.float64, device=self.gram.device)
-        all_reduce_sum(self.gram, self.cross, self.sum_x, self.sum_t, self.energy, count)
-        self.samples, self.images, self.reduced = int(count[0].item()), int(count[1].item()), True
+    def _products(self) -> list[torch.Tensor | None]:
+        """The channel-level running sums (``G`` and ``b`` before centring) that ranks add up."""
+        return [self.gram, self.cross]
 
     def statistics(self, weight: torch.Tensor | None = None) -> GroupStatistics:
         """``(G, b, E)``; ``weight``, if given, must be the construction weight's shape (it is that weight)."""
