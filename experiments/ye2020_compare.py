@@ -8,9 +8,12 @@
 3. Each pruned model: top-1 on the test images before and after the same short fine-tune
    (``--finetune-images`` x ``--finetune-epochs``), wall time and load average of every stage.
 
-Results go to ``experiments/results/ye2020_<model>.json`` (finished stages are skipped on a rerun).
+Results go to ``experiments/results/ye2020_<model>.json`` (finished stages are skipped on a rerun; the
+``ye2020`` run itself resumes after its last finished layer from ``--runs``). At the end, and with
+``--table FILE`` without running anything, a markdown table of the results is printed.
 
     python experiments/ye2020_compare.py --model mobilenet_v2-fmnist-quick --candidates 5 --batch 64
+    python experiments/ye2020_compare.py --table experiments/results/ye2020_compare_mobilenet_v2-fmnist.json
 """
 
 from __future__ import annotations
@@ -41,6 +44,36 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+RELEASED = {"candidates": 50, "batch_size": 128, "tolerance": 0.98, "check_images": 300, "finetune_epochs": 0.1}
+
+
+def table(results: dict) -> str:
+    """Markdown: the settings (and what differs from the released procedure), ``ye2020``'s widths, and one row
+    per method: FLOPs and parameters kept, top-1 before/after the common fine-tune, wall and CPU seconds."""
+    ye = results["ye2020_options"]
+    changed = ", ".join(f"{k} {ye[k]:g} (released {v:g})" for k, v in RELEASED.items() if ye[k] != v) or "none"
+    lines = [f"**{results['model']}**: dense top-1 {100 * results['dense_top1']:.2f} on {results['test_images']} test "
+             f"images; reoptimized from {results['calibration_images']} calibration images; common fine-tune "
+             f"{results['finetune_epochs']:g} epoch over {results['finetune_images']} training images. ye2020 "
+             f"settings differing from the released code: {changed}; final fine-tune "
+             f"{ye['final_epochs']:g} epochs (released 150).", ""]
+    layers = results["runs"].get("ye2020", {}).get("layers", [])
+    if layers:
+        lines += ["ye2020 widths (kept/original): " + ", ".join(
+            f"{g['name'].removeprefix('features.')} {g['channels_after']}/{g['channels_before']}" for g in layers), ""]
+    lines += ["| method | FLOPs kept | params kept | top-1 pruned | top-1 fine-tuned | pruning wall s | pruning CPU s "
+              "| fine-tune wall s | fine-tune CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, run in results["runs"].items():
+        note = (f" (selection {run['selection_seconds']:.0f} + fine-tunes between layers "
+                f"{run['between_finetune_seconds']:.0f})" if "selection_seconds" in run else "")
+        lines.append(f"| `{name}` | {run['flops_after'] / run['flops_before']:.1%} | "
+                     f"{run['params_after'] / run['params_before']:.1%} | {100 * run['top1_pruned']:.2f} | "
+                     f"{100 * run['top1_finetuned']:.2f} | {run['prune_seconds']:.0f}{note} | "
+                     f"{run['prune_cpu_seconds']:.0f} | {run['finetune_seconds']:.0f} | "
+                     f"{run['finetune_cpu_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mobilenet_v2-fmnist-quick")
@@ -56,7 +89,12 @@ def main() -> None:
     parser.add_argument("--finetune-images", type=int, default=5000)
     parser.add_argument("--finetune-epochs", type=float, default=1.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--runs", default=None, help="folder of the resumable ye2020 runs (default runs/ye2020)")
+    parser.add_argument("--table", default=None, help="print the markdown table of this results file and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return
 
     options = Ye2020Options(candidates=args.candidates, batch_size=args.batch, tolerance=args.tolerance,
                             check_images=args.check_images, finetune_epochs=args.between_epochs, streams=args.streams)
@@ -89,7 +127,7 @@ def main() -> None:
 
     if "ye2020" not in results["runs"]:
         began, at = time.perf_counter(), load()
-        run_dir = ROOT / "runs" / "ye2020" / f"{args.model}-{settings_hash(options)}"
+        run_dir = Path(args.runs or ROOT / "runs" / "ye2020") / f"{args.model}-{settings_hash(options)}"
         pruned, report = ye2020_prune(model, train_set, options, run_dir=run_dir)
         finish("ye2020", pruned, report, report.seconds, at,
                report.options["selection_cpu_seconds"] + report.options["finetune_cpu_seconds"])
@@ -107,6 +145,7 @@ def main() -> None:
         pruned, report = Pruner(model, batches, "reoptimized", widths=widths, streams=True, progress=False, **extra).run()
         finish(name, pruned, report, time.perf_counter() - began, at, time.process_time() - cpu)
         assert results["runs"][name]["widths"] == {**results["runs"][name]["widths"], **widths}  # equal widths
+    print(table(results))
 
 
 if __name__ == "__main__":

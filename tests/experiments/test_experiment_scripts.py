@@ -72,3 +72,32 @@ def test_stage_errors(trained_cache, tmp_path):
     logits = methods["reoptimized"]["stages"][-1]
     assert 0 <= logits["error"] < 1 and 0 < logits["variance_ratio"] < 2
     assert any(stage["error"] is None for stage in methods["magnitude"]["stages"])  # pruned-width stages skipped
+
+
+def test_ye2020_compare_equal_widths_times_table_and_resume(trained_cache, tmp_path):
+    out = tmp_path / "ye.json"
+    args = ["--model", "small-cnn", "--candidates", "2", "--batch", "16", "--tolerance", "0.5", "--check-images", "50",
+            "--between-epochs", "0.001", "--calib", "64", "--refit-iters", "3", "--test-images", "200",
+            "--finetune-images", "64", "--out", out, "--runs", tmp_path / "runs"]
+    printed = _run("ye2020_compare.py", *args, cache=trained_cache)
+    results = json.loads(out.read_text())
+    assert list(results["runs"]) == ["ye2020", "reoptimized", "reoptimized+refit"]
+    ye = results["runs"]["ye2020"]
+    assert ye["flops_after"] < ye["flops_before"] and [g["channels_after"] for g in ye["layers"]] == list(
+        ye["widths"].values())
+    for name in ("reoptimized", "reoptimized+refit"):
+        run = results["runs"][name]
+        assert {k: run["widths"][k] for k in ye["widths"]} == ye["widths"]  # pruned to exactly ye2020's widths
+        assert (run["flops_after"], run["params_after"]) == (ye["flops_after"], ye["params_after"])
+    assert results["runs"]["reoptimized"]["refit"] is None and results["runs"]["reoptimized+refit"]["refit"]
+    for run in results["runs"].values():
+        assert 0 <= run["top1_pruned"] <= 1 and 0 <= run["top1_finetuned"] <= 1
+        assert run["prune_seconds"] > 0 and run["prune_cpu_seconds"] > 0 and run["finetune_cpu_seconds"] > 0
+    assert len(list((tmp_path / "runs").glob("small-cnn-*/ye2020.pt"))) == 1
+    rows = [line for line in printed.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["ye2020", "reoptimized", "reoptimized+refit"]
+    assert "candidates 2 (released 50)" in printed and "tolerance" in printed.split("released code:")[1].split(";")[0]
+    # finished stages are not run again, and --table prints the same table from the file alone
+    again = _run("ye2020_compare.py", *args, cache=trained_cache)
+    assert "ye2020: FLOPs" in printed and "ye2020: FLOPs" not in again and json.loads(out.read_text()) == results
+    assert _run("ye2020_compare.py", "--table", out, cache=trained_cache).strip() == again.strip()
