@@ -27,7 +27,7 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
     """:class:`GroupStatistics` of every channel group of ``model`` (or those in ``names``), in forward order.
 
     Args:
-        model: an unpruned model the adapters know (torchvision ResNet / MobileNet, ``nn.Sequential``).
+        model: an unpruned model that traces (torchvision ResNet / MobileNet, ``nn.Sequential``, ...).
         calibration: a DataLoader, or any iterable of image batches or ``(images, labels)`` pairs.
         names: group names to keep (see ``greedyprune analyze --groups list``); unknown names raise.
         precision: ``float64`` or ``float32`` products (accumulation is float64 either way).

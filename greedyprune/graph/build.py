@@ -2,7 +2,8 @@
 
 Pruning order: groups are sorted by the last node of their span (the last consumer), then by the first:
 a group is pruned as soon as everything that reads it has been reached. For internal groups (one
-producer, consumers right after) this is forward order, exactly the hand-written adapters' order; a
+producer, consumers right after) this is forward order (the order of the former hand-written adapters, checked by
+``tests/graph/test_adapter_parity.py``); a
 residual stream comes right after the internal groups of its stage, since the next stage's first block
 is its last consumer.
 

@@ -75,7 +75,7 @@ class Consumer:
             an equal number in each partition (see :attr:`ChannelGroup.partition`).
         gate: True when the consumer reads the channels only to compute a gate that multiplies them
             (squeeze-excitation's first conv reading the pooled channels). Such a consumer is not part of
-            the reconstruction objective (as with the hand-written adapters): the surgery removes its
+            the reconstruction objective: the surgery removes its
             columns without scaling the kept ones, and its output offset should be the removed columns'
             mean contribution ``W[:, removed] @ mean(x_removed)``.
     """

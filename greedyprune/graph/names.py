@@ -5,8 +5,9 @@
   ``.stream``: ``layer1.stream`` (ResNet-18's stem conv is one of four producers), ``features.2.stream``
   (EfficientNet). When several streams share that module (MobileNetV2's flat ``features``), they are
   numbered in pruning order: ``features.stream1``, ``features.stream2``, ...
-* Family aliases (a registry, one function per family) rename groups the hand-written adapters named
-  differently: torchvision MobileNetV2/V3's expansion channels are ``features.N.hidden``.
+* Family aliases (a registry, one function per family) give some groups a family's usual name:
+  torchvision MobileNetV2/V3's expansion channels are ``features.N.hidden`` (the names the library
+  used before tracing, kept so that ``widths=`` files and reports stay valid).
 """
 
 from __future__ import annotations

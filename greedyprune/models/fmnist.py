@@ -1,9 +1,9 @@
 """Models for Fashion-MNIST (1 x 28 x 28 grey, 10 classes).
 
-The torchvision architectures are built from torchvision's own classes (so the pruning adapters see
-real ``BasicBlock`` / ``InvertedResidual`` modules); only the stem is adapted to small grey images:
-its first convolution takes 1 channel and has stride 1 (3x3, padding 1, no bias). Everything else,
-including the ResNet max-pool, is torchvision's.
+The torchvision architectures are built from torchvision's own classes (so pruning treats them as
+the torchvision families: group names, block-internal groups); only the stem is adapted to small grey
+images: its first convolution takes 1 channel and has stride 1 (3x3, padding 1, no bias). Everything
+else, including the ResNet max-pool, is torchvision's.
 """
 
 from __future__ import annotations

@@ -67,9 +67,10 @@ def _mobilenet(model: nn.Module) -> bool:
     return isinstance(model, (MobileNetV2, MobileNetV3))
 
 
-# family -> (test, names of the groups ``streams=False`` prunes): the block-internal groups the
-# hand-written adapters pruned (not the stem, the last conv or the classifier's hidden layer, which
-# tracing also finds as single-producer groups); models of other families prune every internal group
+# family -> (test, names of the groups ``streams=False`` prunes): the block-internal groups (ResNet's
+# ``layerN.M.convK``, MobileNet's ``features.N.hidden`` from the aliases in graph/names.py), not the stem,
+# the last conv or the classifier's hidden layer, which tracing also finds as single-producer groups;
+# models of other families prune every internal group
 INTERNAL_ONLY: dict[str, tuple[Callable[[nn.Module], bool], str]] = {
     "torchvision-resnet": (_resnet, r"layer\d+\.\d+\.conv\d+"),
     "torchvision-mobilenet": (_mobilenet, r"features\.\d+\.hidden"),

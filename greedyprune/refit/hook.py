@@ -18,7 +18,7 @@ def refit_after_pruning(pruner) -> None:
     pruned = [g for g, r in zip(pruner.groups, pruner.report.groups) if r.channels_after < r.channels_before]
     if o.refit is None or not pruned:
         return
-    targets = targets_of(pruner.model, pruned)
+    targets = targets_of(pruned)
     modules = {t.consumer for t in targets} | {t.bias_sink for t in targets}
     pos = positions(pruner.nodes)
     start = min(pos[n] for n in pruner.nodes if n.op == "call_module" and str(n.target) in modules)

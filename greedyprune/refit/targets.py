@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from ..graph.groups import ChannelGroup
 
 
 @dataclass
@@ -17,18 +18,9 @@ class RefitTarget:
     bias_sink: str
 
 
-
-def targets_of(model: nn.Module, groups: list) -> list[RefitTarget]:
-    """Consumers and bias sinks of pruned ``groups``: traced groups (``group.consumers`` with names) or
-    adapter groups (``group.consumer`` / ``bias_sink`` modules, plus side inputs such as squeeze-excitation)."""
-    names = {id(m): n for n, m in model.named_modules()}
-    found: list[RefitTarget] = []
-    for group in groups:
-        if hasattr(group, "consumers"):
-            found += [RefitTarget(c.target, c.bias_sink) for c in group.consumers]
-            continue
-        found.append(RefitTarget(names[id(group.consumer)], names[id(group.bias_sink)]))
-        found += [RefitTarget(names[id(m)], names[id(m)]) for m in getattr(group, "side_inputs", [])]
+def targets_of(groups: list[ChannelGroup]) -> list[RefitTarget]:
+    """Consumers (squeeze-excitation gates included) and bias sinks of the pruned traced ``groups``, each once."""
+    found = [RefitTarget(c.target, c.bias_sink) for group in groups for c in group.consumers]
     unique = {(t.consumer, t.bias_sink): t for t in found}
     return list(unique.values())
 

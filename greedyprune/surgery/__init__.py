@@ -2,8 +2,7 @@
 
 :class:`Layout` maps the contract's original positions to a partly pruned model's current indices;
 :func:`apply_selection` prunes one traced group (:mod:`greedyprune.graph`); :func:`adopt_shapes`
-resizes a fresh model to a pruned state dict. ``surgery.group.apply_selection`` is the hand-written
-adapters' version, kept until the pipeline runs on traced groups.
+resizes a fresh model to a pruned state dict.
 """
 
 from .adopt import adopt_shapes

@@ -1,7 +1,9 @@
 """The traced internal groups contain the hand-written adapters' groups exactly, in the same order.
 
-The adapters' groups were recorded from main at 1023cd8 (``record_adapter_groups.py`` ->
-``adapter_groups.json``), so this check outlives them.
+The adapters (``greedyprune/adapters``, since deleted) had their groups recorded from main at 1023cd8 as
+``adapter_groups.json`` by a one-off script, ``tests/graph/record_adapter_groups.py``, deleted with them
+(``git show 775407c:tests/graph/record_adapter_groups.py``; it runs only on a checkout that still has
+the adapters, e.g. 775407c), so this check outlives them.
 
 For every adapter group there is a traced internal group of the same name with the same producer,
 carriers (BatchNorm -> norm, depthwise, squeeze-excitation fc2 -> carrier ``out``), consumer (its

@@ -151,7 +151,7 @@ def test_unknown_feature_module_is_a_one_line_error():
 def test_targets_from_traced_groups_use_their_consumers_and_sinks():
     group = ChannelGroup("g", 4, "stream", [], [], [Consumer("a.conv", torch.zeros(4, 1), "a.bn"),
                                                    Consumer("b.fc", torch.zeros(4, 1), "b.fc")], (0, 1), "a.conv")
-    assert targets_of(nn.Module(), [group, group]) == [RefitTarget("a.conv", "a.bn"), RefitTarget("b.fc", "b.fc")]
+    assert targets_of([group, group]) == [RefitTarget("a.conv", "a.bn"), RefitTarget("b.fc", "b.fc")]
 
 
 def test_cli_refit_writes_the_errors_and_rejects_bad_values(tmp_path, capsys):

@@ -27,7 +27,7 @@ WIDTHS = st.sampled_from([1, 2, 3, 7])
 
 @st.composite
 def chains(draw):
-    """A random nn.Sequential chain the chain adapter accepts, and the input shape it takes."""
+    """A random nn.Sequential chain of prunable layers, and the input shape it takes."""
     channels = draw(st.integers(1, 3))
     size = draw(st.integers(1, 6))
     layers: list[nn.Module] = []
@@ -152,7 +152,7 @@ def test_chains_of_odd_widths():
 
 
 def _tv(name: str) -> nn.Module:
-    """torchvision families; the ResNets one block per stage (the adapter's job is the same, 4x faster)."""
+    """torchvision families; the ResNets one block per stage (the tracing's job is the same, 4x faster)."""
     from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
     torch.manual_seed(0)
     if name == "resnet-basic":
