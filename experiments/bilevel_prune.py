@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bilevel_prune", help="run folders (resume)")
     parser.add_argument("--tune", action="store_true", help="choose step sizes on the validation split at 95%%")
     parser.add_argument("--quick", action="store_true", help="one sparsity (0.9), 0.2 epochs, no result files")
+    parser.add_argument("--term-scales", action="store_true",
+                        help="only measure ||implicit|| / ||direct|| of the score gradient at the start, per form and "
+                             "sparsity (results/bilevel_prune_term_scale.json); no training")
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods = [m for m in METHODS if m in args.methods.split(",")]  # dependencies first
@@ -307,6 +310,13 @@ def main() -> None:
     chosen = {**DEFAULTS, **(tuned["chosen"] if tuned else {})}
     params = {m: full_params(m, chosen) for m in methods}
     sparsities = [0.9] if args.quick else [float(s) for s in args.sparsities.split(",")]
+    if args.term_scales:
+        gamma = full_params("bip-gamma", chosen)
+        scales = {f"{sp:g}": term_scales(dense, splits["train"], sp, gamma) for sp in sparsities}
+        print(json.dumps(scales, indent=1))
+        save_json({"model": args.model, "dense_fingerprint": dense_id, "batch": 512, "term_scale": scales},
+                  RESULTS / "bilevel_prune_term_scale.json")
+        return
     epochs = 0.2 if args.quick else args.epochs
     rows = []
     for seed in seeds:
