@@ -145,8 +145,25 @@ def tables(per_recipe: dict, rounds: int = FULL_ROUNDS) -> tuple[dict, dict]:
     return out, verdicts
 
 
+def collect_finished(runs: Path, path: Path) -> None:
+    """Train nothing: gather the ``result.json`` of every finished run under ``runs`` (for a call that did not finish)."""
+    import json
+    keys = ("label", "test_acc", "test_acc_at_early_stop", "early_stop_step", "early_stop_censored", "steps",
+            "trained_steps", "seconds", "nonzero", "sparsity")
+    found = {}
+    for result in sorted(runs.glob("*/seed*/**/result.json")):
+        record = json.loads(result.read_text())
+        if record.get("steps") == record.get("config", {}).get("max_steps"):
+            found[str(result.parent.relative_to(runs))] = {k: record.get(k) for k in keys}
+    save_json({"runs": str(runs), "finished": found, "note": "runs finished so far; no verdict is computed from them"},
+              path)
+    for name, r in found.items():
+        print(f"{name:<36} {r['label']:<12} test {100 * r['test_acc']:.2f}%  @ES {100 * r['test_acc_at_early_stop']:.2f}%  "
+              f"{r['seconds'] / 60:.1f} min")
+
+
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], iterations=6000, rounds=FULL_ROUNDS)
+    args = parse(__doc__.split("\n")[0], iterations=6000, rounds=FULL_ROUNDS, collect=True)
     ITERATIONS["value"] = args.iterations
     if not 1 <= args.rounds <= FULL_ROUNDS:
         raise UserError(f"--rounds must be in 1..{FULL_ROUNDS}, got {args.rounds}")
@@ -158,6 +175,9 @@ def main() -> None:
         return
     clock = Clock()
     runs = Path(args.runs) if args.runs else RUNS / ("lth2-quick" if args.quick else f"lth2-T{args.iterations}")
+    if args.collect:
+        collect_finished(runs, RESULTS / f"{name}_finished.json")
+        return
     tuning_path = RESULTS / ("baselines_lth_sgd_tuning_quick.json" if args.quick else "baselines_lth_sgd_tuning.json")
     common = dict(runs=runs, quick=args.quick, progress=args.progress, iterations=args.iterations)
     seed_job = functools.partial(one_seed, **common, rounds=args.rounds)
