@@ -14,10 +14,16 @@ RESULTS = ROOT / "experiments" / "results"
 RUNS = ROOT / "runs" / "baselines"
 
 
-def parse(description: str, iterations: int | None = None) -> argparse.Namespace:
+def parse(description: str, iterations: int | None = None, rounds: int | None = None,
+          collect: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     if iterations is not None:
         parser.add_argument("--iterations", type=int, default=iterations, help="training iterations T of every run")
+    if rounds is not None:
+        parser.add_argument("--rounds", type=int, default=rounds, help="IMP rounds (a prefix of the full run)")
+    if collect:
+        parser.add_argument("--collect", action="store_true",
+                            help="train nothing: gather the finished runs' results (for a call that did not finish)")
     parser.add_argument("--seeds", default="0,1", help="comma list of seeds")
     parser.add_argument("--runs", default=None, help="folder for the training runs (resumable)")
     parser.add_argument("--quick", action="store_true", help="tiny budget smoke run (results not meaningful)")

@@ -272,6 +272,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bilevel_prune", help="run folders (resume)")
     parser.add_argument("--tune", action="store_true", help="choose step sizes on the validation split at 95%%")
     parser.add_argument("--quick", action="store_true", help="one sparsity (0.9), 0.2 epochs, no result files")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: write the result files from the runs already finished under --out and "
+                             "list the missing ones (for a run that did not complete)")
+    parser.add_argument("--term-scales", action="store_true",
+                        help="only measure ||implicit|| / ||direct|| of the score gradient at the start, per form and "
+                             "sparsity (results/bilevel_prune_term_scale.json); no training")
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods = [m for m in METHODS if m in args.methods.split(",")]  # dependencies first
@@ -307,13 +313,26 @@ def main() -> None:
     chosen = {**DEFAULTS, **(tuned["chosen"] if tuned else {})}
     params = {m: full_params(m, chosen) for m in methods}
     sparsities = [0.9] if args.quick else [float(s) for s in args.sparsities.split(",")]
+    if args.term_scales:
+        gamma = full_params("bip-gamma", chosen)
+        scales = {f"{sp:g}": term_scales(dense, splits["train"], sp, gamma) for sp in sparsities}
+        print(json.dumps(scales, indent=1))
+        save_json({"model": args.model, "dense_fingerprint": dense_id, "batch": 512, "term_scale": scales},
+                  RESULTS / "bilevel_prune_term_scale.json")
+        return
     epochs = 0.2 if args.quick else args.epochs
-    rows = []
+    rows, missing = [], []
     for seed in seeds:
         for sparsity in sparsities:
             for method in methods:
                 folder = (out / ("quick" if args.quick else "main")
                           / f"{method}_{sparsity:g}_{epochs:g}ep_{settings_key(params[method])}_s{seed}")
+                if args.finished_only:
+                    done = json.loads((folder / "measured.json").read_text()) if (folder / "measured.json").exists() else {}
+                    if not done or (method in LEARNS_MASK and "mask_ft_test_acc" not in done):
+                        missing.append({"method": method, "sparsity": sparsity, "seed": seed})
+                        print(f"seed {seed} {method:16s} not finished", flush=True)
+                        continue
                 row = measured(method, dense, splits, sparsity, epochs, params[method], seed, args.imp_rounds,
                                folder, "test", mask_ft_lr=chosen["magnitude-ft"]["lr"] if method in LEARNS_MASK else None)
                 rows.append(row)
@@ -323,11 +342,13 @@ def main() -> None:
                       f"overlap {100 * row['overlap_magnitude']:.1f}%{control}", flush=True)
     if args.quick:
         return
-    scales = {f"{sp:g}": term_scales(dense, splits["train"], sp, params.get("bip-gamma", {})) for sp in sparsities}
+    scales = ("not measured by --finished-only: see bilevel_prune_term_scale.json" if args.finished_only else
+              {f"{sp:g}": term_scales(dense, splits["train"], sp, params.get("bip-gamma", {})) for sp in sparsities})
     result = {"model": args.model, "dense_test_acc": dense_acc, "epochs_budget": epochs,
               "dense_model": dense.greedyprune_info["path"], "dense_fingerprint": dense_id,
               "train_samples": len(splits["train"]), "imp_rounds": args.imp_rounds, "seeds": seeds,
               "params": params, "summary": summary(rows), "rows": rows, "term_scale": scales,
+              "not_finished": missing,
               "torch_threads": torch.get_num_threads()}
     save_json(result, RESULTS / "bilevel_prune.json")
     plot(rows, dense_acc, RESULTS / "bilevel_prune.png")
