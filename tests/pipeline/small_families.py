@@ -152,15 +152,7 @@ SMALL_FAMILIES = {
 
 def small_model(family: str, num_classes: int = 10, seed: int = 0) -> nn.Module:
     """The family's small model, seeded, BatchNorm statistics randomised (a fresh model's are the identity)."""
+    from .conftest import randomize_batchnorm
     builder, _ = SMALL_FAMILIES[family]
     torch.manual_seed(seed)
-    model = builder(num_classes)
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(0.2 * torch.rand(n, generator=g) - 0.1)
-            m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-            m.weight.data.copy_(0.5 + torch.rand(n, generator=g))
-            m.bias.data.copy_(0.2 * torch.rand(n, generator=g) - 0.1)
-    return model.eval()
+    return randomize_batchnorm(builder(num_classes), seed)

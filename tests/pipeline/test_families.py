@@ -16,17 +16,10 @@ import greedyprune
 from greedyprune.graph import find_groups
 from greedyprune.pipeline.networks import Networks
 
-from .conftest import mlp, small_cnn, tv_model
+from .conftest import mlp
+from .record_kept_channels import MODELS
 
-FAMILIES = {
-    "resnet18": lambda: tv_model("resnet18"),
-    "resnet50": lambda: tv_model("resnet50"),
-    "mobilenet_v2": lambda: tv_model("mobilenet_v2"),
-    "mobilenet_v3_small": lambda: tv_model("mobilenet_v3_small"),
-    "mobilenet_v3_large": lambda: tv_model("mobilenet_v3_large"),
-    "mlp": mlp,
-    "small_cnn": small_cnn,
-}
+FAMILIES = MODELS  # the same seven models the kept-channel record covers
 
 
 def inputs(name, n=6, seed=0):
