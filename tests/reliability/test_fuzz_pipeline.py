@@ -32,8 +32,14 @@ def chains(draw):
     size = draw(st.integers(1, 6))
     layers: list[nn.Module] = []
     c, s = channels, size
-    for _ in range(draw(st.integers(0, 2))):  # conv part
-        width, kernel = draw(WIDTHS), draw(st.sampled_from([1, 3]))
+    convs = draw(st.integers(0, 2))
+    linears = draw(st.integers(1 if convs else 2, 3))  # hidden Linear layers (at least 2 weight layers in all)
+    hidden = draw(st.lists(WIDTHS, min_size=convs + linears, max_size=convs + linears))
+    if all(w == 1 for w in hidden):  # a model of 1-channel groups only has nothing to prune (its own test below)
+        hidden[draw(st.integers(0, len(hidden) - 1))] = draw(st.sampled_from([2, 3, 7]))
+    widths = iter(hidden)
+    for _ in range(convs):  # conv part
+        width, kernel = next(widths), draw(st.sampled_from([1, 3]))
         layers.append(nn.Conv2d(c, width, kernel, padding=kernel // 2, bias=draw(st.booleans())))
         if draw(st.booleans()):
             layers.append(nn.BatchNorm2d(width))
@@ -44,8 +50,8 @@ def chains(draw):
         c = width
     layers.append(nn.Flatten())
     features = c * s * s
-    for _ in range(draw(st.integers(1 if layers[:-1] else 2, 3))):  # linear part (at least 2 weight layers)
-        width = draw(WIDTHS)
+    for _ in range(linears):  # linear part
+        width = next(widths)
         layers.append(nn.Linear(features, width))
         layers.append(nn.ReLU())
         features = width
@@ -148,7 +154,8 @@ def test_chains_of_odd_widths():
             pruned.append(True)
 
     run()
-    _mostly_pruned(len(pruned), refusals, 0.75, "generated chains")
+    # overall 0.25: hypothesis often concentrates on 1-image sets and 1% budgets, refusals the share check excuses
+    _mostly_pruned(len(pruned), refusals, 0.75, "generated chains", overall=0.25)
 
 
 def _tv(name: str) -> nn.Module:
