@@ -40,13 +40,14 @@ CASES = [(name, "reoptimized", {"keep": 0.5}, "float64") for name in MODELS] + \
 FIXTURE = Path(__file__).with_name("kept_channels.json")
 
 
-def inputs(name: str, n: int = 8, seed: int = 0) -> torch.Tensor:
+def inputs(name: str, n: int = 8, seed: int = 0, size: int = 32) -> torch.Tensor:
+    """``n`` seeded random images for model ``name`` (torchvision models: 3 x ``size`` x ``size``)."""
     g = torch.Generator().manual_seed(seed)
     if name == "mlp":
         return torch.randn(n, 1, 8, 8, generator=g)
     if name == "small_cnn":
         return torch.randn(n, 1, 16, 16, generator=g)
-    return torch.randn(n, 3, 32, 32, generator=g)
+    return torch.randn(n, 3, size, size, generator=g)
 
 
 def run_case(name: str, method: str, budget: dict, precision: str) -> dict[str, list[int]]:

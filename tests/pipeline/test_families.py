@@ -18,17 +18,13 @@ from greedyprune.pipeline.networks import Networks
 
 from .conftest import mlp
 from .record_kept_channels import MODELS
+from .record_kept_channels import inputs as record_inputs
 
 FAMILIES = MODELS  # the same seven models the kept-channel record covers
 
 
 def inputs(name, n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    if name == "mlp":
-        return torch.randn(n, 1, 8, 8, generator=g)
-    if name == "small_cnn":
-        return torch.randn(n, 1, 16, 16, generator=g)
-    return torch.randn(n, 3, 48, 48, generator=g)
+    return record_inputs(name, n, seed, size=48)
 
 
 def rel_diff(a, b):
