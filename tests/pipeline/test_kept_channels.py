@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from .record_kept_channels import run_case
 
@@ -18,7 +19,14 @@ CASES = json.loads(Path(__file__).with_name("kept_channels.json").read_text())["
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['model']}-{c['method']}-{'-'.join(map(str, c['budget'].items()))}-{c['precision']}")
 def test_same_groups_and_kept_channels_as_the_recorded_pipeline(case):
-    got = run_case(case["model"], case["method"], case["budget"], case["precision"])
+    # one thread, as recorded: with two, a float64 near-tie in mobilenet_v2 (features.14.hidden, keep 0.5)
+    # breaks the other way (summation order), so the comparison would depend on the suite's thread state
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        got = run_case(case["model"], case["method"], case["budget"], case["precision"])
+    finally:
+        torch.set_num_threads(threads)
     assert list(got) == list(case["kept"])  # the same groups, in the same order
     for name, kept in case["kept"].items():
         assert got[name] == kept, name
