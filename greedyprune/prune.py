@@ -33,8 +33,8 @@ from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
-from .refit.hook import plan_refit
 from .pipeline.statistics import iter_group_problems
+from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram
 from .train.batchnorm import recalibrate_batchnorm_on

@@ -1,7 +1,14 @@
 """Global refit after selection (label-free): see :mod:`greedyprune.refit.fit` for the objective."""
 
 from .features import features_of, last_linear
-from .fit import CHOICES, METHODS, RefitReport, check_refit_options, global_refit, resolve_refit
+from .fit import (
+    CHOICES,
+    METHODS,
+    RefitReport,
+    check_refit_options,
+    global_refit,
+    resolve_refit,
+)
 from .hook import refit_after_pruning
 from .targets import RefitTarget, refit_parameters, targets_of
 

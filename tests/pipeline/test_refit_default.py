@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 import greedyprune
-import greedyprune.refit.fit as fit
 from greedyprune.cli.main import main
 from greedyprune.errors import UserError
 from greedyprune.modelfile import load_report
 from greedyprune.models import build_model
 from greedyprune.prune import Pruner
+from greedyprune.refit import fit
 from greedyprune.selection import registered_methods
 
 from .conftest import small_cnn
