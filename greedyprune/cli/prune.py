@@ -55,8 +55,8 @@ class Options:
                              "(reoptimized, uniform, ...), none for the baselines (magnitude, random, ye2020); "
                              "skipped, with the reason in the report, where it cannot apply (e.g. a model without an "
                              "nn.Linear classifier). none: off", choices=["auto", "global", "none"])
-    refit_iters: int = opt(40, "L-BFGS iterations of the global refit (each about 1.1, at most 2, forward+backward "
-                               "passes over the calibration images)")
+    refit_iters: int = opt(40, "L-BFGS iterations of the global refit (about 1.1 forward+backward passes over the "
+                               "calibration images each; at most 2 x ITERS + 1 passes in all)")
     ye_candidates: int = opt(50, "ye2020: random channels scored per step, one partial forward each (released: 50)")
     ye_batch_size: int = opt(128, "ye2020: labelled images per step's fresh mini-batch and per fine-tuning step "
                                   "(released: 128)")
