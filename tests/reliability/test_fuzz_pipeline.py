@@ -6,6 +6,8 @@ group, and gives finite outputs of the original shape -- or it refuses with one 
 one-line :class:`~greedyprune.UserError` s (``REFUSALS``: a budget that would empty a group, too few
 calibration images, a group whose activations never vary), each only where it can apply. Anything
 else -- a bare ``ValueError``, another message -- fails. And most generated examples must prune.
+The generated chains prune with the default options, the global refit (``refit="auto"``) included:
+it must run, or skip itself, on every one of them without an error of its own.
 """
 
 from __future__ import annotations
