@@ -1,8 +1,10 @@
-"""Helpers shared by the baselines_* experiment scripts: argument parsing, mean/std, figure saving."""
+"""Helpers shared by the baselines_* experiment scripts: argument parsing, the sparse LeNet-300-100 runs' seeds and
+summary rows, mean/std, figure saving."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import statistics
@@ -53,6 +55,37 @@ def map_seeds(fn, seeds: list[int], jobs: int = 1) -> dict:
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
         return dict(zip(seeds, pool.map(functools.partial(_one_thread, fn), seeds)))
+
+
+def sparse_runs(args: argparse.Namespace, one_seed) -> tuple[dict, object]:
+    """Every seed's records of a sparse-training comparison (LeNet-300-100, the ``sparse`` recipe; ``--quick``:
+    3 epochs): ``one_seed(seed, runs, config, quick, progress) -> {(method, sparsity): record}`` per seed,
+    returned as ``({(method, sparsity, seed): record}, the recipe)``."""
+    from greedyprune.baselines.recipes import RECIPES
+    runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
+    config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
+    job = functools.partial(one_seed, runs=runs, config=config, quick=args.quick, progress=args.progress)
+    return {(method, sparsity, seed): record for seed, records in map_seeds(job, args.seeds, args.jobs).items()
+            for (method, sparsity), record in records.items()}, config
+
+
+def dense_run(seed: int, runs: Path, config, quick: bool, progress: bool) -> tuple:
+    """A seed's data splits, its recipe, and its dense reference run (resumable): ``(splits, config, records)``."""
+    from greedyprune.baselines import load_splits
+    from greedyprune.baselines.rigl import DynamicOptions, run_dynamic
+    splits = load_splits("fashion-mnist", 3000 if quick else None)
+    config = config.replace(seed=seed)
+    dense = run_dynamic("dense", "lenet300-100", splits, config, DynamicOptions(), runs / f"dense-seed{seed}",
+                        progress=progress)
+    return splits, config, {("dense", 0.0): dense}
+
+
+def summary_row(method: str, sparsity: float, records: list[dict]) -> dict:
+    """What every sparse comparison reports for one method and sparsity over its seeds' records."""
+    return {"method": method, "sparsity": sparsity, "nonzero": records[0]["nonzero"], "macs": records[0]["macs"],
+            "test_acc": mean_std([r["test_acc"] for r in records]),
+            "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in records]),
+            "train_seconds": mean_std([r["seconds"] for r in records])}
 
 
 def mean_std(values: list[float]) -> dict:

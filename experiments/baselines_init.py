@@ -10,15 +10,12 @@ Writes experiments/results/baselines_init.json and .png; runs live in runs/basel
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, load_results, map_seeds, mean_std, parse, pm, save_figure
+from baselines_common import (RESULTS, Clock, dense_run, load_results, mean_std, parse, pm, save_figure, sparse_runs,
+                              summary_row)
 
-from greedyprune.baselines import load_splits
 from greedyprune.baselines.at_init import InitOptions, run_at_init
-from greedyprune.baselines.recipes import RECIPES
-from greedyprune.baselines.rigl import DynamicOptions, run_dynamic
 from greedyprune.io import save_json
 
 # label -> (method, ratios_from)
@@ -29,10 +26,7 @@ SPARSITIES = (0.9, 0.98)
 
 def one_seed(seed: int, runs: Path, config, quick: bool, progress: bool) -> dict:
     """The dense run and every criterion x sparsity of one seed (resumable): ``{(label, sparsity): record}``."""
-    splits = load_splits("fashion-mnist", 3000 if quick else None)
-    cfg = config.replace(seed=seed)
-    records = {("dense", 0.0): run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
-                                           runs / f"dense-seed{seed}", progress=progress)}
+    splits, cfg, records = dense_run(seed, runs, config, quick, progress)
     for sparsity in SPARSITIES:
         folder = runs / f"init-s{sparsity}-seed{seed}"
         for label, (method, source) in METHODS.items():
@@ -50,21 +44,14 @@ def main() -> None:
         plot(load_results(name)["table"], RESULTS / f"{name}.png")
         return
     clock = Clock()
-    runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
-    config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
-    job = functools.partial(one_seed, runs=runs, config=config, quick=args.quick, progress=args.progress)
-    records = {(m, sp, seed): r for seed, recs in map_seeds(job, args.seeds, args.jobs).items()
-               for (m, sp), r in recs.items()}
+    records, config = sparse_runs(args, one_seed)
 
     table = []
     for label, sparsity in [("dense", 0.0)] + [(m, s) for s in SPARSITIES for m in METHODS]:
         recs = [records[(label, sparsity, s)] for s in args.seeds]
-        table.append({"method": label, "sparsity": sparsity, "nonzero": recs[0]["nonzero"], "macs": recs[0]["macs"],
+        table.append({**summary_row(label, sparsity, recs),
                       "layer_density": {k: mean_std([r["layer_density"][k] for r in recs])["mean"]
-                                        for k in recs[0]["layer_density"]},
-                      "test_acc": mean_std([r["test_acc"] for r in recs]),
-                      "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in recs]),
-                      "train_seconds": mean_std([r["seconds"] for r in recs])})
+                                        for k in recs[0]["layer_density"]}})
     print(f"\n{'method':<20} {'sparsity':>8} {'test% final':>14} {'test% @ES':>14}  layer densities (fc1/fc2/fc3, %)")
     for row in table:
         dens = "/".join(f"{100 * v:.1f}" for v in row["layer_density"].values())

@@ -10,13 +10,10 @@ Writes experiments/results/baselines_rigl.json and .png; runs live in runs/basel
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-from baselines_common import RESULTS, RUNS, Clock, load_results, map_seeds, mean_std, parse, pm, save_figure
+from baselines_common import RESULTS, Clock, dense_run, load_results, parse, pm, save_figure, sparse_runs, summary_row
 
-from greedyprune.baselines import load_splits
-from greedyprune.baselines.recipes import RECIPES
 from greedyprune.baselines.rigl import DynamicOptions, run_dynamic
 from greedyprune.io import save_json
 
@@ -26,10 +23,7 @@ SPARSITIES = (0.9, 0.98)
 
 def one_seed(seed: int, runs: Path, config, quick: bool, progress: bool) -> dict:
     """The dense run and every method x sparsity of one seed (resumable): ``{(method, sparsity): record}``."""
-    splits = load_splits("fashion-mnist", 3000 if quick else None)
-    cfg = config.replace(seed=seed)
-    records = {("dense", 0.0): run_dynamic("dense", "lenet300-100", splits, cfg, DynamicOptions(),
-                                           runs / f"dense-seed{seed}", progress=progress)}
+    splits, cfg, records = dense_run(seed, runs, config, quick, progress)
     for sparsity in SPARSITIES:
         for method in METHODS:
             options = DynamicOptions(sparsity=sparsity, distribution="erk")
@@ -45,20 +39,12 @@ def main() -> None:
         plot(load_results(name)["table"], RESULTS / f"{name}.png")
         return
     clock = Clock()
-    runs = Path(args.runs) if args.runs else RUNS / ("sparse-quick" if args.quick else "sparse")
-    config = RECIPES["sparse"].replace(epochs=3, eval_every=20) if args.quick else RECIPES["sparse"]
-    job = functools.partial(one_seed, runs=runs, config=config, quick=args.quick, progress=args.progress)
-    records = {(m, sp, seed): r for seed, recs in map_seeds(job, args.seeds, args.jobs).items()
-               for (m, sp), r in recs.items()}
+    records, config = sparse_runs(args, one_seed)
 
     table = []
     for method, sparsity in [("dense", 0.0)] + [(m, s) for s in SPARSITIES for m in METHODS]:
         recs = [records[(method, sparsity, s)] for s in args.seeds]
-        table.append({"method": method, "sparsity": sparsity, "nonzero": recs[0]["nonzero"], "macs": recs[0]["macs"],
-                      "layer_density": recs[0]["layer_density"],
-                      "test_acc": mean_std([r["test_acc"] for r in recs]),
-                      "test_acc_at_early_stop": mean_std([r["test_acc_at_early_stop"] for r in recs]),
-                      "train_seconds": mean_std([r["seconds"] for r in recs]),
+        table.append({**summary_row(method, sparsity, recs), "layer_density": recs[0]["layer_density"],
                       "mask_updates": len(recs[0]["updates"]),
                       "optimizer_steps": recs[0]["optimizer_steps"],
                       "weights_swapped_total": sum(u[1] for u in recs[0]["updates"])})

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UserError
-from .io import _HOST, _WRITE_ERRNOS, _json_default, _mode_for, _remove_stale_temporaries
+from .io import _HOST, _json_default, _remove_stale_temporaries, temporary_beside
 from .journal import JOURNAL_FORMAT, _journal_path, _replay, _write_durably, finish_interrupted  # noqa: F401
 from .outputs import MARKER, check_output_file, marker_content
 
@@ -80,22 +80,16 @@ class OutputSet:
         self._declared.setdefault(key, (flag, role))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
         except OSError as err:
             raise UserError(f"{_name(path, flag, role)} is not writable ({err.strerror}); nothing was replaced: "
                             "choose a writable path") from None
-        self._staged.append((Path(tmp), path))
-        try:
-            os.fchmod(fd, _mode_for(path))
-            with os.fdopen(fd, mode) as handle:
-                yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as err:
-            if err.errno in _WRITE_ERRNOS:
-                raise UserError(f"writing {path} failed ({err.strerror}); nothing was replaced (the previous outputs "
-                                "are as they were): free space or choose another --out") from None
-            raise
+        with temporary_beside(
+                path, mode, lambda tmp: self._staged.append((tmp, path)),
+                not_writable=lambda why: f"{_name(path, flag, role)} is not writable ({why}); nothing was replaced: "
+                                         "choose a writable path",
+                write_failed=lambda why: f"writing {path} failed ({why}); nothing was replaced (the previous outputs "
+                                         "are as they were): free space or choose another --out") as handle:
+            yield handle
 
     def save_torch(self, obj: Any, path: str | os.PathLike) -> None:
         import torch

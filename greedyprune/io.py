@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -49,27 +49,56 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create output folder {directory}: {err.strerror}; choose a writable --out") from None
+    temporaries: list[Path] = []
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=directory)
+        with temporary_beside(path, mode, temporaries.append,
+                              not_writable=lambda why: f"output path {path} is not writable ({why}); choose a "
+                                                       "writable --out",
+                              write_failed=lambda why: f"writing {path} failed ({why}); nothing was written, "
+                                                       "free space or choose another --out") as handle:
+            yield handle
+        os.replace(temporaries[0], path)
     except OSError as err:
-        raise UserError(f"output path {path} is not writable ({err.strerror}); choose a writable --out") from None
+        for tmp in temporaries:
+            _discard(tmp)
+        if err.errno in _WRITE_ERRNOS:
+            raise UserError(f"writing {path} failed ({err.strerror}); nothing was written, "
+                            "free space or choose another --out") from None
+        raise
+    except BaseException:
+        for tmp in temporaries:
+            _discard(tmp)
+        raise
+    _remove_stale_temporaries(path)
+
+
+@contextmanager
+def temporary_beside(path: Path, mode: str, created: Callable[[Path], None], *,
+                     not_writable: Callable[[str], str], write_failed: Callable[[str], str]) -> Iterator[Any]:
+    """Write a new hidden temporary ``.NAME.<host>-<pid>.<random>.tmp`` in ``path``'s folder; yield its handle.
+
+    The one place both ways of writing an output (:func:`atomic_write`, :class:`greedyprune.commit.OutputSet`)
+    create their temporaries: ``created(tmp)`` is called as soon as it exists (the caller renames or deletes
+    it), it gets the mode of the file it will replace (:func:`_mode_for`), and it is flushed and fsynced
+    before the block ends. A failure to create or write it becomes a one-line :class:`UserError`,
+    ``not_writable(reason)`` or ``write_failed(reason)``; the temporary is left to the caller.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                   dir=path.parent if str(path.parent) else ".")
+    except OSError as err:
+        raise UserError(not_writable(err.strerror)) from None
+    created(Path(tmp))
     try:
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except OSError as err:
-        _discard(tmp)
         if err.errno in _WRITE_ERRNOS:
-            raise UserError(f"writing {path} failed ({err.strerror}); nothing was written, "
-                            "free space or choose another --out") from None
+            raise UserError(write_failed(err.strerror)) from None
         raise
-    except BaseException:
-        _discard(tmp)
-        raise
-    _remove_stale_temporaries(path)
 
 
 _HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"

@@ -71,8 +71,22 @@ def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
+def prefixed_fields(cls: type, prefix: str, help_prefix: str,
+                    exclude: tuple[str, ...] = ()) -> list[tuple[str, Any, dataclasses.Field]]:
+    """The fields of option dataclass ``cls`` renamed ``prefix + name`` (help ``help_prefix + help``), as
+    ``(name, type, field)`` for :func:`dataclasses.make_dataclass`: a command exposes a component's options
+    (``--ye-candidates``) from that component's own declaration instead of restating them."""
+    hints = typing.get_type_hints(cls)
+    return [(prefix + f.name, hints[f.name],
+             dataclasses.field(default=f.default, metadata={**f.metadata, "help": help_prefix + f.metadata["help"]}))
+            for f in dataclasses.fields(cls) if f.name not in exclude]
 
 
+def unprefixed(cls: type[T], options: Any, prefix: str, **given: Any) -> T:
+    """Build ``cls`` from the ``prefix + name`` fields of ``options`` (the inverse of :func:`prefixed_fields`);
+    ``given`` supplies the excluded fields."""
+    return cls(**{f.name: getattr(options, prefix + f.name) for f in dataclasses.fields(cls) if f.name not in given},
+               **given)
 
 
 def with_flags(err: UserError, cls: type) -> UserError:

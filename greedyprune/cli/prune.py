@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 
 from ..errors import UserError
 from ..options import SEED_RANGE
-from .options import opt, with_flags
+from ..ye2020.options import Ye2020Options
+from .options import opt, prefixed_fields, with_flags
 
 HELP = ("prune a model by greedy forward selection; writes OUT (model) and OUT.json (its report). "
         "--method ye2020 (the authors' released procedure, a baseline) needs labelled training data instead of a budget")
@@ -19,7 +20,7 @@ def _methods() -> list[str]:
 
 
 @dataclass
-class Options:
+class _Options:
     model: str | None = opt(None, "model name (resnet50, vgg16, any torchvision classification name, timm:NAME, "
                                   "resnet18-fmnist, ...) or a model file")
     weights: str | None = opt(None, "weights file for a model name (torchvision .pth or a state-dict checkpoint)")
@@ -57,17 +58,14 @@ class Options:
                              "nn.Linear classifier). none: off", choices=["auto", "global", "none"])
     refit_iters: int = opt(40, "L-BFGS iterations of the global refit (about 1.1 forward+backward passes over the "
                                "calibration images each; at most 2 x ITERS + 1 passes in all)")
-    ye_candidates: int = opt(50, "ye2020: random channels scored per step, one partial forward each (released: 50)")
-    ye_batch_size: int = opt(128, "ye2020: labelled images per step's fresh mini-batch and per fine-tuning step "
-                                  "(released: 128)")
-    ye_tolerance: float = opt(0.98, "ye2020: stop a layer when top-1 on the check subset reaches this fraction of its "
-                                    "starting top-1 (released: 0.98)")
-    ye_check_images: int = opt(300, "ye2020: size of the check subset, every (n/this)-th training image (released: 300)")
-    ye_finetune_epochs: float = opt(0.1, "ye2020: fine-tuning after each layer, epochs (released: 0.1, SGD lr 2.5e-3)")
-    ye_final_epochs: float = opt(0.0, "ye2020: final fine-tune, epochs (released: 150; default 0 = skipped here)")
-    ye_streams: bool = opt(True, "ye2020: also prune block outputs (MobileNetV2), as the released code does")
     ye_run_dir: str | None = opt(None, "ye2020: folder for the per-layer checkpoint, so a killed run resumes")
     progress: bool = opt(True, "show progress bars")
+
+
+# --ye-*: every setting of the ye2020 baseline, declared once in Ye2020Options (--seed is shared)
+Options = make_dataclass("Options", prefixed_fields(Ye2020Options, "ye_", "ye2020: ", exclude=("seed",)),
+                         bases=(_Options,))
+Options.__doc__ = "Options of ``greedyprune prune`` (the ``ye_*`` fields: :class:`greedyprune.ye2020.Ye2020Options`)."
 
 
 def run(options: Options) -> None:

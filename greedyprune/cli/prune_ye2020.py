@@ -13,7 +13,7 @@ def run_ye2020(options) -> None:
     from ..ye2020 import Ye2020Options, ye2020_prune
     from .common import dataset_options, default_device, load_model, report_skipped
     from .defaults import resolve_data
-    from .options import with_flags
+    from .options import unprefixed, with_flags
 
     if not options.out:
         raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
@@ -25,10 +25,7 @@ def run_ye2020(options) -> None:
         raise UserError("--method ye2020 fine-tunes between layers instead; drop --refit global / --recalibrate-bn")
     if world()[1] > 1:
         raise UserError("--method ye2020 runs in one process; launch it without torchrun")
-    ye = Ye2020Options(candidates=options.ye_candidates, batch_size=options.ye_batch_size,
-                       tolerance=options.ye_tolerance, check_images=options.ye_check_images,
-                       finetune_epochs=options.ye_finetune_epochs, final_epochs=options.ye_final_epochs,
-                       streams=options.ye_streams, seed=options.seed)
+    ye = unprefixed(Ye2020Options, options, "ye_", seed=options.seed)
     try:
         ye.validate()
     except UserError as err:

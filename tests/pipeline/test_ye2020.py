@@ -191,6 +191,8 @@ def test_cli_says_what_ye2020_needs_and_runs(tmp_path, capsys):
     assert "drop --refit" in capsys.readouterr().err
     assert main(common + ["--ye-candidates", "0"]) == 2
     assert capsys.readouterr().err.strip() == "greedyprune prune: error: --ye-candidates must be >= 1, got 0"
+    assert main(common + ["--ye-finetune-lr", "0"]) == 2  # every Ye2020Options field is a --ye-* flag
+    assert capsys.readouterr().err.strip() == "greedyprune prune: error: --ye-finetune-lr must be > 0, got 0.0"
     assert main(common + ["--ye-candidates", "3", "--ye-batch-size", "16", "--ye-check-images", "32",
                           "--ye-finetune-epochs", "0.001", "--ye-tolerance", "0.5"]) == 0, capsys.readouterr().err
     report = load_report(tmp_path / "y.pt")
