@@ -80,7 +80,8 @@ def worker(args: argparse.Namespace) -> None:
                  "finalise_s": totals["statistics"] - totals["reduce"],
                  "forward_s": seconds_stats - totals["add_batch"] - totals["statistics"]}
         start = time.perf_counter()
-        _, report = greedyprune.prune(model, batches, keep=0.5, precision="float32", progress=False)
+        _, report = greedyprune.prune(model, batches, keep=0.5, precision="float32", refit=None,
+                                      progress=False)  # sharded statistics + selection, as recorded: no refit
         barrier()
         seconds_prune = time.perf_counter() - start
         if rank == 0:

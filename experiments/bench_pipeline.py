@@ -17,6 +17,9 @@ Part 2 (issue 15), ``--models`` x ``--flops`` x {internal groups only, internal 
 Goals checked and printed: resnet50 at ``--flops 0.3`` with streams >= 2.5x latency speed-up;
 greedyprune not slower than the faster Torch-Pruning variant at matched FLOPs on either model.
 
+Every prune runs with the global refit off (``refit=None``): the ratios measure the selection (statistics,
+greedy picks, surgery), as in the recorded runs; the refit's cost is its own (README "Global refit").
+
 Random weights (BatchNorm statistics randomised so activations are not trivial) and random images:
 the work done does not depend on the values. Results: ``--json`` (default
 experiments/results/bench_pipeline.json) with the machine, threads and load average.
@@ -75,19 +78,30 @@ def forward_seconds(model, batches, repeat: int = 3) -> float:
     return min(times)
 
 
-def streams_supported() -> bool:
-    """Whether this greedyprune offers the choice of group kinds (``streams=``): a Pruner argument or option field."""
-    if "streams" in inspect.signature(greedyprune.Pruner.__init__).parameters:
+def supported(option: str) -> bool:
+    """Whether this greedyprune offers ``option`` (e.g. ``streams=``): a Pruner argument or option field."""
+    if option in inspect.signature(greedyprune.Pruner.__init__).parameters:
         return True
     try:
         from greedyprune.pipeline.options import PruneOptions
     except ImportError:
         return False
-    return "streams" in {f.name for f in dataclasses.fields(PruneOptions)}
+    return option in {f.name for f in dataclasses.fields(PruneOptions)}
+
+
+def streams_supported() -> bool:
+    return supported("streams")
+
+
+def selection_only() -> dict:
+    """The global refit off: the prune/forward ratio measures selection (greedy picks, surgery), as recorded
+    (issue 15) -- the refit, the default for greedy methods since issue 16, would add ~1.1 x refit_iters
+    forward+backward passes. Versions without the option had no refit."""
+    return {"refit": None} if supported("refit") else {}
 
 
 def variant_options(variant: str) -> dict:
-    return {"streams": VARIANTS[variant]} if streams_supported() else {}
+    return {**({"streams": VARIANTS[variant]} if streams_supported() else {}), **selection_only()}
 
 
 # ------------------------------------------------------------------------------------ part 1 (issue 3)
@@ -97,7 +111,8 @@ def one_precision(args, precision: str, queue) -> None:
     forward = forward_seconds(model, batches)
     rss_forward = peak_rss_mb()
     start = time.perf_counter()
-    pruned, report = greedyprune.prune(model, batches, keep=0.5, precision=precision, progress=False)
+    pruned, report = greedyprune.prune(model, batches, keep=0.5, precision=precision, progress=False,
+                                       **selection_only())
     seconds = time.perf_counter() - start
     result = {"forward_s": forward, "prune_s": seconds, "peak_rss_after_forward_mb": rss_forward,
               "peak_rss_after_prune_mb": peak_rss_mb(), "params_before": report.params_before,

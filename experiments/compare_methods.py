@@ -10,7 +10,8 @@ are skipped; ``wall_seconds`` sums the runs' times) and a plot ``compare_<model>
 runs ``--seeds`` seeds: ``random`` draws its subset with the seed, every method fine-tunes with it.
 
 A method name ending in ``+refit`` (e.g. ``reoptimized+refit``) is that method followed by the global
-refit (``refit="global"``, ``--refit-iters``); its feature errors and refit time are recorded.
+refit (``refit="global"``, ``--refit-iters``); its feature errors and refit time are recorded. A name
+without it runs with ``refit=None`` (not the library's per-method default), as the recorded tables did.
 ``--eval-every K`` logs top-1 on a fixed test subset (``--curve-images``) every K fine-tuning steps
 (``curve``) and records the steps each run needs to come within one point of the dense model on that
 subset (``steps_within_1pt``); fine-tunes checkpoint under ``runs/compare/`` and resume after a kill.
@@ -53,12 +54,13 @@ COLORS = {"reoptimized": "tab:blue", "reoptimized+refit": "tab:purple", "uniform
 
 
 def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
-    """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"streams": True, "refit": "global", "refit_iters": N})``.
+    """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N, "streams": True})``.
 
-    ``+streams`` also prunes residual streams / block outputs; ``+refit`` adds the global refit.
+    ``+streams`` also prunes residual streams / block outputs; ``+refit`` adds the global refit, and
+    without it there is none (``refit=None``, whatever the method's default), so a name means one thing.
     """
     base, *suffixes = method.split("+")
-    extra: dict = {}
+    extra: dict = {"refit": None}
     for suffix in suffixes:
         if suffix == "refit":
             extra.update(refit="global", refit_iters=refit_iters)

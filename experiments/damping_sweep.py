@@ -36,7 +36,8 @@ def main() -> None:
     print(f"{args.model}: dense top-1 {100 * dense:.2f}% on {len(test)} test images; FLOPs target {args.flops}")
     for damping in [float(d) for d in args.dampings.split(",")]:
         budget = {"flops": args.flops} if widths is None else {"widths": widths}
-        pruned, report = Pruner(model, batches, "reoptimized", damping=damping, progress=False, **budget).run()
+        pruned, report = Pruner(model, batches, "reoptimized", damping=damping, refit=None, progress=False,
+                                **budget).run()  # the layer-wise ridge alone (no global refit), as recorded
         widths = widths or report.widths()
         top1 = evaluate(pruned, test)["top1"]
         biggest = max(float(p.detach().abs().max()) for p in pruned.parameters())

@@ -78,7 +78,7 @@ def main() -> None:
             steps = {
                 "prune": run_cli(["prune", "--model", name, "--weights", str(weights), "--data", data, "--calib",
                                   str(args.calib), "--batch-size", "16", "--keep", "0.5", "--out", str(pruned),
-                                  "--no-progress"]),
+                                  "--refit", "none", "--no-progress"]),  # the recorded times: no global refit
                 "eval_dense": run_cli(["eval", "--model", name, "--weights", str(weights), "--data", data]),
                 "eval_pruned": run_cli(["eval", "--model", str(pruned), "--data", data]),
                 "info": run_cli(["info", "--model", str(pruned)]),

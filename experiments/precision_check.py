@@ -33,7 +33,8 @@ def main() -> None:
     reports, seconds = {}, {}
     for precision in ("float32", "float64"):
         start = time.perf_counter()
-        _, reports[precision] = Pruner(model, batches, flops=args.flops, precision=precision, progress=False).run()
+        _, reports[precision] = Pruner(model, batches, flops=args.flops, precision=precision, refit=None,
+                                       progress=False).run()  # the selection's numerics: no refit, as recorded
         seconds[precision] = time.perf_counter() - start
     groups = []
     for a, b in zip(reports["float32"].groups, reports["float64"].groups):

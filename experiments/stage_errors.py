@@ -122,7 +122,8 @@ def main() -> None:
     widths = None
     for method in ["reoptimized"] + [m for m in args.methods.split(",") if m != "reoptimized"]:
         budget = {"flops": args.flops} if widths is None else {"widths": widths}
-        pruned, report = Pruner(model, calibration, method, progress=False, **budget).run()
+        # refit=None: the stage errors of the selection alone (as recorded), whatever the method's default
+        pruned, report = Pruner(model, calibration, method, progress=False, refit=None, **budget).run()
         widths = widths or report.widths()
         for name, net in ((method, pruned), (f"{method}+bn", recalibrate_batchnorm_on(copy.deepcopy(pruned), calibration))):
             rows = stage_errors(model, net, images)

@@ -138,7 +138,8 @@ def main() -> None:
         save_json(results, out)
     widths = results["runs"]["ye2020"]["widths"]
     batches = calibration_batches("fashion-mnist", args.calib, 64, seed=0)
-    for name, extra in (("reoptimized", {}), ("reoptimized+refit", {"refit": "global", "refit_iters": args.refit_iters})):
+    for name, extra in (("reoptimized", {"refit": None}),
+                        ("reoptimized+refit", {"refit": "global", "refit_iters": args.refit_iters})):
         if name in results["runs"]:
             continue
         began, at, cpu = time.perf_counter(), load(), time.process_time()

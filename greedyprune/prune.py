@@ -33,8 +33,8 @@ from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
-from .refit import refit_after_pruning
 from .pipeline.statistics import iter_group_problems
+from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram
 from .train.batchnorm import recalibrate_batchnorm_on
@@ -59,8 +59,11 @@ class Pruner:
             float64, or ``float64``), ``materialize`` (False zeroes removed channels at full width),
             ``recalibrate_bn``, ``shard_calibration``, ``progress``, ``refit`` (``"global"``: after the
             last group refit the pruned groups' consumer weights and bias sinks jointly so the penultimate
-            features match the original's on the calibration images, :mod:`greedyprune.refit`),
-            ``refit_iters`` (L-BFGS iterations, default 40), ``refit_features``. An unknown option is an error.
+            features match the original's on the calibration images, :mod:`greedyprune.refit`; ``"auto"``,
+            the default: the method's registered default -- global for the greedy reconstruction methods,
+            none for the baselines -- skipped with the reason in ``report.refit_skipped`` where it cannot
+            apply; ``None``/``"none"``: off), ``refit_iters`` (L-BFGS iterations, default 40),
+            ``refit_features``. An unknown option is an error.
 
     Under ``torch.distributed`` each rank keeps every ``world_size``-th batch (``shard_calibration``),
     statistics are summed over ranks and rank 0's selection is broadcast, so every rank builds the same
@@ -90,13 +93,13 @@ class Pruner:
                                   device=str(self.device), seed=o.seed,
                                   options={"damping": o.damping, "precision": o.precision, "materialize": o.materialize,
                                            "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
-                                           "objective": o.objective})
+                                           "objective": o.objective, "refit": o.refit_method})
         self.widths = self._widths(example)
         self.next_group = 0
         # called with the pruner after the last group, before BatchNorm recalibration (e.g. a global refit)
         self.finish_hooks: list[Callable[["Pruner"], None]] = []
-        if o.refit is not None:  # greedyprune.refit: the optional global refit after selection
-            self.finish_hooks.append(refit_after_pruning)
+        self.refit_features: str | None = None  # the module whose input (or output) the refit matches
+        plan_refit(self)  # greedyprune.refit: the global refit after selection (or why not)
 
     # ------------------------------------------------------------------------------------------ budget
     def _widths(self, example: torch.Tensor) -> list[int]:

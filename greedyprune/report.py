@@ -37,6 +37,7 @@ class PruneReport:
     seed: int = 0
     options: dict = field(default_factory=dict)
     refit: dict | None = None  # greedyprune.refit.RefitReport as a dict (None: no refit)
+    refit_skipped: str | None = None  # why the refit asked for (by default or explicitly) did not run
     versions: dict = field(default_factory=lambda: versions())
 
     def to_dict(self) -> dict:
@@ -69,6 +70,8 @@ class PruneReport:
             lines.append(f"global refit ({r['features']}, {len(r['parameters'])} tensors, {r['iterations']} L-BFGS iterations): "
                          f"relative feature error {r['error_before']:.4f} -> {r['error_after']:.4f} in {r['seconds']:.1f} s"
                          + (f" ({r['note']})" if r.get('note') else ""))
+        if self.refit_skipped:
+            lines.append(f"refit skipped: {self.refit_skipped}")
         lines.append(f"method {self.method}, {self.calibration_images} calibration images, "
                      f"{self.seconds:.1f} s on {self.device}{ridge}")
         return "\n".join(lines)

@@ -23,7 +23,8 @@ class Options:
     model: str = opt("resnet18-fmnist-quick", "model from the trained-model cache (trained on first use; the -quick names train in about a minute)")
     flops: float = opt(0.5, "fraction of FLOPs to keep")
     methods: str = opt("reoptimized+refit,reoptimized,magnitude",
-                       "methods to compare (the first sets the widths); METHOD+refit adds the global refit")
+                       "methods to compare (the first sets the widths); METHOD+refit adds the global refit, a "
+                       "name alone runs without it (whatever the method's default in greedyprune prune)")
     calib: int = opt(256, "calibration images (from the training split)", between=(1, None))
     test_images: int = opt(2000, "test images for top-1 (a fixed seeded subset of the 10,000)", between=(1, None))
     finetune_images: int = opt(4000, "training images for the short fine-tune (0: skip)", between=(0, None))
@@ -123,7 +124,7 @@ def run(options: Options) -> None:
     for method in methods:
         print(f"[2/4] pruning with {method} to {options.flops:.0%} of the FLOPs")
         budget = {"flops": options.flops} if widths is None else {"widths": widths}
-        refit = "global" if method.endswith("+refit") else None
+        refit = "global" if method.endswith("+refit") else None  # explicit both ways: a row means one thing
         pruner = Pruner(model, batches, method.removesuffix("+refit"), device=str(device), refit=refit, **budget)
         pruned, report = pruner.run()
         widths = widths or report.widths()

@@ -50,11 +50,14 @@ class _Options:
     skip_bad_images: bool = opt(False, "imagefolder data: skip (and count) unreadable images instead of stopping")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration images after pruning "
                                       "(undoes the shrinkage of least-squares refits; helped in 8 of 12 measured settings, see README)")
-    refit: str = opt("none", "after selection, refit the pruned layers' consumer weights and bias sinks jointly so the "
-                             "penultimate features match the original's on the calibration images (no labels; "
-                             "never worse on them; see README)", choices=["global", "none"])
-    refit_iters: int = opt(40, "L-BFGS iterations of --refit global (each ~2 forward+backward passes over the "
-                               "calibration images)")
+    refit: str = opt("auto", "global: after selection, refit the pruned layers' consumer weights and bias sinks "
+                             "jointly so the penultimate features match the original's on the calibration images (no "
+                             "labels; never worse on them; see README). auto: global for the greedy methods "
+                             "(reoptimized, uniform, ...), none for the baselines (magnitude, random, ye2020); "
+                             "skipped, with the reason in the report, where it cannot apply (e.g. a model without an "
+                             "nn.Linear classifier). none: off", choices=["auto", "global", "none"])
+    refit_iters: int = opt(40, "L-BFGS iterations of the global refit (about 1.1 forward+backward passes over the "
+                               "calibration images each; at most 2 x ITERS + 1 passes in all)")
     ye_run_dir: str | None = opt(None, "ye2020: folder for the per-layer checkpoint, so a killed run resumes")
     progress: bool = opt(True, "show progress bars")
 
@@ -87,7 +90,7 @@ def run(options: Options) -> None:
         if len(budgets) > 1:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
         try:
-            check_refit_options(None if options.refit == "none" else options.refit, options.refit_iters)
+            check_refit_options(options.refit, options.refit_iters)
         except UserError as err:
             raise with_flags(err, Options) from None
         if options.device is not None:  # None: cuda when available; "" or cpu:1 are mistakes, not "auto"
@@ -101,7 +104,7 @@ def run(options: Options) -> None:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                         allocation=options.allocation, streams=options.streams, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
-                        refit=None if options.refit == "none" else options.refit, refit_iters=options.refit_iters,
+                        refit=options.refit, refit_iters=options.refit_iters,
                         progress=options.progress and is_main())
         pruned, report = pruner.run()
     except UserError as err:  # the Pruner agrees on every rank-local failure; the rest is computed from sums

@@ -21,8 +21,8 @@ def run_ye2020(options) -> None:
     if given:
         raise UserError(f"--method ye2020 picks its own widths (a layer stops growing when top-1 recovers to "
                         f"--ye-tolerance of its start); drop {' '.join(given)}")
-    if options.refit != "none" or options.recalibrate_bn:
-        raise UserError("--method ye2020 fine-tunes between layers instead; drop --refit / --recalibrate-bn")
+    if options.refit == "global" or options.recalibrate_bn:  # --refit auto: ye2020's default is none
+        raise UserError("--method ye2020 fine-tunes between layers instead; drop --refit global / --recalibrate-bn")
     if world()[1] > 1:
         raise UserError("--method ye2020 runs in one process; launch it without torchrun")
     ye = unprefixed(Ye2020Options, options, "ye_", seed=options.seed)

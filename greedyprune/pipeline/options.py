@@ -8,7 +8,7 @@ from ..budget import check_fraction
 from ..errors import UserError
 from ..objective import registered_objectives
 from ..options import opt
-from ..refit import check_refit_options
+from ..refit import check_refit_options, resolve_refit
 from ..selection import registered_methods
 
 
@@ -32,8 +32,11 @@ class PruneOptions:
     progress: bool = opt(True, "show progress bars")
     shard_calibration: bool = opt(True, "under torch.distributed, each rank keeps every world_size-th batch")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration batches at the end")
-    refit: str | None = opt(None, "'global': after the last group, refit the pruned groups' consumers and bias sinks "
-                                  "jointly to the original's penultimate features (greedyprune.refit); None: off")
+    refit: str | None = opt("auto", "'global': after the last group, refit the pruned groups' consumers and bias "
+                                    "sinks jointly to the original's penultimate features (greedyprune.refit); "
+                                    "'auto': the method's registered default (global for the greedy reconstruction "
+                                    "methods, none for the baselines), skipped with the reason in the report where "
+                                    "it cannot apply (e.g. no nn.Linear classifier); None or 'none': off")
     refit_iters: int = opt(40, "L-BFGS iterations of the global refit")
     refit_features: str | None = opt(None, "module whose input the refit matches (default: the last nn.Linear to run)")
 
@@ -64,11 +67,21 @@ class PruneOptions:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UserError(f"seed must be an int, got {self.seed!r}")
         check_refit_options(self.refit, self.refit_iters)
-        if self.refit is not None and not self.materialize:
+        if self.refit_method is not None and not self.refit_automatic and not self.materialize:
             raise UserError("refit needs materialize=True (a masked model would revive the removed columns)")
         if not isinstance(self.damping, (int, float)) or not self.damping >= 0:
             raise UserError(f"damping must be a number >= 0, got {self.damping!r}")
         return self
+
+    @property
+    def refit_method(self) -> str | None:
+        """The refit asked for: ``refit``, with ``"auto"`` resolved to the method's registered default."""
+        return resolve_refit(self.refit, registered_methods[self.method].whole_network_refit)
+
+    @property
+    def refit_automatic(self) -> bool:
+        """Whether the refit is the method's default (``"auto"``): skipped, not an error, where it cannot apply."""
+        return self.refit == "auto"
 
     @property
     def budget(self) -> dict:

@@ -17,7 +17,7 @@ L-BFGS (strong-Wolfe line search) runs ``iters`` iterations. Each loss evaluatio
 with one backward per batch, so memory is one batch's graph; the original's features are computed
 once. BatchNorm stays in eval mode. Every evaluated point is remembered and the best is kept, so
 the result is never worse than the start on the calibration images (with no improvement the start is
-restored bit for bit). Sums are float64; under ``torch.distributed`` losses and gradients are summed
+restored bit for bit; so it is after an error). Sums are float64; under ``torch.distributed`` losses and gradients are summed
 over ranks, so every rank takes the same steps.
 """
 
@@ -39,6 +39,8 @@ from .features import features_of, last_linear
 from .targets import RefitTarget, refit_parameters
 
 METHODS = ("global",)
+# what ``refit=`` accepts: a method, "auto" (the selection method's registered default) or off
+CHOICES = ("auto", *METHODS, "none")
 
 
 @dataclass
@@ -59,10 +61,18 @@ class RefitReport:
 
 def check_refit_options(refit: str | None, iters: int) -> None:
     """One-line errors for bad ``refit=`` / ``refit_iters=`` values."""
-    if refit is not None and refit not in METHODS:
-        raise UserError(f"refit must be 'global' or None (off), got {refit!r}")
+    if refit is not None and refit not in CHOICES:
+        raise UserError(f"refit must be 'auto' (the method's default), 'global', or 'none' / None (off), got {refit!r}")
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
         raise UserError(f"refit_iters must be a positive integer (L-BFGS iterations), got {iters!r}")
+
+
+def resolve_refit(refit: str | None, method_default: str | None) -> str | None:
+    """The refit to run: ``"auto"`` -> ``method_default`` (the selection method's registered
+    ``whole_network_refit``), ``"none"`` -> ``None``, a method name -> itself."""
+    if refit == "auto":
+        return method_default
+    return None if refit in (None, "none") else refit
 
 
 def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Tensor], targets: list[RefitTarget],
@@ -127,6 +137,9 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
         total = 0.0
         for x, target in zip(inputs, cached):
             loss = (features_of(layer, run, x, output) - target).pow(2).sum() / variance
+            if not loss.requires_grad:
+                raise UserError(f"the features ({where}) do not depend on the refit layers; name a later module "
+                                "with refit_features=NAME")
             loss.backward()
             total += float(loss.detach())
         grads = [p.grad for p in params.values() if p.grad is not None]
@@ -139,17 +152,20 @@ def global_refit(original: nn.Module, pruned: nn.Module, batches: list[torch.Ten
             best["loss"], best["state"] = total, [p.detach().clone() for p in params.values()]
         return torch.tensor(total)
 
+    initial = [p.detach().clone() for p in params.values()]
+    kept = initial  # what the parameters end as: the start unless the run finishes with a finite start
     try:
         optimizer = torch.optim.LBFGS(list(params.values()), lr=lr, max_iter=iters, max_eval=2 * iters + 1,
                                       history_size=history, line_search_fn="strong_wolfe" if line_search else None,
                                       tolerance_grad=1e-10, tolerance_change=1e-12)
-        initial = [p.detach().clone() for p in params.values()]
         optimizer.step(closure)  # its first evaluation is at the start
         iterations = int(optimizer.state[next(iter(params.values()))].get("n_iter", 0))
+        if best["state"] is not None and not math.isnan(losses[0]):
+            kept = best["state"]
+    finally:  # on an error (and a NaN start) the parameters are left as they were
         with torch.no_grad():
-            for p, value in zip(params.values(), best["state"] if best["state"] is not None else initial):
+            for p, value in zip(params.values(), kept):
                 p.copy_(value)
-    finally:
         bar.close()
         for p, flag in flags.items():
             p.requires_grad_(flag)

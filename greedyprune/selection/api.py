@@ -12,10 +12,15 @@ from .ols import orthogonal_least_squares
 from .partition import PartitionQuota, balance
 
 
-@register("reoptimized", options={"block": "picks between refreshes of the residual Gram (speed only; default 128)"})
+@register("reoptimized", options={"block": "picks between refreshes of the residual Gram (speed only; default 128)"},
+          whole_network_refit="global")
 def reoptimized(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, damping: float = 0.0,
                 block: int = 128, quota: PartitionQuota | None = None) -> Selection:
-    """Greedy forward selection with all kept coefficients re-optimised by least squares (NeurIPS 2020)."""
+    """Greedy forward selection with all kept coefficients re-optimised by least squares (NeurIPS 2020).
+
+    Whole-network default: the global refit (``prune(refit="auto")``), which continues this method's
+    least-squares reconstruction across layers; it raised top-1 in every measured setting (README Results).
+    """
     return orthogonal_least_squares(gram, cross, energy, k, method="reoptimized", damping=damping, block=block,
                                     quota=quota)
 

@@ -74,6 +74,12 @@ class MethodSpec:
         with_replacement: the method may pick a candidate more than once.
         width_options: options a pruner passes when it asks for ``k`` *distinct* channels (e.g.
             ``until_distinct=True`` for herding with replacement).
+        whole_network_refit: what a whole-network pruner does after the last group when asked for its
+            default (``prune(..., refit="auto")``): ``"global"`` (the global refit of
+            :mod:`greedyprune.refit`) or ``None`` (none). The greedy reconstruction methods say
+            ``"global"``: the refit carries their objective -- match the original's outputs -- from
+            one layer to the whole network. Baselines say ``None``, so they stay the baselines
+            published (the choice is made where each method is registered, never by name in a pipeline).
     """
 
     name: str
@@ -81,6 +87,7 @@ class MethodSpec:
     options: dict[str, str]
     with_replacement: bool = False
     width_options: dict[str, object] = field(default_factory=dict)
+    whole_network_refit: str | None = None
 
     def __call__(self, *args: object, **kwargs: object) -> Selection:
         return self.fn(*args, **kwargs)
@@ -97,11 +104,12 @@ methods_with_replacement: set[str] = set()
 
 
 def register(name: str, with_replacement: bool = False, options: dict[str, str] | None = None,
-             width_options: dict[str, object] | None = None) -> Callable[[SelectFn], SelectFn]:
+             width_options: dict[str, object] | None = None,
+             whole_network_refit: str | None = None) -> Callable[[SelectFn], SelectFn]:
     """Register a method under ``name`` with the options it accepts (see :class:`MethodSpec`)."""
     def wrap(fn: SelectFn) -> SelectFn:
         registered_methods[name] = MethodSpec(name, fn, dict(options or {}), with_replacement,
-                                              dict(width_options or {}))
+                                              dict(width_options or {}), whole_network_refit)
         if with_replacement:
             methods_with_replacement.add(name)
         return fn

@@ -10,6 +10,11 @@ reconstruction is ``f_n = (1/n) sum_{t<=n} phi_{i_t}``, i.e. coefficient ``N/n``
 
 The error after ``n`` picks is ``Loss(f_n) / E``. The theory (O(1/n)) is for ``uniform``.
 
+Whole-network default of both: the global refit (``prune(refit="auto")``). Both are greedy
+reconstructions of the layer's output, and the refit pursues the same goal across layers; it keeps
+their picks (the group errors reported are herding's) and refits the consumers the uniform
+coefficients were folded into. The authors' whole procedure, ``ye2020``, stays without it.
+
 A pruning budget counts *distinct* channels, and ``uniform`` may pick a channel again, so after ``k``
 picks it can keep fewer than ``k``. With ``until_distinct=True`` herding instead goes on until ``k``
 distinct candidates are picked (at most ``max_steps`` picks, default ``8 N``; if it gets no further, the
@@ -75,7 +80,7 @@ def _herd(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
 
 @register("uniform", with_replacement=True, width_options={"until_distinct": True}, options={
     "until_distinct": "k counts distinct candidates: herd until k different ones are picked (pruning to a width)",
-    "max_steps": "with until_distinct, at most this many picks (default 8 N)"})
+    "max_steps": "with until_distinct, at most this many picks (default 8 N)"}, whole_network_refit="global")
 def uniform(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, until_distinct: bool = False,
             max_steps: int | None = None, damping: float = 0.0, quota: PartitionQuota | None = None) -> Selection:
     """Frank-Wolfe / herding with step 1/n, picks with replacement (ICML 2020, O(1/n) rate).
@@ -94,7 +99,7 @@ def uniform(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: in
     return _herd(gram, cross, energy, k, replace=True, method="uniform", distinct=k, max_steps=steps, quota=quota)
 
 
-@register("uniform-noreplace")
+@register("uniform-noreplace", whole_network_refit="global")
 def uniform_noreplace(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int, damping: float = 0.0,
                       quota: PartitionQuota | None = None) -> Selection:
     """Greedy without repeats, kept channels scaled by N/|S| (the authors' released code)."""

@@ -5,6 +5,9 @@ norm of each producer filter); ``random`` keeps a seeded random subset. Both ref
 coefficients by least squares (``refit=True``, the default) so the comparison with ``reoptimized``
 isolates *which* channels are kept. ``magnitude-norefit`` keeps coefficients at 1, i.e. plain
 magnitude pruning as most libraries do it (no reconstruction).
+
+Whole-network default of all three: no global refit (``prune(refit="auto")`` resolves to none), so a
+baseline stays the baseline as published; ``refit="global"`` adds it explicitly (``magnitude+refit``).
 """
 
 from __future__ import annotations

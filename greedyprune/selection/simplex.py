@@ -15,6 +15,10 @@ interior to the hull), not for pruning large layers. Kept candidates may end wit
 The inner QP is solved in rescaled variables (each candidate divided by its norm, see
 :func:`simplex_qp`), so a candidate 1e6 times louder than the others does not drown their directions in
 rounding: the optimum over all kept candidates is found to rounding of the terms involved whatever the scales.
+
+Whole-network default: the global refit (``prune(refit="auto")``), as for ``reoptimized``: a greedy
+reconstruction. The hull constraint concerns each group's selection, whose picks and errors (the
+report's group errors, what checks the theory) the refit leaves as they are.
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ def simplex_qp(a: torch.Tensor, c: torch.Tensor, total: float, start: torch.Tens
     return v / s
 
 
-@register("reoptimized-simplex", options={"scale": "the hull's scale s: coefficients sum to s (default N)"})
+@register("reoptimized-simplex", options={"scale": "the hull's scale s: coefficients sum to s (default N)"},
+          whole_network_refit="global")
 def reoptimized_simplex(gram: torch.Tensor, cross: torch.Tensor, energy: torch.Tensor, k: int,
                         scale: float | None = None, damping: float = 0.0,
                         quota: PartitionQuota | None = None) -> Selection:

@@ -31,7 +31,8 @@ def _json_line(text: str) -> dict:
 def test_two_class_resnet18_prune_save_load_eval(two_class_weights, tmp_path, capsys):
     out = tmp_path / "pruned.pt"
     assert main(["prune", "--model", "resnet18", "--weights", str(two_class_weights), "--data", "random:3x32x32",
-                 "--calib", "16", "--batch-size", "8", "--keep", "0.5", "--out", str(out), "--no-progress"]) == 0
+                 "--calib", "16", "--batch-size", "8", "--keep", "0.5", "--refit", "none", "--out", str(out),
+                 "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "has 2 classes (fc.weight is (2, 512)): building resnet18 with --num-classes 2" in err
     model = greedyprune.load(out)
@@ -104,7 +105,7 @@ def test_calib_adapts_to_a_small_folder(two_class_weights, tmp_path, capsys):
     data = _image_folder(tmp_path / "images", 3)
     out = tmp_path / "pruned.pt"
     args = ["prune", "--model", "resnet18", "--weights", str(two_class_weights), "--data", data, "--keep", "0.5",
-            "--batch-size", "6", "--out", str(out), "--no-progress"]
+            "--batch-size", "6", "--refit", "none", "--out", str(out), "--no-progress"]
     assert main(args + ["--calib", "10"]) == 2
     assert "--calib 10 asks for more images than" in capsys.readouterr().err and not out.exists()
     assert main(args) == 0
@@ -119,7 +120,8 @@ def test_method_choices_come_from_the_registry(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     torch.save(build_model("small-cnn").state_dict(), weights)
     args = ["prune", "--model", "small-cnn", "--weights", str(weights), "--data", "random:1x28x28", "--calib", "16",
-            "--keep", "0.5", "--method", "test-alias", "--out", str(tmp_path / "p.pt"), "--no-progress"]
+            "--keep", "0.5", "--method", "test-alias", "--refit", "none", "--out", str(tmp_path / "p.pt"),
+            "--no-progress"]
     with pytest.raises(SystemExit) as parse_error:  # argparse's exit
         main(args)
     assert parse_error.value.code == 2 and "invalid choice: 'test-alias'" in capsys.readouterr().err

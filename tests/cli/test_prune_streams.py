@@ -13,7 +13,7 @@ def test_streams_flag_prunes_the_residual_streams(tmp_path, capsys):
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "w.pth")
     common = ["prune", "--model", "resnet18", "--weights", str(tmp_path / "w.pth"), "--data", "random:3x32x32",
-              "--calib", "16", "--keep", "0.5", "--no-progress"]
+              "--calib", "16", "--keep", "0.5", "--refit", "none", "--no-progress"]
     names = {}
     for flag in ([], ["--streams"]):
         out = tmp_path / f"p{len(flag)}.pt"

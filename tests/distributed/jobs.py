@@ -42,7 +42,8 @@ def calibration(name: str) -> list[torch.Tensor]:
 
 def prune_job(name: str):
     build, _, budget = PRUNE_MODELS[name]
-    return greedyprune.prune(build(), calibration(name), "reoptimized", **budget, progress=False, damping=DAMPING)
+    return greedyprune.prune(build(), calibration(name), "reoptimized", **budget, progress=False, damping=DAMPING,
+                             refit=None)  # the sharded selection; the refit under torchrun: test_torchrun_cli
 
 
 # --- training: an MLP without BatchNorm or dropout ------------------------------------------------
@@ -91,7 +92,7 @@ def interrupted_train_job(run_dir: Path) -> dict:
 def prune_command(folder: Path, out: str) -> list[str]:
     """``greedyprune prune`` arguments; :func:`run_two_ranks` writes ``folder/w.pt`` first."""
     return ["prune", "--model", "small-cnn", "--weights", str(folder / "w.pt"), "--data", "random:1x28x28",
-            "--calib", "24", "--batch-size", "6", "--keep", "0.5", "--device", "cpu", "--no-progress",
+            "--calib", "24", "--batch-size", "6", "--keep", "0.5", "--refit", "none", "--device", "cpu", "--no-progress",
             "--out", str(folder / out)]
 
 

@@ -159,6 +159,8 @@ def test_readme_torchrun_prune_command_runs_as_written(tmp_path):
     assert runs[0].returncode == 0, err[-3000:]
     assert out.count("saved ") == 1 and (tmp_path / "pruned.pt").exists() and (tmp_path / "pruned.pt.json").exists()
     assert greedyprune.load(tmp_path / "pruned.pt").greedyprune_spec["name"] == "small-cnn"
+    refit = json.loads((tmp_path / "pruned.pt.json").read_text())["refit"]  # the default refit, over both ranks
+    assert refit["iterations"] >= 1 and refit["error_after"] <= refit["error_before"], refit
     assert runs[1].returncode != 0 and not (tmp_path / "bad.pt").exists()
     errors = [line for line in bad_err.splitlines() if line.startswith("greedyprune prune: error:")]
     assert errors == ["greedyprune prune: error: --keep must be a fraction in (0, 1], got 1.5"], bad_err[-3000:]

@@ -55,8 +55,8 @@ def run_case(name: str, method: str, budget: dict, precision: str) -> dict[str, 
     model, x = MODELS[name](), inputs(name)
     if precision == "float64":
         model, x = model.double(), x.double()
-    _, report = greedyprune.prune(model, [x[:4], x[4:]], method, precision=precision, seed=3, progress=False,
-                                  **budget)
+    _, report = greedyprune.prune(model, [x[:4], x[4:]], method, precision=precision, seed=3, refit=None,
+                                  progress=False, **budget)
     return {g.name: (g.kept if g.kept is not None else list(range(g.channels_before))) for g in report.groups}
 
 

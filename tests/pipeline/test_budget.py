@@ -13,7 +13,7 @@ from .conftest import mlp, tv_model
 def test_cost_model_predicts_the_materialised_flops_and_params(images):
     model = tv_model("resnet50")
     x = images(4, size=32)
-    pruner = greedyprune.Pruner(model, [x], keep=0.4, progress=False)
+    pruner = greedyprune.Pruner(model, [x], keep=0.4, refit=None, progress=False)
     pruned, report = pruner.run()
     groups = pruner.groups
     widths = np.array([g.channels_after for g in report.groups])
@@ -26,7 +26,7 @@ def test_cost_model_predicts_the_materialised_flops_and_params(images):
 def test_global_targets_are_met(kind, allocation, images):
     model = tv_model("resnet18")
     x = images(8, size=64)
-    _, report = greedyprune.prune(model, [x], **{kind: 0.6}, allocation=allocation, progress=False)
+    _, report = greedyprune.prune(model, [x], **{kind: 0.6}, allocation=allocation, refit=None, progress=False)
     before, after = (report.flops_before, report.flops_after) if kind == "flops" else \
         (report.params_before, report.params_after)
     assert 0.5 < after / before <= 0.6
@@ -39,9 +39,9 @@ def test_global_targets_are_met(kind, allocation, images):
 def test_methods_share_widths_when_given_them():
     model = mlp()
     x = torch.randn(64, 1, 8, 8)
-    _, ref = greedyprune.prune(model, [x], flops=0.5, progress=False)
+    _, ref = greedyprune.prune(model, [x], flops=0.5, refit=None, progress=False)
     for method in ["magnitude", "magnitude-norefit", "random", "uniform", "uniform-noreplace"]:
-        _, rep = greedyprune.prune(model, [x], method, widths=ref.widths(), progress=False)
+        _, rep = greedyprune.prune(model, [x], method, widths=ref.widths(), refit=None, progress=False)
         assert [g.channels_after for g in rep.groups] == [g.channels_after for g in ref.groups], method
         assert rep.flops_after == ref.flops_after and rep.params_after == ref.params_after, method
 
@@ -83,7 +83,7 @@ def test_cost_model_is_exact_with_streams_and_grouped_convs(streams, images):
     torch.manual_seed(0)
     model = randomize_batchnorm(ResNet(Bottleneck, [1, 1, 1, 1], groups=4, width_per_group=8, num_classes=10))
     x = images(8, size=32)
-    pruner = greedyprune.Pruner(model, [x[:4], x[4:]], keep=0.5, streams=streams, progress=False)
+    pruner = greedyprune.Pruner(model, [x[:4], x[4:]], keep=0.5, streams=streams, refit=None, progress=False)
     pruned, report = pruner.run()
     assert any(g.partition == 4 for g in pruner.groups)
     assert any(g.kind == "stream" for g in pruner.groups) == streams

@@ -29,4 +29,5 @@ def test_demo_prunes_compares_and_plots(trained_cache, tmp_path, monkeypatch, ca
     assert rows[0]["mean_group_error"] == rows[1]["mean_group_error"]  # the refit comes after the same selection
     refit = load_report(out / "reoptimized+refit.pt")["refit"]
     assert refit["error_after"] <= refit["error_before"]
+    assert load_report(out / "reoptimized.pt")["refit"] is None  # a name without +refit: no refit, by any default
     assert len(list(out.glob("decay_*.png"))) == 2

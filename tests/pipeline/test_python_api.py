@@ -27,7 +27,7 @@ def test_user_hooks_do_not_fire_during_pruning_and_are_not_copied():
                model[4].register_forward_pre_hook(lambda *_: fired.append("pre")),
                model[4].register_forward_hook(lambda *_: fired.append("post"))]
     x = torch.randn(8, 1, 16, 16)
-    pruned, report = greedyprune.prune(model, [x[:4], x[4:]], flops=0.6, progress=False)
+    pruned, report = greedyprune.prune(model, [x[:4], x[4:]], flops=0.6, refit=None, progress=False)
     assert fired == []  # not while collecting statistics, checking the model, or counting FLOPs
     assert report.params_after < report.params_before
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in pruned.modules())

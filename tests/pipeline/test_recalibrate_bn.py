@@ -41,8 +41,9 @@ def _reference_statistics(model: nn.Module, batches: list[torch.Tensor]) -> list
 def test_statistics_are_the_pruned_networks_batch_statistics():
     g = torch.Generator().manual_seed(3)
     batches = [torch.randn(10, 1, 16, 16, generator=g) * 2 + 0.5 for _ in range(3)]
-    plain, _ = greedyprune.prune(small_cnn(), batches, keep=0.5, progress=False)
-    recalibrated, report = greedyprune.prune(small_cnn(), batches, keep=0.5, progress=False, recalibrate_bn=True)
+    plain, _ = greedyprune.prune(small_cnn(), batches, keep=0.5, refit=None, progress=False)
+    recalibrated, report = greedyprune.prune(small_cnn(), batches, keep=0.5, refit=None, progress=False,
+                                             recalibrate_bn=True)
     assert report.options["recalibrate_bn"] is True and not recalibrated.training
     norms = [m for m in recalibrated.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn, (mean, var) in zip(norms, _reference_statistics(plain, batches), strict=True):
@@ -58,7 +59,8 @@ def test_cli_flag(tmp_path, capsys):
     torch.manual_seed(0)
     torch.save(build_model("mobilenet_v3_small-fmnist").state_dict(), tmp_path / "weights.pth")
     common = ["prune", "--model", "mobilenet_v3_small-fmnist", "--weights", str(tmp_path / "weights.pth"),
-              "--data", "random:1x28x28", "--calib", "32", "--batch-size", "16", "--keep", "0.5", "--no-progress"]
+              "--data", "random:1x28x28", "--calib", "32", "--batch-size", "16", "--keep", "0.5", "--refit", "none",
+              "--no-progress"]
     assert main(common + ["--out", str(tmp_path / "plain.pt")]) == 0
     assert main(common + ["--recalibrate-bn", "--out", str(tmp_path / "recal.pt")]) == 0
     plain, recal = greedyprune.load(tmp_path / "plain.pt"), greedyprune.load(tmp_path / "recal.pt")

@@ -42,7 +42,7 @@ def setup():
     model = small_cnn()
     g = torch.Generator().manual_seed(1)
     batches = [torch.randn(24, 1, 16, 16, generator=g) for _ in range(3)]
-    plain, plain_report = Pruner(model, batches, widths=WIDTHS, progress=False).run()
+    plain, plain_report = Pruner(model, batches, widths=WIDTHS, refit=None, progress=False).run()
     refit, report = Pruner(model, batches, widths=WIDTHS, refit="global", refit_iters=15, progress=False).run()
     return model, batches, plain, plain_report, refit, report
 
@@ -131,7 +131,8 @@ def test_best_iterate_is_kept_when_later_steps_overshoot(setup):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"refit": "local"}, "refit must be 'global' or None"),
+    ({"refit": "local"}, "refit must be 'auto' .*, 'global', or 'none' / None"),
+    ({"refit": "Global"}, "got 'Global'"),
     ({"refit": "global", "refit_iters": 0}, "refit_iters must be a positive integer"),
     ({"refit": "global", "refit_iters": 2.5}, "refit_iters must be a positive integer"),
     ({"refit": "global", "materialize": False}, "refit needs materialize=True"),
@@ -200,7 +201,7 @@ def test_streams_refit_changes_exactly_the_pruned_groups_consumers_and_sinks():
     widths = {"features.stream3": 4, "features.5.hidden": 24, "features.17.conv.2": 40}
     pruner = Pruner(model, batches, widths=widths, streams=True, refit="global", refit_iters=3, progress=False)
     refit, report = pruner.run()
-    plain, _ = Pruner(model, batches, widths=widths, streams=True, progress=False).run()
+    plain, _ = Pruner(model, batches, widths=widths, streams=True, refit=None, progress=False).run()
     groups = {g.name: g for g in pruner.groups}
     expected = {f"{c.target}.weight" for name in widths for c in groups[name].consumers}
     expected |= {f"{c.bias_sink}.bias" for name in widths for c in groups[name].consumers}

@@ -119,7 +119,7 @@ def test_every_reported_group_error_is_the_measured_error(name, method, streams)
     # fit rounding noise with huge coefficients: a tiny ridge keeps them finite (errors stay exact)
     damping = 1e-6 if streams else 0.0
     pruner = greedyprune.Pruner(model, [x[:4], x[4:]], method, keep=0.5, damping=damping, precision="float64",
-                                streams=streams, progress=False)
+                                streams=streams, refit=None, progress=False)
     checked = {"internal": 0, "stream": 0}
     for index, group in enumerate(pruner.groups):
         before = consumer_inputs(pruner.model, group, x)
@@ -149,7 +149,7 @@ def test_calibration_runs_each_layer_a_constant_number_of_times():
     model = tv_model("resnet18")
     x = inputs("resnet18", n=8)
     batches = [x[:4], x[4:]]
-    pruner = greedyprune.Pruner(model, batches, keep=0.5, progress=False)
+    pruner = greedyprune.Pruner(model, batches, keep=0.5, refit=None, progress=False)
     calls = {}
     layers = [(net, name, m) for net, root in (("original", pruner.original), ("pruned", pruner.model))
               for name, m in root.named_modules() if isinstance(m, torch.nn.Conv2d)]

@@ -92,7 +92,7 @@ def _kill_when_ready(argv: list[str], tmp_path: Path, where: str) -> int:
 @pytest.mark.parametrize("where", ["pruning", "writing"])
 def test_sigkilled_prune_leaves_no_output_and_rerun_completes(files, tmp_path, cli, where):
     out = tmp_path / "out" / "pruned.pt"
-    argv = ["prune", "--model", str(files.lenet), "--keep", "0.5", "--out", str(out), *CALIB]
+    argv = ["prune", "--model", str(files.lenet), "--keep", "0.5", "--refit", "none", "--out", str(out), *CALIB]
     pid = _kill_when_ready(argv, tmp_path, where)
     assert not out.exists() and not report_path(out).exists()
     leftovers = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else []
@@ -163,7 +163,7 @@ def test_every_writer_goes_through_atomic_write():
 
 def _earlier_run(cli, files, out: Path) -> tuple[list[str], dict[str, bytes]]:
     """A complete ``prune --keep 0.5`` into ``out``; the argv (without budget) and the bytes it wrote."""
-    argv = ["prune", "--model", str(files.lenet), "--out", str(out), *CALIB]
+    argv = ["prune", "--model", str(files.lenet), "--refit", "none", "--out", str(out), *CALIB]
     assert cli(*argv, "--keep", "0.5").code == 0
     return argv, _contents(out.parent)
 
@@ -240,7 +240,7 @@ def test_outputs_get_the_umask_mode_and_replaced_files_keep_theirs(files, tmp_pa
     old = os.umask(0o022)
     try:
         out = tmp_path / "pruned.pt"
-        assert cli("prune", "--model", files.lenet, "--keep", "0.5", "--out", out, *CALIB).code == 0
+        assert cli("prune", "--model", files.lenet, "--keep", "0.5", "--refit", "none", "--out", out, *CALIB).code == 0
         assert _mode(out) == _mode(report_path(out)) == 0o644  # others can read the pruned model
         os.umask(0o077)
         save_json({"run": 1}, tmp_path / "private.json")

@@ -30,6 +30,8 @@ def _report(path) -> dict:
     report.pop("seconds")
     for group in report["groups"]:
         group.pop("seconds")
+    for timing in ("seconds", "cpu_seconds"):
+        (report["refit"] or {}).pop(timing, None)
     return report
 
 
@@ -38,7 +40,8 @@ def _report(path) -> dict:
 def test_cli_runs_twice_give_identical_models_and_selections(cli, files, tmp_path, method, budget):
     outs = [tmp_path / "a.pt", tmp_path / "b.pt"]
     for out in outs:
-        result = cli("prune", "--model", files.lenet, "--method", method, *budget, "--seed", "3", "--out", out, *CALIB)
+        result = cli("prune", "--model", files.lenet, "--method", method, *budget, "--seed", "3", "--refit", "none",
+                     "--out", out, *CALIB)
         assert result.code == 0, result.err
     assert _same_tensors(_state(outs[0]), _state(outs[1]))
     first, second = _report(outs[0]), _report(outs[1])
@@ -64,7 +67,7 @@ def test_torchvision_model_twice_identical():
         model = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
         g = torch.Generator().manual_seed(1)
         batches = [torch.randn(4, 3, 16, 16, generator=g) for _ in range(2)]
-        pruned, report = greedyprune.prune(model, batches, "reoptimized", keep=0.5, progress=False)
+        pruned, report = greedyprune.prune(model, batches, "reoptimized", keep=0.5, refit=None, progress=False)
         return pruned.state_dict(), [(r.name, r.channels_after, r.errors) for r in report.groups]
     (state_a, groups_a), (state_b, groups_b) = run(), run()
     assert groups_a == groups_b
@@ -86,7 +89,8 @@ def test_engine_twice_identical(method):
 
 def test_two_fresh_processes_write_bit_identical_models(files, tmp_path):
     """Determinism across processes, not only within one: two new `greedyprune prune` processes (each
-    importing everything afresh, with its own allocator and thread pool) write identical model files."""
+    importing everything afresh, with its own allocator and thread pool) write identical model files; with the
+    default options, so the global refit (L-BFGS) is part of what must repeat bit for bit."""
     from .conftest import run_cli_subprocess
     outs = [tmp_path / "first.pt", tmp_path / "second.pt"]
     for out in outs:
@@ -95,6 +99,7 @@ def test_two_fresh_processes_write_bit_identical_models(files, tmp_path):
     assert _same_tensors(_state(outs[0]), _state(outs[1]))
     assert _report(outs[0]) == _report(outs[1])
     assert _state(outs[0])["1.weight"].shape[0] < 300  # it did prune
+    assert _report(outs[0])["refit"]["iterations"] >= 1  # and refit
 
 
 def test_registered_name_without_weights_is_seeded_and_announced(cli, tmp_path):
@@ -103,7 +108,7 @@ def test_registered_name_without_weights_is_seeded_and_announced(cli, tmp_path):
     other weights, and a warning says the weights are random."""
     from greedyprune.cli.common import load_model
     args = ["--model", "mobilenet_v3_small", "--data", "random:3x32x32", "--calib", "8", "--batch-size", "8",
-            "--keep", "0.5", "--no-progress"]
+            "--keep", "0.5", "--refit", "none", "--no-progress"]
     for name in ("a", "b"):
         result = cli("prune", *args, "--out", tmp_path / f"{name}.pt")
         assert result.code == 0, result.err
@@ -126,8 +131,8 @@ def test_batch_size_changes_only_the_rounding(cli, files, tmp_path):
     reports = []
     for size in ("5", "16", "48"):
         out = tmp_path / f"bs{size}.pt"
-        result = cli("prune", "--model", files.lenet, "--flops", "0.5", "--out", out, "--data", "random:1x28x28",
-                     "--calib", "48", "--batch-size", size, "--no-progress")
+        result = cli("prune", "--model", files.lenet, "--flops", "0.5", "--refit", "none", "--out", out, "--data",
+                     "random:1x28x28", "--calib", "48", "--batch-size", size, "--no-progress")
         assert result.code == 0, result.err
         reports.append(_report(out))
     for report in reports[1:]:

@@ -17,7 +17,7 @@ def test_default_calibration_size_adapts_to_small_data_and_says_so(cli, files, t
     --calib above 32 is refused: README row 21)."""
     folder = write_image_folder(tmp_path / "images", per_class=16, size=8)
     out = tmp_path / "out"
-    extra = ["--keep", "0.5"] if command == "prune" else ["--groups", "features.2.hidden", "--n-max", "4",
+    extra = ["--keep", "0.5", "--refit", "none"] if command == "prune" else ["--groups", "features.2.hidden", "--n-max", "4",
                                                            "--methods", "reoptimized"]
     result = cli(command, "--model", files.mnv3, "--data", f"imagefolder:{folder}", "--batch-size", "16", *extra,
                  "--out", out if command == "analyze" else tmp_path / "out.pt", "--no-progress")

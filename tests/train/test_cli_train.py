@@ -51,7 +51,7 @@ def test_fine_tuning_a_pruned_model_file_keeps_its_shapes(tmp_path, capsys):
 
     torch.manual_seed(0)
     pruned, report = greedyprune.prune(build_model("lenet300-100"), calibration_batches("random:1x28x28", 64),
-                                       keep=0.25, progress=False)
+                                       keep=0.25, refit=None, progress=False)
     greedyprune.save(tmp_path / "pruned.pt", pruned, report)
     out = tmp_path / "ft"
     assert main(["train", "--model", str(tmp_path / "pruned.pt"), "--data", "random:1x28x28", "--epochs", "1",
