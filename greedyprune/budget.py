@@ -56,7 +56,7 @@ def keep_widths(groups: list[ChannelGroup], keep: float, round_to: int = 1) -> l
 def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
     """The one-line error for a target below what one channel per group costs (it says what is reachable)."""
     floor = model_cost.floor()
-    granule = "one granule (round_to channels)" if (model_cost.steps > 1).any() else "one channel (per partition)"
+    granule = f"{model_cost.round_to} channels (round_to)" if model_cost.round_to > 1 else "one channel (per partition)"
     return UserError(f"{kind} target {target} cannot be met without emptying a group: with every pruned group at "
                      f"{granule} the model keeps {floor:.3f} of its {kind}; the smallest reachable "
                      f"fraction is {floor:.3f}: raise the target above it (or prune more kinds of groups)")

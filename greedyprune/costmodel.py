@@ -55,6 +55,7 @@ class CostModel:
     fixed: float
     full_widths: np.ndarray
     steps: np.ndarray  # width granularity per group: lcm(partition count, round_to); widths are multiples or full
+    round_to: int = 1  # the round_to the steps include (for messages)
 
     def ratios(self, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = np.asarray(widths, dtype=float)
@@ -156,7 +157,7 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
 
     return CostModel(np.array([i[0] for i in items], dtype=float), column(1, 0), column(1, 1), column(1, 2),
                      column(2, 0), column(2, 1), column(2, 2), fixed, full,
-                     np.array([granularity(g, round_to) for g in groups], dtype=int))
+                     np.array([granularity(g, round_to) for g in groups], dtype=int), round_to)
 
 
 def granularity(group: ChannelGroup, round_to: int = 1) -> int:
