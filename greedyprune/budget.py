@@ -13,9 +13,10 @@ increase of relative reconstruction error per unit of cost saved,
 so comparisons are at matched cost. ``allocation="uniform"`` instead finds one kept fraction for all
 groups (bisection) that meets the target. No group goes below one granule (one channel per partition).
 
-``round_to`` (Torch-Pruning's ``round_to``): every kept width a multiple of it, or the full width. CPU
-convolutions (oneDNN) compute channels in blocks of 8 (AVX2) or 16 (AVX-512), so a width of 65 costs
-about what 80 does (experiments/bench_pipeline.py); rounding spends the FLOPs on whole blocks.
+``round_to`` (as Torch-Pruning's ``round_to``): every kept width a multiple of it, or the full width.
+oneDNN's CPU convolutions compute channels in blocks (16 with AVX-512), so a 3x3 conv with 65 channels
+costs about what one with 80 does (experiments/bench_conv_widths.py, docs/budget.md); rounding spends
+the FLOPs on whole blocks.
 """
 
 from __future__ import annotations
