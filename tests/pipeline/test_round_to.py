@@ -139,3 +139,24 @@ def test_cli_round_to(tmp_path):
     bad = subprocess.run(base + ["--round-to", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--round-to" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_a_selection_that_stops_early_is_padded_to_a_multiple():
+    """30 of the 40 hidden units are dead (always 0 after ReLU): the greedy selection stops after the 10 live
+    ones; with round_to=8 the kept width is still a multiple of 8 (zero-weight padding), the output unchanged."""
+    model = mlp()
+    with torch.no_grad():
+        model[1].bias[10:] = -1e3
+    x = torch.randn(64, 1, 8, 8)
+    first = greedyprune.Pruner(model, [x], keep=0.5, progress=False).groups[0].name
+    plain_model, plain = greedyprune.prune(model, [x], widths={first: 16}, progress=False)
+    assert plain.groups[0].channels_after == 10 and "stopped after 10 picks" in plain.groups[0].note
+    for budget in (dict(widths={first: 16}), dict(keep=0.5)):
+        pruner = greedyprune.Pruner(model, [x], **budget, round_to=8, progress=False)
+        pruned, report = pruner.run()
+        assert_rounded(report, pruner.groups, 8)
+        assert "padded with" in report.groups[0].note and report.groups[0].channels_after == 16
+        assert pruned[1].out_features == 16
+    pruned, _ = greedyprune.prune(model, [x], widths={first: 16}, round_to=8, progress=False)
+    with torch.no_grad():  # the padded channels have weight 0 in the consumer: the output is the unpadded one's
+        assert torch.allclose(pruned(x), plain_model(x), atol=1e-5)
