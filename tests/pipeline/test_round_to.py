@@ -126,16 +126,13 @@ def test_cli_round_to(tmp_path):
     """``greedyprune prune --round-to 8`` rounds the saved model's widths; ``--round-to 0`` is a one-line refusal."""
     import subprocess
     import sys
-    model = tmp_path / "mlp.pt"
-    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 60), nn.ReLU(), nn.Linear(60, 10))
-    greedyprune.save(model, net)
     out = tmp_path / "pruned.pt"
-    base = [sys.executable, "-m", "greedyprune", "prune", "--model", str(model), "--data", "random:1x28x28",
+    base = [sys.executable, "-m", "greedyprune", "prune", "--model", "lenet300-100", "--data", "random:1x28x28",
             "--calib", "64", "--flops", "0.5", "--out", str(out), "--no-progress"]
     done = subprocess.run(base + ["--round-to", "8"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    pruned = greedyprune.load(out)
-    assert pruned[1].out_features % 8 == 0 and pruned[1].out_features < 60
+    hidden = [m.out_features for m in greedyprune.load(out).modules() if isinstance(m, nn.Linear)][:-1]
+    assert hidden and all(w % 8 == 0 for w in hidden) and sum(hidden) < 400, hidden
     bad = subprocess.run(base + ["--round-to", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--round-to" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
