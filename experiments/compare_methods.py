@@ -17,6 +17,8 @@ without it runs with ``refit=None`` (not the library's per-method default), as t
 subset (``steps_within_1pt``); fine-tunes checkpoint under ``runs/compare/`` and resume after a kill.
 
     python experiments/compare_methods.py --model resnet18-fmnist --flops 0.7,0.5,0.3,0.15
+    python experiments/compare_methods.py --model resnet18-fmnist --flops 0.5,0.3 --seeds 1 --finetune-images 0 \
+        --methods reoptimized,reoptimized+streams --round-to 8 --out experiments/results/round_to_8.json
     python experiments/compare_methods.py --model resnet18-fmnist --flops 0.5,0.3 --seeds 2 \
         --methods reoptimized+refit,reoptimized,magnitude --finetune-images 60000 --eval-every 200
 """
@@ -124,6 +126,8 @@ def main() -> None:
                         help="log top-1 on --curve-images test images every this many fine-tuning steps (0: off)")
     parser.add_argument("--curve-images", type=int, default=2000, help="size of the fixed test subset of the curves")
     parser.add_argument("--runs", default=None, help="folder of the resumable fine-tuning runs (default: runs/compare)")
+    parser.add_argument("--round-to", type=int, default=1,
+                        help="kept widths multiples of this (greedyprune round_to; 1: any width)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON")
     args = parser.parse_args()
@@ -141,6 +145,9 @@ def main() -> None:
     batches = calibration_batches("fashion-mnist", args.calib, 64, seed=0)
     if "dense_top1" not in results:
         results["dense_top1"] = evaluate(model, test)["top1"]
+    if results.get("round_to", 1) != args.round_to and results["runs"]:
+        raise SystemExit(f"{out} holds runs with --round-to {results.get('round_to', 1)}; give another --out")
+    results["round_to"] = args.round_to
     results.update(calibration_images=args.calib, test_images=len(test), finetune_images=args.finetune_images,
                    finetune_epochs=args.finetune_epochs)
     curve_set = curve_set_of(args.curve_images) if args.eval_every else None
@@ -171,7 +178,7 @@ def main() -> None:
                     cpu = time.process_time()
                     try:
                         pruned, report = Pruner(model, batches, base, seed=seed, progress=False, **budget,
-                                                **extra).run()
+                                                round_to=args.round_to, **extra).run()
                     except UserError as err:  # e.g. a target below what one channel per group costs
                         if matched is not None:
                             raise

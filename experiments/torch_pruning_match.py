@@ -34,19 +34,20 @@ def _classifiers(model: nn.Module) -> list[nn.Module]:
     return [linears[-1] if linears else layers[-1]]
 
 
-def tp_prune(model: nn.Module, example: torch.Tensor, ratio: float, scope: str) -> nn.Module:
-    """A pruned deep copy of ``model``: Torch-Pruning L1 magnitude at ``ratio``, ``uniform`` or ``global``."""
+def tp_prune(model: nn.Module, example: torch.Tensor, ratio: float, scope: str, round_to: int = 1) -> nn.Module:
+    """A pruned deep copy of ``model``: Torch-Pruning L1 magnitude at ``ratio``, ``uniform`` or ``global``
+    (``round_to`` > 1: Torch-Pruning's own ``round_to``, kept channels multiples of it)."""
     import torch_pruning as tp
     net = copy.deepcopy(model).eval()
     pruner = tp.pruner.MetaPruner(net, example[:1], importance=tp.importance.MagnitudeImportance(p=1),
                                   pruning_ratio=ratio, global_pruning=scope == "global", max_pruning_ratio=0.95,
-                                  ignored_layers=_classifiers(net))
+                                  ignored_layers=_classifiers(net), round_to=round_to if round_to > 1 else None)
     pruner.step()
     return net.eval()
 
 
 def prune_to_flops(model: nn.Module, example: torch.Tensor, target: float, scope: str, tolerance: float = 0.003,
-                   steps: int = 16) -> tuple[nn.Module | None, dict]:
+                   steps: int = 16, round_to: int = 1) -> tuple[nn.Module | None, dict]:
     """Torch-Pruning ``scope`` pruning whose FLOPs fraction is closest to ``target`` (bisection on the ratio).
 
     Returns ``(model, info)``; ``model`` is None when even the largest ratio keeps more than ``target``
@@ -57,7 +58,7 @@ def prune_to_flops(model: nn.Module, example: torch.Tensor, target: float, scope
     try:
         for _ in range(steps):
             ratio = (lo + hi) / 2
-            net = tp_prune(model, example, ratio, scope)
+            net = tp_prune(model, example, ratio, scope, round_to)
             fraction = count_flops(net, example) / dense
             tried.append((ratio, fraction))
             if abs(fraction - target) < best_gap:
@@ -71,4 +72,4 @@ def prune_to_flops(model: nn.Module, example: torch.Tensor, target: float, scope
     net, ratio, fraction = best
     if best_gap > max(tolerance, 0.02):
         return None, {"scope": scope, "floor": min(f for _, f in tried), "tried": tried}
-    return net, {"scope": scope, "ratio": ratio, "flops_fraction": fraction, "tried": tried}
+    return net, {"scope": scope, "ratio": ratio, "flops_fraction": fraction, "round_to": round_to, "tried": tried}

@@ -13,10 +13,17 @@ several groups and frozen channels). So ``cost(w) = fixed + sum_m base_m r_in,m(
 exactly, and removing ``s`` channels from group ``g`` saves
 ``sum_m base_m (s a_in r_out + s a_out r_in - s^2 a_in a_out)`` (``a = dr/dw_g``).
 A grouped conv's cost is ``O * C/P * K * HW``: still ``r_in r_out``.
+
+Width granularity: a group's kept width is a multiple of its ``steps[g]`` -- the lcm of the partition
+count of its grouped convs and the ``round_to`` asked for (1: any width) -- or its full width.
+From a width ``w`` the next smaller allowed width is ``w - step_at(w)``, with
+``step_at(w) = w mod s`` when ``w`` is not a multiple of ``s`` (only the full width can be), else ``s``;
+a group can shrink while that leaves at least ``s`` channels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +54,8 @@ class CostModel:
     t_out: np.ndarray
     fixed: float
     full_widths: np.ndarray
-    steps: np.ndarray  # channels removed at a time per group (its partition count)
+    steps: np.ndarray  # width granularity per group: lcm(partition count, round_to); widths are multiples or full
+    round_to: int = 1  # the round_to the steps include (for messages)
 
     def ratios(self, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = np.asarray(widths, dtype=float)
@@ -57,18 +65,29 @@ class CostModel:
         r_in, r_out = self.ratios(widths)
         return float(self.fixed + (self.base * r_in * r_out).sum())
 
+    def step_at(self, widths: np.ndarray) -> np.ndarray:
+        """Channels removed by one step from ``widths`` down to the next allowed width (``w mod s``, else ``s``)."""
+        w, s = np.asarray(widths, dtype=int), self.steps.astype(int)
+        return np.where(w % s == 0, s, w % s)
+
+    def can_shrink(self, widths: np.ndarray) -> np.ndarray:
+        """Whether one more step leaves each group at least its granularity (never empties a group)."""
+        return np.asarray(widths, dtype=int) - self.step_at(widths) >= self.steps.astype(int)
+
     def saving_per_step(self, widths: np.ndarray) -> np.ndarray:
-        """Exact cost saved by removing ``steps[g]`` channels from each group ``g`` (vector over groups)."""
+        """Exact cost saved by removing ``step_at(widths)[g]`` channels from each group ``g`` (vector over groups)."""
         r_in, r_out = self.ratios(widths)
-        s = self.steps.astype(float)
+        s = self.step_at(widths).astype(float)
         d_in, d_out = self.a_in / self.t_in[:, None], self.a_out / self.t_out[:, None]
         return s * (d_in.T @ (self.base * r_out) + d_out.T @ (self.base * r_in)) - s * s * ((d_in * d_out).T @ self.base)
 
     def minimum_widths(self) -> np.ndarray:
-        return self.steps.astype(int).copy()
+        """One granule per group (``steps``), or the full width of a group narrower than that."""
+        full = self.full_widths.astype(int)
+        return np.minimum(self.steps.astype(int), full)
 
     def floor(self) -> float:
-        """The smallest reachable fraction of the full cost (every group at one channel per partition)."""
+        """The smallest reachable fraction of the full cost (every group at its minimum width)."""
         return self.cost(self.minimum_widths()) / self.cost(self.full_widths)
 
 
@@ -99,8 +118,12 @@ def _affine(entry: np.ndarray | None, total: int, full: np.ndarray) -> tuple[flo
     return float(total - entry @ full), entry, float(total)
 
 
-def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tensor, kind: str) -> CostModel:
-    """The exact cost model of ``kind`` (``"flops"`` or ``"params"``) over ``groups`` of ``model``."""
+def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tensor, kind: str,
+               round_to: int = 1) -> CostModel:
+    """The exact cost model of ``kind`` (``"flops"`` or ``"params"``) over ``groups`` of ``model``.
+
+    ``round_to``: kept widths must also be multiples of it (or full), see :func:`granularity`.
+    """
     full = np.array([g.width for g in groups], dtype=float)
     table = _Ratios(groups)
     items: list[tuple[float, tuple, tuple]] = []
@@ -134,7 +157,12 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
 
     return CostModel(np.array([i[0] for i in items], dtype=float), column(1, 0), column(1, 1), column(1, 2),
                      column(2, 0), column(2, 1), column(2, 2), fixed, full,
-                     np.array([g.partition for g in groups], dtype=int))
+                     np.array([granularity(g, round_to) for g in groups], dtype=int), round_to)
+
+
+def granularity(group: ChannelGroup, round_to: int = 1) -> int:
+    """The multiple every kept width of ``group`` must be (its full width excepted): lcm(partition, round_to)."""
+    return math.lcm(group.partition, round_to)
 
 
 def _ratios_of(table: _Ratios, name: str, module: nn.Module, full: np.ndarray) -> tuple[tuple, tuple]:

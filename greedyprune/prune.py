@@ -53,7 +53,8 @@ class Pruner:
             ``uniform``, ``uniform-noreplace``, ``magnitude``, ``magnitude-norefit``, ``random``,
             ``reoptimized-simplex``); the options each method takes are filled in by the pipeline.
         options: see :class:`~greedyprune.pipeline.options.PruneOptions`: exactly one budget (``keep``,
-            ``flops``, ``params`` or ``widths``), ``allocation``, ``streams`` (also prune residual streams
+            ``flops``, ``params`` or ``widths``), ``allocation``, ``round_to`` (kept widths multiples of it,
+            or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
             float64, or ``float64``), ``materialize`` (False zeroes removed channels at full width),
@@ -105,11 +106,11 @@ class Pruner:
     def _widths(self, example: torch.Tensor) -> list[int]:
         o = self.options
         if o.keep is not None:
-            return keep_widths(self.groups, o.keep)
+            return keep_widths(self.groups, o.keep, o.round_to)
         if o.widths is not None:
             return self._explicit_widths(o.widths)
         kind, target = ("flops", o.flops) if o.flops is not None else ("params", o.params)
-        costs = cost_model(self.original, self.groups, example, kind)
+        costs = cost_model(self.original, self.groups, example, kind, o.round_to)
         if o.allocation == "uniform":
             return allocate_uniform(costs, target, kind)
         return allocate_by_error(costs, self.error_curves(), target, kind)
@@ -127,6 +128,10 @@ class Pruner:
         if odd:
             raise UserError(f"widths for {odd[:3]} are not multiples of the group's partition count (grouped convs "
                             "read it); give multiples")
+        off = [f"{g.name}={w}" for g, w in zip(self.groups, out) if w % self.options.round_to and w != g.width]
+        if off:
+            raise UserError(f"widths {', '.join(off[:3])} are not multiples of round_to={self.options.round_to} (nor "
+                            "the group's full width); give multiples or leave round_to at 1")
         return out
 
     def error_curves(self) -> list[torch.Tensor]:

@@ -39,6 +39,9 @@ class _Options:
     flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
     params: float | None = opt(None, "keep this fraction of the model's parameters")
     allocation: str = opt("error", "how a --flops/--params target is spread over groups", choices=["error", "uniform"])
+    round_to: int = opt(1, "kept widths are multiples of this (or a group's full width): 8 or 16 make CPU "
+                           "convolutions faster at the same FLOPs (they compute channels in blocks; see docs/budget.md); "
+                           "1: any width", between=(1, None))
     streams: bool = opt(False, "also prune residual streams and block outputs (groups of kind 'stream': a ResNet "
                                "stage's stream, a MobileNet stage's block outputs); default: block-internal groups only")
     precision: str = opt("float32", "products of the statistics: float32 (fast, accumulated in float64) or float64",
@@ -102,7 +105,7 @@ def run(options: Options) -> None:
                                    **data_options(data, model))
     try:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
-                        allocation=options.allocation, streams=options.streams, device=options.device or default_device(), seed=options.seed,
+                        allocation=options.allocation, round_to=options.round_to, streams=options.streams, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
                         refit=options.refit, refit_iters=options.refit_iters,
                         progress=options.progress and is_main())

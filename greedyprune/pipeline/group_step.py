@@ -10,8 +10,10 @@ from ..calibration import agree_on_selection
 from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from ..objective import GroupProblem, registered_objectives
+from ..costmodel import granularity
 from ..report import GroupReport
 from ..selection import Selection, greedy_select_gram, registered_methods
+from ..selection.partition import pad_to_multiple
 from ..surgery import apply_selection
 from ..walk import GraphWalker
 from .options import PruneOptions
@@ -28,8 +30,10 @@ def select(problem: GroupProblem, group: ChannelGroup, width: int, options: Prun
         context["scores"] = state.scores(group)
     # a budget counts distinct channels: methods that may repeat a pick herd until they have `width`
     method_options = {**spec.accepted(**context), **spec.width_options}
-    return greedy_select_gram(problem.gram, problem.cross, problem.energy, width, method=options.method,
-                              damping=options.damping, partition=group.partition, **method_options)
+    selection = greedy_select_gram(problem.gram, problem.cross, problem.energy, width, method=options.method,
+                                   damping=options.damping, partition=group.partition, **method_options)
+    # a selection that stopped early keeps a width that is still a multiple of the granule (round_to)
+    return pad_to_multiple(selection, group.width, group.partition, granularity(group, options.round_to))
 
 
 def agree(group: ChannelGroup, kept: torch.Tensor, coefficients: torch.Tensor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..budget import check_fraction
+from ..budget import check_fraction, check_round_to
 from ..errors import UserError
 from ..objective import registered_objectives
 from ..options import opt
@@ -22,6 +22,8 @@ class PruneOptions:
     params: float | None = opt(None, "target fraction of the original parameters")
     allocation: str = opt("error", "how a flops/params target is split over groups", choices=["error", "uniform"])
     widths: dict[str, int] | None = opt(None, "explicit {group name: width} instead of a budget")
+    round_to: int = opt(1, "kept widths are multiples of this (or the group's full width); 8 or 16 suit CPU "
+                           "convolutions, which compute channels in blocks (see docs/budget.md); 1: any width")
     streams: bool = opt(False, "also prune residual streams and block outputs (groups of kind 'stream')")
     objective: str = opt("reconstruction", "what a group's selection optimises (registered_objectives)")
     device: str | None = opt(None, "where to prune (cpu, cuda, cuda:N); default: the model's device")
@@ -57,6 +59,7 @@ class PruneOptions:
             raise UserError("give exactly one budget: keep=, flops=, params= or widths=")
         for name in ("keep", "flops", "params"):
             check_fraction(name, getattr(self, name))
+        check_round_to(self.round_to)
         if self.allocation not in ("error", "uniform"):
             raise UserError(f"allocation must be 'error' or 'uniform', got {self.allocation!r}")
         if self.precision not in ("float64", "float32"):
@@ -87,4 +90,5 @@ class PruneOptions:
     def budget(self) -> dict:
         """The budget given (for the report)."""
         return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params,
-                                   "allocation": self.allocation, "widths": self.widths}.items() if v is not None}
+                                   "allocation": self.allocation, "widths": self.widths,
+                                   "round_to": self.round_to if self.round_to != 1 else None}.items() if v is not None}

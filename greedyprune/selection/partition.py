@@ -92,3 +92,30 @@ def balance(selection: Selection, n: int, partition: int) -> Selection:
     note = f"{selection.stopped_early or 'stopped early'}; padded with {len(extra)} zero-weight channels so every " \
            f"partition keeps {goal}"
     return Selection(indices, coefficients, errors, selection.method, selection.damping, note, selection.info)
+
+
+def pad_to_multiple(selection: Selection, n: int, partition: int, multiple: int) -> Selection:
+    """Pad ``selection`` with zero-coefficient candidates up to the next multiple of ``multiple`` distinct ones.
+
+    ``multiple`` is a multiple of ``partition`` (a width granule, ``round_to``); each partition is padded to
+    the same count, unpicked candidates in index order, as :func:`balance` does. For a method that stopped
+    early, so the kept width still is a multiple (capped at ``n``). The loss is unchanged by a coefficient of 0.
+    """
+    distinct = set(selection.indices.tolist())
+    if multiple <= 1 or not distinct or len(distinct) % multiple == 0:
+        return selection
+    total = min(n, -(-len(distinct) // multiple) * multiple)
+    size, goal = n // partition, total // partition
+    extra = []
+    for p in range(partition):
+        have = sum(1 for i in distinct if i // size == p)
+        extra += [i for i in range(p * size, (p + 1) * size) if i not in distinct][:max(0, goal - have)]
+    if not extra:
+        return selection
+    device = selection.indices.device
+    indices = torch.cat([selection.indices, torch.tensor(extra, dtype=torch.long, device=device)])
+    coefficients = torch.cat([selection.coefficients, selection.coefficients.new_zeros(len(extra))])
+    errors = torch.cat([selection.errors, selection.errors[-1:].expand(len(extra))])
+    note = f"{selection.stopped_early or 'stopped early'}; padded with {len(extra)} zero-weight channels to " \
+           f"{total}, a multiple of round_to"
+    return Selection(indices, coefficients, errors, selection.method, selection.damping, note, selection.info)
