@@ -77,21 +77,8 @@ def balance(selection: Selection, n: int, partition: int) -> Selection:
         return selection
     size = n // partition
     distinct = set(selection.indices.tolist())
-    counts = [sum(1 for i in distinct if i // size == p) for p in range(partition)]
-    goal = max(counts)
-    extra = []
-    for p in range(partition):
-        free = [i for i in range(p * size, (p + 1) * size) if i not in distinct]
-        extra += free[:goal - counts[p]]
-    if not extra:
-        return selection
-    device = selection.indices.device
-    indices = torch.cat([selection.indices, torch.tensor(extra, dtype=torch.long, device=device)])
-    coefficients = torch.cat([selection.coefficients, selection.coefficients.new_zeros(len(extra))])
-    errors = torch.cat([selection.errors, selection.errors[-1:].expand(len(extra))])
-    note = f"{selection.stopped_early or 'stopped early'}; padded with {len(extra)} zero-weight channels so every " \
-           f"partition keeps {goal}"
-    return Selection(indices, coefficients, errors, selection.method, selection.damping, note, selection.info)
+    goal = max(sum(1 for i in distinct if i // size == p) for p in range(partition))
+    return _padded(selection, n, partition, goal, f"so every partition keeps {goal}")
 
 
 def pad_to_multiple(selection: Selection, n: int, partition: int, multiple: int) -> Selection:
@@ -105,7 +92,14 @@ def pad_to_multiple(selection: Selection, n: int, partition: int, multiple: int)
     if multiple <= 1 or not distinct or len(distinct) % multiple == 0:
         return selection
     total = min(n, -(-len(distinct) // multiple) * multiple)
-    size, goal = n // partition, total // partition
+    return _padded(selection, n, partition, total // partition, f"to {total}, a multiple of round_to")
+
+
+def _padded(selection: Selection, n: int, partition: int, goal: int, why: str) -> Selection:
+    """``selection`` plus unpicked candidates (index order, coefficient 0, the last error repeated) until each
+    of the ``partition`` equal parts of the ``n`` candidates keeps ``goal`` distinct ones."""
+    size = n // partition
+    distinct = set(selection.indices.tolist())
     extra = []
     for p in range(partition):
         have = sum(1 for i in distinct if i // size == p)
@@ -116,6 +110,5 @@ def pad_to_multiple(selection: Selection, n: int, partition: int, multiple: int)
     indices = torch.cat([selection.indices, torch.tensor(extra, dtype=torch.long, device=device)])
     coefficients = torch.cat([selection.coefficients, selection.coefficients.new_zeros(len(extra))])
     errors = torch.cat([selection.errors, selection.errors[-1:].expand(len(extra))])
-    note = f"{selection.stopped_early or 'stopped early'}; padded with {len(extra)} zero-weight channels to " \
-           f"{total}, a multiple of round_to"
+    note = f"{selection.stopped_early or 'stopped early'}; padded with {len(extra)} zero-weight channels {why}"
     return Selection(indices, coefficients, errors, selection.method, selection.damping, note, selection.info)
