@@ -7,7 +7,8 @@ with ``W (C_out, C*K)``. Candidate ``i`` contributes ``c_i,p = W_i x_i,p`` (``W_
 
 Accumulated (float64 running sums; each batch's products and sums in ``product_dtype``):
 
-* ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions)
+* ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions; for a
+  stride-1 conv from one product per shift of the input, :mod:`~greedyprune.stats.shifted_gram`)
 * ``M = sum_p x_p t_p^T``        (cross-covariance with the target ``t_p``, ``C*K x C_out``)
 * ``sum_p x_p``, ``sum_p t_p``, ``sum_p ||t_p||^2`` and the count ``n``.
 
@@ -27,6 +28,7 @@ from torch import nn
 
 from ..distributed import all_reduce_sum, world
 from ..errors import UserError
+from . import shifted_gram
 
 
 @dataclass
@@ -148,7 +150,10 @@ class ConsumerStatistics:
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
             self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
-        if not add_gram(self.h, x):
+        # a stride-1 conv's Gram from shifted products of its input (no unfolded Gram), else the unfolded one
+        finite = shifted_gram.add_shifted_gram(self.h, inp.detach().to(self.product_dtype), self.module) \
+            if shifted_gram.applies(self.module) else add_gram(self.h, x)
+        if not finite:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                             "check the model weights and inputs")
         self.m.add_(x @ t.T)

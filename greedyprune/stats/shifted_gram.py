@@ -1,0 +1,106 @@
+"""The Gram matrix of a stride-1 conv's unfolded input without unfolding it: one product per shift.
+
+A ``Conv2d`` with kernel ``kh x kw``, stride 1, dilation 1 and zero padding ``(ph, pw)`` reads, at output
+position ``p`` (``Ho x Wo`` of them) and kernel offset ``u``, the input at ``q = p + u - pad`` (zero outside
+the ``H x W`` image). The Gram of its unfolded input (:func:`~greedyprune.stats.consumer.unfold_columns`,
+row ``i*K + u`` for channel ``i``, ``K = kh kw``) is
+
+    ``H[(i,u),(j,v)] = sum_n sum_p x_i(p + u - pad) x_j(p + v - pad) = sum_n sum_{q in Q_u} x_i(q) x_j(q + d)``
+
+with the shift ``d = v - u`` and the window ``Q_u = (grid(Ho, Wo) + u - pad)`` of input positions; terms
+with ``q`` or ``q + d`` outside the image are zero. Let ``F_d`` be the rectangle of positions ``q`` with ``q``
+and ``q + d`` both inside, and ``R x C = Q_u ∩ F_d``. Then (inclusion-exclusion on a rectangle)
+
+    ``H_uv = S(F_r x F_c) - S((F_r minus R) x F_c) - S(F_r x (F_c minus C)) + S((F_r minus R) x (F_c minus C))``,
+    ``S(Z) = sum_n sum_{q in Z} x_i(q) x_j(q + d)`` (a ``C_in x C_in`` product over the positions in ``Z``).
+
+The first term depends on ``d`` only and is shared by every block with that shift; the others cover the
+few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1``). Only blocks with
+``u <= v`` are formed (``H_vu = H_uv^T``). For a 3x3 conv this is about ``13 + 100/H`` image-sized
+products of ``C_in x C_in`` instead of ``(9 C_in)^2``'s 45 (symmetric blocking): the Gram is the same sum of
+products, grouped differently (float rounding differs, not the value). Each product is formed in the
+input's dtype and the terms are combined in the accumulator's (float64).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def applies(module: nn.Module) -> bool:
+    """Whether :func:`add_shifted_gram` computes this consumer's Gram: a stride-1, dilation-1 ``Conv2d``
+    with a kernel larger than 1x1 and numeric zero padding (the others are unfolded)."""
+    return (isinstance(module, nn.Conv2d) and module.stride == (1, 1) and module.dilation == (1, 1)
+            and module.kernel_size != (1, 1) and not isinstance(module.padding, str)
+            and module.padding_mode == "zeros")
+
+
+def _minus(full: tuple[int, int], part: tuple[int, int]) -> list[tuple[int, int]]:
+    """The interval ``full`` without its sub-interval ``part`` (at most two intervals, empty ones dropped)."""
+    pieces = [(full[0], max(full[0], part[0])), (min(full[1], part[1]), full[1])]
+    if part[0] >= part[1]:  # the window holds nothing of ``full``
+        pieces = [full]
+    return [(a, b) for a, b in pieces if b > a]
+
+
+def _overlap(size: int, shift: int) -> tuple[int, int]:
+    """Positions ``q`` with ``q`` and ``q + shift`` both in ``[0, size)``."""
+    return max(0, -shift), min(size, size - shift)
+
+
+def _window(size: int, out: int, offset: int, pad: int, full: tuple[int, int]) -> tuple[int, int]:
+    """Input positions read at kernel offset ``offset`` (``[0, out) + offset - pad``), within ``full``."""
+    lo, hi = max(full[0], offset - pad), min(full[1], offset - pad + out)
+    return (lo, hi) if hi > lo else (full[0], full[0])
+
+
+def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> bool:
+    """``acc += X X^T`` for ``X`` = ``module``'s unfolded input ``x`` ``(N, C, H, W)`` (module docstring);
+    returns whether the diagonal of ``X X^T`` is finite (all of ``x`` that the conv reads is)."""
+    n, c, height, width = x.shape
+    kh, kw = module.kernel_size
+    ph, pw = module.padding
+    out_h, out_w = height + 2 * ph - kh + 1, width + 2 * pw - kw + 1
+    k = kh * kw
+    blocks = acc.view(c, k, c, k)
+    cache: dict[tuple[int, int, int, int, int, int], torch.Tensor] = {}
+
+    def product(rows: tuple[int, int], cols: tuple[int, int], dr: int, dc: int) -> torch.Tensor:
+        key = (*rows, *cols, dr, dc)
+        if key not in cache:
+            first = x[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+            second = x[:, :, rows[0] + dr:rows[1] + dr, cols[0] + dc:cols[1] + dc]
+            cache[key] = (first.transpose(0, 1).reshape(c, -1) @ second.transpose(0, 1).reshape(c, -1).T).to(acc.dtype)
+        return cache[key]
+
+    def strips(rows: list[tuple[int, int]], cols: list[tuple[int, int]], dr: int, dc: int) -> torch.Tensor | None:
+        total = None
+        for r in rows:
+            for cc in cols:
+                term = product(r, cc, dr, dc)
+                total = term if total is None else total + term
+        return total
+
+    finite = True
+    for u in range(k):
+        ur, uc = divmod(u, kw)
+        for v in range(u, k):
+            vr, vc = divmod(v, kw)
+            dr, dc = vr - ur, vc - uc
+            full_r, full_c = _overlap(height, dr), _overlap(width, dc)
+            if full_r[1] <= full_r[0] or full_c[1] <= full_c[0]:
+                continue  # no position pairs at this shift
+            out_r = _minus(full_r, _window(height, out_h, ur, ph, full_r))
+            out_c = _minus(full_c, _window(width, out_w, uc, pw, full_c))
+            block = product(full_r, full_c, dr, dc)
+            for rows, cols, sign in ((out_r, [full_c], -1), ([full_r], out_c, -1), (out_r, out_c, 1)):
+                term = strips(rows, cols, dr, dc)
+                if term is not None:
+                    block = block + sign * term
+            blocks[:, u, :, v] += block
+            if u == v:
+                finite = finite and bool(torch.isfinite(block.diagonal()).all())
+            else:
+                blocks[:, v, :, u] += block.T
+    return finite
