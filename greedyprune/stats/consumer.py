@@ -139,10 +139,17 @@ class ConsumerStatistics:
         Finiteness is read off the batch's ``diag(X X^T) = sum_p x_p^2`` (NaN or Inf anywhere in ``X``
         makes it non-finite), which costs nothing beside the product itself.
         """
-        x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
         t = target.detach().to(self.product_dtype)
-        if x.shape[1] != t.shape[1]:
-            raise UserError(f"calibration target has {t.shape[1]} positions but the input {x.shape[1]}")
+        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)  # a stride-1 conv: no unfolded input (stats/shifted_gram.py)
+        if shifted:
+            x = inp.detach().to(self.product_dtype)
+            out_h, out_w = shifted_gram.output_size(x, self.module)
+            positions = x.shape[0] * out_h * out_w
+        else:
+            x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
+            positions = x.shape[1]
+        if positions != t.shape[1]:
+            raise UserError(f"calibration target has {t.shape[1]} positions but the input {positions}")
         if self.h is None:
             dev = x.device
             self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
@@ -150,17 +157,18 @@ class ConsumerStatistics:
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
             self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
-        # a stride-1 conv's Gram from shifted products of its input (no unfolded Gram), else the unfolded one
-        finite = shifted_gram.add_shifted_gram(self.h, inp.detach().to(self.product_dtype), self.module) \
-            if shifted_gram.applies(self.module) else add_gram(self.h, x)
+        finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
         if not finite:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                             "check the model weights and inputs")
-        self.m.add_(x @ t.T)
-        self.sum_x.add_(x.sum(1))
+        if shifted:
+            shifted_gram.add_shifted_cross(self.m, self.sum_x, x, t, self.module)
+        else:
+            self.m.add_(x @ t.T)
+            self.sum_x.add_(x.sum(1))
         self.sum_t.add_(t.sum(1))
         self.energy += torch.linalg.vector_norm(t).double() ** 2
-        self.samples += x.shape[1]
+        self.samples += positions
         self.images += inp.shape[0] if inp.dim() > 1 else 1
 
     def reduce(self) -> None:

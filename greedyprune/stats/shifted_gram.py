@@ -1,4 +1,4 @@
-"""The Gram matrix of a stride-1 conv's unfolded input without unfolding it: one product per shift.
+"""A stride-1 conv's input statistics without unfolding it: the Gram by shift, the cross products by window.
 
 A ``Conv2d`` with kernel ``kh x kw``, stride 1, dilation 1 and zero padding ``(ph, pw)`` reads, at output
 position ``p`` (``Ho x Wo`` of them) and kernel offset ``u``, the input at ``q = p + u - pad`` (zero outside
@@ -20,11 +20,16 @@ few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1
 products of ``C_in x C_in`` instead of ``(9 C_in)^2``'s 45 (symmetric blocking): the Gram is the same sum of
 products, grouped differently (float rounding differs, not the value). Each product is formed in the
 input's dtype and the terms are combined in the accumulator's (float64).
+
+The cross products with a target ``t_p`` and the input sums, ``M[(i,u), :] = sum_p x_i(p + u - pad) t_p^T``
+and ``sum_p x_i(p + u - pad)``, take one window of the zero-padded input per kernel offset ``u``
+(:func:`add_shifted_cross`): the same products as with the unfolded input, without forming it.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -34,6 +39,28 @@ def applies(module: nn.Module) -> bool:
     return (isinstance(module, nn.Conv2d) and module.stride == (1, 1) and module.dilation == (1, 1)
             and module.kernel_size != (1, 1) and not isinstance(module.padding, str)
             and module.padding_mode == "zeros")
+
+
+def output_size(x: torch.Tensor, module: nn.Conv2d) -> tuple[int, int]:
+    """``(Ho, Wo)`` of a stride-1, dilation-1 conv on ``x`` ``(N, C, H, W)``."""
+    (kh, kw), (ph, pw) = module.kernel_size, module.padding
+    return x.shape[2] + 2 * ph - kh + 1, x.shape[3] + 2 * pw - kw + 1
+
+
+def add_shifted_cross(cross: torch.Tensor, sums: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
+                      module: nn.Conv2d) -> None:
+    """``cross += X t^T`` and ``sums += X 1`` for ``X`` = ``module``'s unfolded input ``x`` ``(N, C, H, W)`` and
+    ``t`` ``(rows, N Ho Wo)`` (positions in ``(n, ho, wo)`` order), one window of the padded input per offset."""
+    c = x.shape[1]
+    (kh, kw), (ph, pw) = module.kernel_size, module.padding
+    out_h, out_w = output_size(x, module)
+    padded = F.pad(x, (pw, pw, ph, ph))
+    cross_blocks, sum_blocks = cross.view(c, kh * kw, -1), sums.view(c, kh * kw)
+    for u in range(kh * kw):
+        ur, uc = divmod(u, kw)
+        cols = padded[:, :, ur:ur + out_h, uc:uc + out_w].transpose(0, 1).reshape(c, -1)
+        cross_blocks[:, u] += cols @ t.T
+        sum_blocks[:, u] += cols.sum(1)
 
 
 def _minus(full: tuple[int, int], part: tuple[int, int]) -> list[tuple[int, int]]:
@@ -59,9 +86,8 @@ def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> b
     """``acc += X X^T`` for ``X`` = ``module``'s unfolded input ``x`` ``(N, C, H, W)`` (module docstring);
     returns whether the diagonal of ``X X^T`` is finite (all of ``x`` that the conv reads is)."""
     n, c, height, width = x.shape
-    kh, kw = module.kernel_size
-    ph, pw = module.padding
-    out_h, out_w = height + 2 * ph - kh + 1, width + 2 * pw - kw + 1
+    (kh, kw), (ph, pw) = module.kernel_size, module.padding
+    out_h, out_w = output_size(x, module)
     k = kh * kw
     blocks = acc.view(c, k, c, k)
     cache: dict[tuple[int, int, int, int, int, int], torch.Tensor] = {}

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from greedyprune.stats.consumer import unfold_columns
-from greedyprune.stats.shifted_gram import add_shifted_gram, applies
+from greedyprune.stats.shifted_gram import add_shifted_cross, add_shifted_gram, applies
 
 SHAPES = [(kernel, padding, size)
           for kernel, padding, size in itertools.product([(3, 3), (5, 5), (3, 1), (1, 3), (2, 2), (5, 3)],
@@ -24,6 +24,19 @@ def test_equals_the_unfolded_gram(kernel, padding, size):
     acc = torch.ones(cols.shape[0], cols.shape[0], dtype=torch.float64)  # it adds to what is there
     assert add_shifted_gram(acc, x, conv)
     torch.testing.assert_close(acc, 1 + cols @ cols.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, padding, size", SHAPES)
+def test_cross_products_and_sums_equal_the_unfolded_ones(kernel, padding, size):
+    conv = nn.Conv2d(3, 4, kernel, padding=padding)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, generator=gen)
+    cols = unfold_columns(conv, x, 1)
+    t = torch.randn(5, cols.shape[1], dtype=torch.float64, generator=gen)
+    cross, sums = torch.ones(cols.shape[0], 5, dtype=torch.float64), torch.ones(cols.shape[0], dtype=torch.float64)
+    add_shifted_cross(cross, sums, x, t, conv)
+    torch.testing.assert_close(cross, 1 + cols @ t.T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sums, 1 + cols.sum(1), rtol=1e-12, atol=1e-12)
 
 
 def test_float32_products_close_to_the_float64_gram():
