@@ -126,6 +126,7 @@ class ConsumerStatistics:
             self.rows = channels * self.block
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
+        self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (until statistics())
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
         self.images = 0
@@ -157,6 +158,7 @@ class ConsumerStatistics:
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
             self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
+            self.offset_major = shifted
         finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
         if not finite:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
@@ -190,6 +192,8 @@ class ConsumerStatistics:
         if self.h is None or self.samples == 0:
             raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
         self.reduce()
+        if self.offset_major:
+            self.h, self.offset_major = shifted_gram.channel_major(self.h, self.channels, self.block), False
         if self.center and self.samples < 2:
             # one sample per image reaches it (a Linear consumer): centring leaves nothing of one image
             raise UserError(f"the calibration set is too small for {self._what()}: its consumer sees {self.samples} "

@@ -15,8 +15,10 @@ and ``q + d`` both inside, and ``R x C = Q_u ∩ F_d``. Then (inclusion-exclusio
     ``S(Z) = sum_n sum_{q in Z} x_i(q) x_j(q + d)`` (a ``C_in x C_in`` product over the positions in ``Z``).
 
 The first term depends on ``d`` only and is shared by every block with that shift; the others cover the
-few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1``). Only blocks with
-``u <= v`` are formed (``H_vu = H_uv^T``). For a 3x3 conv this is about ``13 + 100/H`` image-sized
+few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1``). The accumulator is
+kept **offset-major**, ``(K, C_in, K, C_in)``, so each block is one contiguous add, and only blocks with
+``u <= v`` are accumulated; :func:`channel_major` fills ``H_vu = H_uv^T`` and permutes to the unfolded
+order once, when the sums are complete. For a 3x3 conv this is about ``13 + 100/H`` image-sized
 products of ``C_in x C_in`` instead of ``(9 C_in)^2``'s 45 (symmetric blocking): the Gram is the same sum of
 products, grouped differently (float rounding differs, not the value). Each product is formed in the
 input's dtype and the terms are combined in the accumulator's (float64).
@@ -83,13 +85,14 @@ def _window(size: int, out: int, offset: int, pad: int, full: tuple[int, int]) -
 
 
 def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> bool:
-    """``acc += X X^T`` for ``X`` = ``module``'s unfolded input ``x`` ``(N, C, H, W)`` (module docstring);
-    returns whether the diagonal of ``X X^T`` is finite (all of ``x`` that the conv reads is)."""
+    """Add the blocks ``u <= v`` of ``X X^T`` to the offset-major ``acc`` ``(K C, K C)``, for ``X`` =
+    ``module``'s unfolded input ``x`` ``(N, C, H, W)`` (module docstring); returns whether the diagonal of
+    ``X X^T`` is finite (all of ``x`` that the conv reads is). :func:`channel_major` gives ``X X^T``."""
     n, c, height, width = x.shape
     (kh, kw), (ph, pw) = module.kernel_size, module.padding
     out_h, out_w = output_size(x, module)
     k = kh * kw
-    blocks = acc.view(c, k, c, k)
+    blocks = acc.view(k, c, k, c)
     cache: dict[tuple[int, int, int, int, int, int], torch.Tensor] = {}
 
     def product(rows: tuple[int, int], cols: tuple[int, int], dr: int, dc: int) -> torch.Tensor:
@@ -100,15 +103,6 @@ def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> b
             cache[key] = (first.transpose(0, 1).reshape(c, -1) @ second.transpose(0, 1).reshape(c, -1).T).to(acc.dtype)
         return cache[key]
 
-    def strips(rows: list[tuple[int, int]], cols: list[tuple[int, int]], dr: int, dc: int) -> torch.Tensor | None:
-        total = None
-        for r in rows:
-            for cc in cols:
-                term = product(r, cc, dr, dc)
-                total = term if total is None else total + term
-        return total
-
-    finite = True
     for u in range(k):
         ur, uc = divmod(u, kw)
         for v in range(u, k):
@@ -119,14 +113,21 @@ def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> b
                 continue  # no position pairs at this shift
             out_r = _minus(full_r, _window(height, out_h, ur, ph, full_r))
             out_c = _minus(full_c, _window(width, out_w, uc, pw, full_c))
-            block = product(full_r, full_c, dr, dc)
+            target = blocks[u, :, v, :]
+            target += product(full_r, full_c, dr, dc)
             for rows, cols, sign in ((out_r, [full_c], -1), ([full_r], out_c, -1), (out_r, out_c, 1)):
-                term = strips(rows, cols, dr, dc)
-                if term is not None:
-                    block = block + sign * term
-            blocks[:, u, :, v] += block
-            if u == v:
-                finite = finite and bool(torch.isfinite(block.diagonal()).all())
-            else:
-                blocks[:, v, :, u] += block.T
-    return finite
+                for r in rows:
+                    for cc in cols:
+                        target.add_(product(r, cc, dr, dc), alpha=sign)
+    # every input position is read (stride 1): sum over all of them of x_i^2, the diagonal's ingredients
+    return bool(torch.isfinite(product((0, height), (0, width), 0, 0).diagonal()).all())
+
+
+def channel_major(acc: torch.Tensor, channels: int, k: int) -> torch.Tensor:
+    """The offset-major accumulator of :func:`add_shifted_gram` (blocks ``u <= v``) as the full Gram in the
+    unfolded order (row ``i*K + u``): lower blocks filled by symmetry, axes permuted (a new tensor)."""
+    blocks = acc.view(k, channels, k, channels)
+    for u in range(k):
+        for v in range(u + 1, k):
+            blocks[v, :, u, :] = blocks[u, :, v, :].T
+    return blocks.permute(1, 0, 3, 2).reshape(channels * k, channels * k)

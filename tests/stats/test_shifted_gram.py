@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from greedyprune.stats.consumer import unfold_columns
-from greedyprune.stats.shifted_gram import add_shifted_cross, add_shifted_gram, applies
+from greedyprune.stats.shifted_gram import add_shifted_cross, add_shifted_gram, applies, channel_major
 
 SHAPES = [(kernel, padding, size)
           for kernel, padding, size in itertools.product([(3, 3), (5, 5), (3, 1), (1, 3), (2, 2), (5, 3)],
@@ -21,9 +21,11 @@ def test_equals_the_unfolded_gram(kernel, padding, size):
     conv = nn.Conv2d(3, 4, kernel, padding=padding)
     x = torch.randn(2, 3, *size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     cols = unfold_columns(conv, x, 1)
-    acc = torch.ones(cols.shape[0], cols.shape[0], dtype=torch.float64)  # it adds to what is there
+    acc = torch.zeros(cols.shape[0], cols.shape[0], dtype=torch.float64)
     assert add_shifted_gram(acc, x, conv)
-    torch.testing.assert_close(acc, 1 + cols @ cols.T, rtol=1e-12, atol=1e-12)
+    assert add_shifted_gram(acc, 2 * x, conv)  # it adds to what is there
+    gram = channel_major(acc, 3, conv.kernel_size[0] * conv.kernel_size[1])
+    torch.testing.assert_close(gram, 5 * cols @ cols.T, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel, padding, size", SHAPES)
@@ -45,7 +47,7 @@ def test_float32_products_close_to_the_float64_gram():
     cols = unfold_columns(conv, x.double(), 1)
     acc = torch.zeros(72, 72, dtype=torch.float64)
     add_shifted_gram(acc, x, conv)
-    torch.testing.assert_close(acc, cols @ cols.T, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(channel_major(acc, 8, 9), cols @ cols.T, rtol=1e-5, atol=1e-4)
 
 
 def test_a_non_finite_input_is_reported():
