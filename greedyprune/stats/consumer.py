@@ -126,7 +126,7 @@ class ConsumerStatistics:
             self.rows = channels * self.block
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
-        self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (until statistics())
+        self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (blocks u <= v)
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
         self.images = 0
@@ -192,8 +192,6 @@ class ConsumerStatistics:
         if self.h is None or self.samples == 0:
             raise UserError("no calibration data reached the consumer layer; give at least one calibration batch")
         self.reduce()
-        if self.offset_major:
-            self.h, self.offset_major = shifted_gram.channel_major(self.h, self.channels, self.block), False
         if self.center and self.samples < 2:
             # one sample per image reaches it (a Linear consumer): centring leaves nothing of one image
             raise UserError(f"the calibration set is too small for {self._what()}: its consumer sees {self.samples} "
@@ -201,13 +199,17 @@ class ConsumerStatistics:
                             "use at least 2 calibration images (--calib 2; hundreds for good statistics)")
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
         h, m, energy = self.h, self.m, self.energy
+        c, k = self.channels, self.block
         if self.center:
             mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
-            h = torch.addr(h, mean_x, mean_x, alpha=-self.samples)
+            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
+            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
             m = torch.addr(m, mean_x, mean_t, alpha=-self.samples)
             energy = energy - self.samples * mean_t.pow(2).sum()
-        c, k = self.channels, self.block
-        gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
+        if self.offset_major:
+            gram = shifted_gram.weighted_gram(h, w, c, k)
+        else:
+            gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
         cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
         gram = 0.5 * (gram + gram.T)
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)

@@ -17,8 +17,7 @@ and ``q + d`` both inside, and ``R x C = Q_u ∩ F_d``. Then (inclusion-exclusio
 The first term depends on ``d`` only and is shared by every block with that shift; the others cover the
 few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1``). The accumulator is
 kept **offset-major**, ``(K, C_in, K, C_in)``, so each block is one contiguous add, and only blocks with
-``u <= v`` are accumulated; :func:`channel_major` fills ``H_vu = H_uv^T`` and permutes to the unfolded
-order once, when the sums are complete. For a 3x3 conv this is about ``13 + 100/H`` image-sized
+``u <= v`` are accumulated; :func:`weighted_gram` reads ``G`` off them directly (``H_vu = H_uv^T``). For a 3x3 conv this is about ``13 + 100/H`` image-sized
 products of ``C_in x C_in`` instead of ``(9 C_in)^2``'s 45 (symmetric blocking): the Gram is the same sum of
 products, grouped differently (float rounding differs, not the value). Each product is formed in the
 input's dtype and the terms are combined in the accumulator's (float64).
@@ -87,7 +86,7 @@ def _window(size: int, out: int, offset: int, pad: int, full: tuple[int, int]) -
 def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> bool:
     """Add the blocks ``u <= v`` of ``X X^T`` to the offset-major ``acc`` ``(K C, K C)``, for ``X`` =
     ``module``'s unfolded input ``x`` ``(N, C, H, W)`` (module docstring); returns whether the diagonal of
-    ``X X^T`` is finite (all of ``x`` that the conv reads is). :func:`channel_major` gives ``X X^T``."""
+    ``X X^T`` is finite (all of ``x`` that the conv reads is). Block ``(u, v)`` is ``acc.view(K, C, K, C)[u, :, v]``."""
     n, c, height, width = x.shape
     (kh, kw), (ph, pw) = module.kernel_size, module.padding
     out_h, out_w = output_size(x, module)
@@ -123,11 +122,17 @@ def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> b
     return bool(torch.isfinite(product((0, height), (0, width), 0, 0).diagonal()).all())
 
 
-def channel_major(acc: torch.Tensor, channels: int, k: int) -> torch.Tensor:
-    """The offset-major accumulator of :func:`add_shifted_gram` (blocks ``u <= v``) as the full Gram in the
-    unfolded order (row ``i*K + u``): lower blocks filled by symmetry, axes permuted (a new tensor)."""
+def weighted_gram(acc: torch.Tensor, weight: torch.Tensor, channels: int, k: int) -> torch.Tensor:
+    """The engine's ``G_ij = sum_{u,v} (W_u^T W_v)_ij H_uv,ij`` (``W_u`` = the weight's ``C_out x C_in`` slice at
+    offset ``u``) from the offset-major ``acc`` (blocks ``u <= v``; ``H_vu = H_uv^T``): ``k (k + 1) / 2``
+    products of ``C_in x C_out x C_in`` instead of one of ``(K C_in)^2 C_out``."""
     blocks = acc.view(k, channels, k, channels)
+    per_offset = weight.reshape(weight.shape[0], channels, k).permute(2, 0, 1).contiguous()  # (K, C_out, C_in)
+    gram = torch.zeros(channels, channels, dtype=acc.dtype, device=acc.device)
     for u in range(k):
-        for v in range(u + 1, k):
-            blocks[v, :, u, :] = blocks[u, :, v, :].T
-    return blocks.permute(1, 0, 3, 2).reshape(channels * k, channels * k)
+        for v in range(u, k):
+            term = (per_offset[u].T @ per_offset[v]).mul_(blocks[u, :, v, :])
+            gram += term
+            if v != u:
+                gram += term.T
+    return gram

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from greedyprune.stats.consumer import unfold_columns
-from greedyprune.stats.shifted_gram import add_shifted_cross, add_shifted_gram, applies, channel_major
+from greedyprune.stats.shifted_gram import add_shifted_cross, add_shifted_gram, applies, weighted_gram
 
 SHAPES = [(kernel, padding, size)
           for kernel, padding, size in itertools.product([(3, 3), (5, 5), (3, 1), (1, 3), (2, 2), (5, 3)],
@@ -24,8 +24,27 @@ def test_equals_the_unfolded_gram(kernel, padding, size):
     acc = torch.zeros(cols.shape[0], cols.shape[0], dtype=torch.float64)
     assert add_shifted_gram(acc, x, conv)
     assert add_shifted_gram(acc, 2 * x, conv)  # it adds to what is there
-    gram = channel_major(acc, 3, conv.kernel_size[0] * conv.kernel_size[1])
-    torch.testing.assert_close(gram, 5 * cols @ cols.T, rtol=1e-12, atol=1e-12)
+    assert_upper_blocks(acc, 5 * cols @ cols.T, 3, conv.kernel_size[0] * conv.kernel_size[1])
+
+
+def assert_upper_blocks(acc, gram, channels, k, **tolerance):
+    """``acc`` (offset-major, blocks u <= v) holds the blocks of ``gram`` (unfolded order, row i*K + u)."""
+    by_offset = gram.reshape(channels, k, channels, k).permute(1, 0, 3, 2)
+    blocks = acc.view(k, channels, k, channels)
+    for u in range(k):
+        for v in range(u, k):
+            torch.testing.assert_close(blocks[u, :, v], by_offset[u, :, v], **(tolerance or {"rtol": 1e-12, "atol": 1e-12}))
+
+
+def test_weighted_gram_equals_the_unfolded_one():
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    cols = unfold_columns(conv, x, 1)
+    acc = torch.zeros(27, 27, dtype=torch.float64)
+    add_shifted_gram(acc, x, conv)
+    w = torch.randn(4, 27, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    reference = (w.T @ w).mul_(cols @ cols.T).reshape(3, 9, 3, 9).sum((1, 3))
+    torch.testing.assert_close(weighted_gram(acc, w, 3, 9), reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel, padding, size", SHAPES)
@@ -47,7 +66,7 @@ def test_float32_products_close_to_the_float64_gram():
     cols = unfold_columns(conv, x.double(), 1)
     acc = torch.zeros(72, 72, dtype=torch.float64)
     add_shifted_gram(acc, x, conv)
-    torch.testing.assert_close(channel_major(acc, 8, 9), cols @ cols.T, rtol=1e-5, atol=1e-4)
+    assert_upper_blocks(acc, cols @ cols.T, 8, 9, rtol=1e-5, atol=1e-4)
 
 
 def test_a_non_finite_input_is_reported():
