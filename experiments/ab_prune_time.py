@@ -7,6 +7,8 @@ over the calibration batches (as in bench_pipeline.py); wall and CPU (``process_
 the CPU one being less sensitive to a loaded machine.
 """
 import json, subprocess, sys, os
+
+from greedyprune.io import save_json
 CHILD = r'''
 import sys, time, json, torch
 sys.path.insert(0, "experiments")
@@ -41,5 +43,4 @@ for name, flops, variant in configs:
         res = json.loads(r.stdout.strip().splitlines()[-1])
         out.append({"version": label, "model": name, "flops": flops, "variant": variant, **res})
         print(f"{label:6s} {name} flops {flops} {variant}: forward {res['forward_s']:.2f} s, prune {res['prune_s']:.1f} s = {res['ratio']:.2f}x forward (FLOPs kept {res['flops_kept']:.3f}); CPU time: forward {res['forward_cpu_s']:.2f} s, prune {res['prune_cpu_s']:.1f} s = {res['cpu_ratio']:.2f}x", flush=True)
-with open(sys.argv[2], "w") as f:
-    json.dump(out, f, indent=1)
+save_json(out, sys.argv[2])
