@@ -17,8 +17,9 @@ and ``q + d`` both inside, and ``R x C = Q_u ∩ F_d``. Then (inclusion-exclusio
 The first term depends on ``d`` only and is shared by every block with that shift; the others cover the
 few border rows and columns a window leaves out (at most ``kh - 1`` and ``kw - 1``). The accumulator is
 kept **offset-major**, ``(K, C_in, K, C_in)``, so each block is one contiguous add, and only blocks with
-``u <= v`` are accumulated; :func:`weighted_gram` reads ``G`` off them directly (``H_vu = H_uv^T``). For a 3x3 conv this is about ``13 + 100/H`` image-sized
-products of ``C_in x C_in`` instead of ``(9 C_in)^2``'s 45 (symmetric blocking): the Gram is the same sum of
+``u <= v`` are accumulated; :func:`weighted_gram` reads ``G`` off them directly (``H_vu = H_uv^T``).
+For a 3x3 conv this is about ``13 + 100/H`` image-sized products of ``C_in x C_in`` instead of the 45
+of the unfolded ``(9 C_in)^2`` Gram (symmetric blocking): the Gram is the same sum of
 products, grouped differently (float rounding differs, not the value). Each product is formed in the
 input's dtype and the terms are combined in the accumulator's (float64).
 
