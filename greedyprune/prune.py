@@ -79,7 +79,9 @@ class Pruner:
         networks = Networks.build(model, self.device, self.batches[0])
         self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
         check_on_every_rank(self.original, self.batches)
-        self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams))
+        # the pruned copy starts equal to the original; removed channels can be sliced off computed values
+        self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams),
+                                  same_start=True, slicing=o.materialize)
         self.groups = self.walker.groups  # in walking order
         self.state = PruneState(self.model, self.original)
         example = self.batches[0][:1]

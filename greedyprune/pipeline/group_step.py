@@ -14,6 +14,7 @@ from ..report import GroupReport
 from ..selection import Selection, greedy_select_gram, registered_methods
 from ..surgery import apply_selection
 from ..walk import GraphWalker
+from ..walk.reuse import slice_layout_ok
 from .options import PruneOptions
 from .state import PruneState
 from .statistics import collect
@@ -66,7 +67,10 @@ def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker
                         "and more varied, calibration images, or check the weights")
     kept = kept.cpu()
     state.record(group, kept, offsets)
+    sliceable = walker.slicing and slice_layout_ok(group, state.layout)  # before the surgery changes the layout
     apply_selection(state.pruned, state.layout, group, kept, coefficients, offsets, materialize=options.materialize)
+    if sliceable:
+        walker.applied(index, kept)
     note = sel.stopped_early
     if note is not None and options.method not in {m for m, s in registered_methods.items() if s.with_replacement}:
         note += "; the calibration data cannot tell the remaining channels apart: use more calibration images"

@@ -17,6 +17,13 @@ original runs about once per batch plus once per group that spans it; the same f
 
 With ``pruned=None`` (statistics of an unpruned model: error curves, ``analyze``) inputs and outputs
 come from one run of the original network.
+
+Two shortcuts, each giving the values a rerun would give, bit for bit: with ``same_start=True`` (the
+pruned network starts as an exact copy of the original) the first visit takes the pruned network's cut
+and consumer inputs from the original's run; with ``slicing=True`` (groups are removed physically) the
+caller reports each pruned group (:meth:`applied`) and the pruned cut moves on to the next group's
+start from the values this visit already computed, sliced to the kept channels (:mod:`.reuse`),
+rerunning only what the group's surgery changed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from torch import fx, nn
 from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from .execute import execute, first_input, live_at, make_plan, positions
+from .reuse import classify, keep_channels
 
 
 @dataclass
@@ -66,7 +74,8 @@ class GraphWalker:
     """Cached cuts of the original and the pruned network, advanced group by group (module docstring)."""
 
     def __init__(self, nodes: list[fx.Node], original: nn.Module, pruned: nn.Module | None,
-                 batches: list[torch.Tensor], groups: list[ChannelGroup]) -> None:
+                 batches: list[torch.Tensor], groups: list[ChannelGroup], same_start: bool = False,
+                 slicing: bool = False) -> None:
         self.nodes, self.pos = nodes, positions(nodes)
         self.original, self.pruned = original, pruned
         inputs = [n for n in nodes if n.op == "placeholder"]
@@ -77,6 +86,8 @@ class GraphWalker:
         self.pruned_cut = [{inputs[0]: x} for x in batches] if pruned is not None else None
         self.original_at = self.pruned_at = 0
         self.node_runs = 0  # nodes executed, summed over batches (the cost the benchmark reports)
+        self.same_start, self.slicing = same_start, slicing
+        self._reuse = None  # (visit index, (frontier, kinds, advance plan), frontier values per batch)
 
     @property
     def groups(self) -> list[ChannelGroup]:
@@ -114,36 +125,82 @@ class GraphWalker:
         """
         visit = self.visits[index]
         start = visit.start
+        self._reuse = None
         self.advance_original(start)
+        unpruned = self.pruned_cut is None
+        # nothing pruned yet and the pruned network a copy of the original: its values are the original's
+        fresh = not unpruned and self.same_start and index == 0 and self.pruned_at == 0
+        if fresh:
+            self.pruned_cut, self.pruned_at = [dict(env) for env in self.original_cut], start
         self.advance_pruned(start)
         after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
-        unpruned = self.pruned_cut is None
         outputs, inputs = self._wanted(index, unpruned)
         next_cut = live_at(self.nodes, after, self.pos) if after > start else []
-        original_plan = make_plan(self.nodes, start, outputs + next_cut + (inputs if unpruned else []), self.pos,
-                                  self.original_cut[0].keys())
+        reuse = self._reuse_plan(index, start, after, inputs) if self.slicing and not unpruned and next_cut else None
+        frontier = reuse[0] if reuse else []
+        shared = inputs + frontier if unpruned or fresh else []  # pruned values read off the original's run
+        original_plan = make_plan(self.nodes, start, outputs + next_cut + shared, self.pos, self.original_cut[0].keys())
         carry = self._carry(index, original_plan, after, unpruned) if next_cut else []
         if carry:
-            original_plan = make_plan(self.nodes, start, outputs + next_cut + carry + (inputs if unpruned else []),
-                                      self.pos, self.original_cut[0].keys())
-        pruned_plan = None if unpruned else make_plan(self.nodes, start, inputs, self.pos)
+            original_plan = make_plan(self.nodes, start, outputs + next_cut + carry + shared, self.pos,
+                                      self.original_cut[0].keys())
+        pruned_plan = None if unpruned or fresh else make_plan(self.nodes, start, inputs + frontier, self.pos)
         gates = {c.target for c in visit.group.consumers if c.gate}
-        moved = []
+        moved, pending = [], []
         with torch.no_grad():
             for b, env in enumerate(self.original_cut):
                 orig = execute(original_plan, env, self.original)
                 self.node_runs += len(original_plan.steps)
-                if unpruned:
+                if pruned_plan is None:
                     pruned = orig
                 else:
                     pruned = execute(pruned_plan, self.pruned_cut[b], self.pruned)
                     self.node_runs += len(pruned_plan.steps)
+                pending.append({n: pruned[n] for n in frontier})
                 yield {target: (pruned[first_input(node)], None if target in gates else orig[node])
                        for target, node in visit.consumers.items()}
                 if next_cut:
                     moved.append({n: orig[n] for n in next_cut + carry})
+        self._reuse = (index, reuse, pending) if reuse else None
         if next_cut:
             self.original_cut, self.original_at = moved, after
+
+    def _reuse_plan(self, index: int, start: int, after: int, inputs: list[fx.Node]):
+        """``(frontier, kinds, advance plan)``: the values of this visit's pruned run that moving the cut on
+        after the surgery can reuse (:mod:`.reuse`), and the plan that computes the rest; None if nothing."""
+        kinds = classify(self.nodes, self.pruned, self.visits[index].group)
+        stats = make_plan(self.nodes, start, inputs, self.pos)
+        reusable = {n for n in stats.steps if kinds[n] != "dirty"}
+        if not reusable:
+            return None
+        target = live_at(self.nodes, after, self.pos)
+        plan = make_plan(self.nodes, start, target, self.pos, reusable)
+        used = {a for step in plan.steps for a in step.all_input_nodes} | set(plan.wanted)
+        frontier = [n for n in stats.steps if n in reusable and n in used]
+        return (frontier, kinds, make_plan(self.nodes, start, target, self.pos, frontier)) if frontier else None
+
+    def applied(self, index: int, kept: torch.Tensor) -> None:
+        """Visit ``index``'s group was pruned to channels ``kept``, removed physically, its producers' and
+        carriers' rows being the group's channels in order (:func:`~.reuse.slice_layout_ok`, checked by the
+        caller before the surgery): move the pruned cut on to the next group's start from this visit's
+        values (:mod:`.reuse`). Any value of an unexpected shape leaves the cut where it is (a rerun)."""
+        if self._reuse is None or self._reuse[0] != index:
+            return
+        _, (frontier, kinds, plan), pending = self._reuse
+        self._reuse = None
+        width = self.visits[index].group.width
+        moved = []
+        with torch.no_grad():
+            for env, values in zip(self.pruned_cut, pending):
+                env = dict(env)
+                for node in frontier:
+                    value = values[node] if kinds[node] == "clean" else keep_channels(values[node], kept, width)
+                    if value is None:
+                        return
+                    env[node] = value
+                moved.append(execute(plan, env, self.pruned))
+                self.node_runs += len(plan.steps)
+        self.pruned_cut, self.pruned_at = moved, self.visits[index + 1].start
 
     def _wanted(self, index: int, unpruned: bool) -> tuple[list[fx.Node], list[fx.Node]]:
         """Visit ``index``'s consumer outputs (gates excluded) and consumer inputs."""
