@@ -210,15 +210,25 @@ class GraphWalker:
         return outputs, [first_input(node) for node in visit.consumers.values()]
 
     def _carry(self, index: int, plan, after: int, unpruned: bool) -> list[fx.Node]:
-        """Original-network values this visit computes beyond the next cut that the next visit would
-        compute again (e.g. a Bottleneck's conv2 output: the first group's target, the second's input):
-        kept with the cut (the original network never changes, so they stay valid)."""
-        if index + 1 >= len(self.visits):
+        """Original-network values at or beyond the next cut, computed by this visit or carried into it, that
+        later visits would compute again (e.g. a Bottleneck's conv2 output: the first group's target, the
+        second's input; a residual stream group's run through the blocks after it, whose own groups come
+        next): kept with the cut (the original network never changes, so they stay valid) until the last
+        visit that reads them. Later visits are followed while any kept value may still be read."""
+        carried = [n for n in self.original_cut[0] if self.pos[n] >= after] if self.original_cut else []
+        ahead = [n for n in plan.steps if self.pos[n] >= after] + carried
+        if not ahead or index + 1 >= len(self.visits):
             return []
-        computed = {n for n in plan.steps if self.pos[n] >= after}
-        if not computed:
-            return []
-        outputs, inputs = self._wanted(index + 1, unpruned)
-        nxt = make_plan(self.nodes, after, outputs + (inputs if unpruned else []), self.pos, computed)
-        used = {a for step in nxt.steps for a in step.all_input_nodes} | set(nxt.wanted)
-        return [n for n in plan.steps if n in computed and n in used]
+        available = set(ahead)
+        last_read = max(self.pos[u] for n in ahead for u in n.users)
+        used: set[fx.Node] = set()
+        for j in range(index + 1, len(self.visits)):
+            start = self.visits[j].start
+            if start > last_read:
+                break
+            nxt = self.visits[j + 1].start if j + 1 < len(self.visits) else start
+            outputs, inputs = self._wanted(j, unpruned)
+            cut = live_at(self.nodes, nxt, self.pos) if nxt > start else []
+            later = make_plan(self.nodes, start, outputs + (inputs if unpruned else []) + cut, self.pos, available)
+            used |= ({a for step in later.steps for a in step.all_input_nodes} | set(later.wanted)) & available
+        return sorted(used, key=self.pos.__getitem__)
