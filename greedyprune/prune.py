@@ -70,6 +70,7 @@ class Pruner:
     def __init__(self, model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> None:
         self.options = o = PruneOptions.from_keywords(method, options)
         self.started = time.perf_counter()
+        self.first_objective = None  # (objective, problem) of the first group from the error-curve pass
         if o.method == "reoptimized-simplex" and o.progress:
             tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
                        "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
@@ -129,12 +130,18 @@ class Pruner:
         return out
 
     def error_curves(self) -> list[torch.Tensor]:
-        """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass)."""
-        return [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
-                                                    damping=self.options.damping, partition=group.partition).errors)
-                for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
-                                                             self.product_dtype, self.options.objective,
-                                                             progress=self.options.progress)]
+        """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass).
+
+        The first group's objective is kept for :meth:`step`: pruning it sees the same inputs and targets.
+        """
+        first: dict = {}
+        curves = [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
+                                                      damping=self.options.damping, partition=group.partition).errors)
+                  for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
+                                                               self.product_dtype, self.options.objective,
+                                                               progress=self.options.progress, first=first)]
+        self.first_objective = first.get(self.groups[0].name) if self.groups else None
+        return curves
 
     # ------------------------------------------------------------------------------------------- steps
     def step(self) -> GroupReport | None:
@@ -142,8 +149,10 @@ class Pruner:
         if self.next_group >= len(self.groups):
             return None
         index = self.next_group
+        collected = self.first_objective if index == 0 else None
+        self.first_objective = None
         report = prune_group(self.groups[index], index, self.widths[index], self.walker, self.state, self.options,
-                             self.product_dtype)
+                             self.product_dtype, collected)
         self.report.groups.append(report)
         self.next_group += 1
         return report
