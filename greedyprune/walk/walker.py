@@ -39,6 +39,11 @@ from ..graph.groups import ChannelGroup
 from .execute import execute, first_input, live_at, make_plan, positions
 from .reuse import classify, keep_channels
 
+# Most bytes (summed over the calibration batches) of original-network values kept ahead of the cut for
+# later visits (:meth:`GraphWalker._carry`); beyond it they are computed again. ResNet-50 with residual
+# streams at 64 images of 224 px keeps ~1.5 GB at its peak and runs its original network once per pass.
+CARRY_BYTES = 2 * 1024 ** 3
+
 
 @dataclass
 class Visit:
@@ -151,6 +156,8 @@ class GraphWalker:
             for b, env in enumerate(self.original_cut):
                 orig = execute(original_plan, env, self.original)
                 self.node_runs += len(original_plan.steps)
+                if b == 0 and carry:
+                    carry = self._within_budget(carry, orig, len(self.original_cut))
                 if pruned_plan is None:
                     pruned = orig
                 else:
@@ -208,6 +215,18 @@ class GraphWalker:
         gates = {c.target for c in visit.group.consumers if c.gate}
         outputs = [node for target, node in visit.consumers.items() if target not in gates]
         return outputs, [first_input(node) for node in visit.consumers.values()]
+
+    def _within_budget(self, carry: list[fx.Node], values: dict, batches: int) -> list[fx.Node]:
+        """The values of ``carry`` to keep, in order, while their size over all batches fits ``CARRY_BYTES``
+        (sizes read off the first batch's ``values``)."""
+        kept, total = [], 0
+        for node in carry:
+            value = values[node]
+            size = value.numel() * value.element_size() * batches if isinstance(value, torch.Tensor) else 0
+            if total + size <= CARRY_BYTES:
+                kept.append(node)
+                total += size
+        return kept
 
     def _carry(self, index: int, plan, after: int, unpruned: bool) -> list[fx.Node]:
         """Original-network values at or beyond the next cut, computed by this visit or carried into it, that
