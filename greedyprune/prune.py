@@ -40,6 +40,7 @@ from .selection import greedy_select_gram
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 from .walk import GraphWalker
+from .walk.targets import TargetCache
 
 
 class Pruner:
@@ -82,7 +83,7 @@ class Pruner:
         check_on_every_rank(self.original, self.batches)
         # the pruned copy starts equal to the original; removed channels can be sliced off computed values
         self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams),
-                                  same_start=True, slicing=o.materialize)
+                                  same_start=True, slicing=o.materialize, cache_bytes=o.cache_mb * 2 ** 20)
         self.groups = self.walker.groups  # in walking order
         self.state = PruneState(self.model, self.original)
         example = self.batches[0][:1]
@@ -135,12 +136,16 @@ class Pruner:
         The first group's objective is kept for :meth:`step`: pruning it sees the same inputs and targets.
         """
         first: dict = {}
+        record = TargetCache(self.options.cache_mb * 2 ** 20)
         curves = [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
                                                       damping=self.options.damping, partition=group.partition).errors)
                   for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
                                                                self.product_dtype, self.options.objective,
-                                                               progress=self.options.progress, first=first)]
+                                                               progress=self.options.progress, first=first,
+                                                               record=record)]
         self.first_objective = first.get(self.groups[0].name) if self.groups else None
+        if record.values is not None:  # within cache_mb: the prune pass reads the targets instead of rerunning
+            self.walker.targets = record
         return curves
 
     # ------------------------------------------------------------------------------------------- steps

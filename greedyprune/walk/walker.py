@@ -38,11 +38,13 @@ from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from .execute import execute, first_input, live_at, make_plan, positions
 from .reuse import classify, keep_channels
+from .targets import TargetCache, mutated_later
 
-# Most bytes (summed over the calibration batches) of original-network values kept ahead of the cut for
-# later visits (:meth:`GraphWalker._carry`); beyond it they are computed again. ResNet-50 with residual
-# streams at 64 images of 224 px keeps ~1.5 GB at its peak and runs its original network once per pass.
-CARRY_BYTES = 2 * 1024 ** 3
+# Default most bytes (summed over the calibration batches) of original-network values kept ahead of the
+# cut for later visits (:meth:`GraphWalker._carry`; beyond it they are computed again) and, separately, of
+# consumer outputs recorded for the next walk (:mod:`.targets`). ResNet-50 with residual streams at 64
+# images of 224 px keeps ~1.3 GB ahead at its peak and runs its original network once per pass.
+CACHE_BYTES = 2 * 1024 ** 3
 
 
 @dataclass
@@ -80,7 +82,7 @@ class GraphWalker:
 
     def __init__(self, nodes: list[fx.Node], original: nn.Module, pruned: nn.Module | None,
                  batches: list[torch.Tensor], groups: list[ChannelGroup], same_start: bool = False,
-                 slicing: bool = False) -> None:
+                 slicing: bool = False, cache_bytes: int | None = None, record: TargetCache | None = None) -> None:
         self.nodes, self.pos = nodes, positions(nodes)
         self.original, self.pruned = original, pruned
         inputs = [n for n in nodes if n.op == "placeholder"]
@@ -92,6 +94,9 @@ class GraphWalker:
         self.original_at = self.pruned_at = 0
         self.node_runs = 0  # nodes executed, summed over batches (the cost the benchmark reports)
         self.same_start, self.slicing = same_start, slicing
+        self.cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
+        self.record = record  # an unpruned walk records its consumer outputs here (:mod:`.targets`)
+        self.targets: TargetCache | None = None  # a pruning walk reads them from here instead of the original
         self._reuse = None  # (visit index, (frontier, kinds, advance plan), frontier values per batch)
 
     @property
@@ -131,8 +136,12 @@ class GraphWalker:
         visit = self.visits[index]
         start = visit.start
         self._reuse = None
-        self.advance_original(start)
         unpruned = self.pruned_cut is None
+        cached = None if unpruned or self.targets is None else self.targets.take(index, len(self.pruned_cut))
+        if cached is not None:
+            yield from self._replay(index, cached)
+            return
+        self.advance_original(start)
         # nothing pruned yet and the pruned network a copy of the original: its values are the original's
         fresh = not unpruned and self.same_start and index == 0 and self.pruned_at == 0
         if fresh:
@@ -164,6 +173,9 @@ class GraphWalker:
                     pruned = execute(pruned_plan, self.pruned_cut[b], self.pruned)
                     self.node_runs += len(pruned_plan.steps)
                 pending.append({n: pruned[n] for n in frontier})
+                if self.record is not None:
+                    self.record.record(index, {t: (orig[n], mutated_later(n, self.original))
+                                               for t, n in visit.consumers.items() if t not in gates})
                 yield {target: (pruned[first_input(node)], None if target in gates else orig[node])
                        for target, node in visit.consumers.items()}
                 if next_cut:
@@ -171,6 +183,27 @@ class GraphWalker:
         self._reuse = (index, reuse, pending) if reuse else None
         if next_cut:
             self.original_cut, self.original_at = moved, after
+
+    def _replay(self, index: int, cached: list[dict[str, torch.Tensor]]):
+        """:meth:`consumer_values` with the original's outputs recorded by an earlier walk: the pruned
+        network alone runs (the original cut stays where it is)."""
+        visit = self.visits[index]
+        start = visit.start
+        self.advance_pruned(start)
+        after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
+        _, inputs = self._wanted(index, False)
+        reuse = self._reuse_plan(index, start, after, inputs) if self.slicing and after > start else None
+        frontier = reuse[0] if reuse else []
+        plan = make_plan(self.nodes, start, inputs + frontier, self.pos)
+        pending = []
+        with torch.no_grad():
+            for b, env in enumerate(self.pruned_cut):
+                pruned = execute(plan, env, self.pruned)
+                self.node_runs += len(plan.steps)
+                pending.append({n: pruned[n] for n in frontier})
+                yield {target: (pruned[first_input(node)], cached[b].get(target))
+                       for target, node in visit.consumers.items()}
+        self._reuse = (index, reuse, pending) if reuse else None
 
     def _reuse_plan(self, index: int, start: int, after: int, inputs: list[fx.Node]):
         """``(frontier, kinds, advance plan)``: the values of this visit's pruned run that moving the cut on
@@ -217,13 +250,13 @@ class GraphWalker:
         return outputs, [first_input(node) for node in visit.consumers.values()]
 
     def _within_budget(self, carry: list[fx.Node], values: dict, batches: int) -> list[fx.Node]:
-        """The values of ``carry`` to keep, in order, while their size over all batches fits ``CARRY_BYTES``
+        """The values of ``carry`` to keep, in order, while their size over all batches fits ``cache_bytes``
         (sizes read off the first batch's ``values``)."""
         kept, total = [], 0
         for node in carry:
             value = values[node]
             size = value.numel() * value.element_size() * batches if isinstance(value, torch.Tensor) else 0
-            if total + size <= CARRY_BYTES:
+            if total + size <= self.cache_bytes:
                 kept.append(node)
                 total += size
         return kept

@@ -4,7 +4,8 @@
   original's run (nothing is pruned before it);
 * a pruned group's producers are not rerun: the values already computed are sliced to the kept channels;
 * original-network values computed ahead (a residual stream group's run through later blocks) are kept
-  for the later visits that read them (up to ``walker.CARRY_BYTES``).
+  for the later visits that read them, and the error-curve pass's consumer outputs are the prune pass's
+  targets (both within ``cache_mb``).
 
 Each is compared bit for bit with the walk without it (pruned model outputs and parameters equal).
 """
@@ -31,8 +32,8 @@ def run(name: str, streams: bool, dtype: torch.dtype, shortcuts: bool, monkeypat
             init = walker.GraphWalker.__init__
             patch.setattr(walker.GraphWalker, "__init__",
                           lambda self, *a, **k: init(self, *a, **{**k, "same_start": False, "slicing": False}))
-            patch.setattr(walker, "CARRY_BYTES", 0)
-        pruner = greedyprune.Pruner(model, [x[:4], x[4:]], flops=0.5, streams=streams, progress=False)
+        pruner = greedyprune.Pruner(model, [x[:4], x[4:]], flops=0.5, streams=streams, progress=False,
+                                    cache_mb=2048 if shortcuts else 0)
         if not shortcuts:
             pruner.first_objective = None
         while pruner.step() is not None:
@@ -55,10 +56,12 @@ def test_shortcuts_give_the_same_pruned_model_bit_for_bit(name, streams, dtype, 
 
 
 @pytest.mark.parametrize("streams", [False, True])
-def test_layers_run_once_per_pass(streams, monkeypatch):
-    """ResNet-18: every original conv runs once per batch in each pass (curves, pruning); a pruned conv
-    once (internal groups: producers are sliced, not rerun) or at most twice (streams: a stream group's
-    consumers are rerun after its surgery)."""
+@pytest.mark.parametrize("cache_mb", [0, 2048])
+def test_layers_run_once_per_pass(streams, cache_mb, monkeypatch):
+    """ResNet-18, the prune pass: every original conv runs not at all (the error-curve pass's consumer
+    outputs are the targets), or with cache_mb=0 once per batch (twice with streams); a pruned conv once (internal groups: producers
+    are sliced, not rerun) or at most twice (streams: a stream group's consumers are rerun after its
+    surgery), plus the final FLOP count."""
     model = tv_model("resnet18")
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     calls: dict[int, int] = {}
@@ -68,14 +71,17 @@ def test_layers_run_once_per_pass(streams, monkeypatch):
         calls[id(self)] = calls.get(id(self), 0) + 1
         return forward(self, inp)
 
-    pruner = greedyprune.Pruner(model, [x[:4], x[4:]], flops=0.5, streams=streams, progress=False)
+    pruner = greedyprune.Pruner(model, [x[:4], x[4:]], flops=0.5, streams=streams, progress=False, cache_mb=cache_mb)
     monkeypatch.setattr(nn.Conv2d, "forward", counting)
     original = {id(m) for m in pruner.original.modules() if isinstance(m, nn.Conv2d)}
     pruned = {id(m) for m in pruner.model.modules() if isinstance(m, nn.Conv2d)}
     pruner.run()  # the prune pass (the error curves ran in the constructor)
     monkeypatch.undo()
     batches = 2
-    # the walker stops at the last group's consumers; the final FLOP count runs the pruned model once
-    assert max(calls.get(i, 0) for i in original) == batches, calls
+    runs = max(calls.get(i, 0) for i in original)
+    if cache_mb:
+        assert runs == 0, calls
+    else:  # nothing kept: a stream group's run through later blocks is repeated by their own groups
+        assert batches <= runs <= (2 if streams else 1) * batches, calls
     limit = 1 if not streams else 2
     assert max(calls.get(i, 0) for i in pruned) <= limit * batches + 1, calls
