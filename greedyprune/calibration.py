@@ -55,16 +55,20 @@ def share_over_ranks(batches: list[torch.Tensor], enabled: bool) -> list[torch.T
 
 
 def check_on_every_rank(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
-    """Every batch of this rank is finite and the model runs on the first one, finitely -- agreed over ranks.
+    """Every batch of this rank is finite and the model runs on the first image, finitely -- agreed over ranks.
 
     One rank's bad batch makes every rank raise the same :class:`UserError` (the inputs, or the layer
-    that fails or goes non-finite, named by :func:`~greedyprune.stats.check.checked_forward`).
+    that fails or goes non-finite, named by :func:`~greedyprune.stats.check.checked_forward`). One image
+    is enough to catch a model that does not fit the data or non-finite weights (the tracing and FLOP
+    counting run one image too); activations that overflow only on some images are refused when they
+    reach a consumer's statistics (the group is named then). The check runs one image, not a whole batch:
+    a batch of 16 at 224 px cost a quarter of a calibration forward, about 3% of a ResNet-50 prune.
     """
     with same_error_on_every_rank():
         for batch in batches:
             if batch.is_floating_point() and not bool(torch.isfinite(batch).all()):
                 raise UserError("the calibration images contain NaN/Inf values; check the data")
-        checked_forward(model, batches[0])
+        checked_forward(model, batches[0][:1])
 
 
 def global_count(batches: list[torch.Tensor]) -> int:

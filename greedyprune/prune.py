@@ -40,6 +40,7 @@ from .selection import greedy_select_gram
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 from .walk import GraphWalker
+from .walk.targets import TargetCache
 
 
 class Pruner:
@@ -74,6 +75,7 @@ class Pruner:
     def __init__(self, model: nn.Module, calibration: Iterable, method: str = "reoptimized", **options) -> None:
         self.options = o = PruneOptions.from_keywords(method, options)
         self.started = time.perf_counter()
+        self.first_objective = None  # (objective, problem) of the first group from the error-curve pass
         if o.method == "reoptimized-simplex" and o.progress:
             tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
                        "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
@@ -83,7 +85,9 @@ class Pruner:
         networks = Networks.build(model, self.device, self.batches[0])
         self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
         check_on_every_rank(self.original, self.batches)
-        self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams))
+        # the pruned copy starts equal to the original; removed channels can be sliced off computed values
+        self.walker = GraphWalker(self.nodes, self.original, self.model, self.batches, networks.prunable(o.streams),
+                                  same_start=True, slicing=o.materialize, cache_bytes=o.cache_mb * 2 ** 20)
         self.groups = self.walker.groups  # in walking order
         self.state = PruneState(self.model, self.original)
         example = self.batches[0][:1]
@@ -135,12 +139,22 @@ class Pruner:
         return out
 
     def error_curves(self) -> list[torch.Tensor]:
-        """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass)."""
-        return [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
-                                                    damping=self.options.damping, partition=group.partition).errors)
-                for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
-                                                             self.product_dtype, self.options.objective,
-                                                             progress=self.options.progress)]
+        """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass).
+
+        The first group's objective is kept for :meth:`step`: pruning it sees the same inputs and targets.
+        """
+        first: dict = {}
+        record = TargetCache(self.options.cache_mb * 2 ** 20)
+        curves = [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
+                                                      damping=self.options.damping, partition=group.partition).errors)
+                  for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
+                                                               self.product_dtype, self.options.objective,
+                                                               progress=self.options.progress, first=first,
+                                                               record=record)]
+        self.first_objective = first.get(self.groups[0].name) if self.groups else None
+        if record.values is not None:  # within cache_mb: the prune pass reads the targets instead of rerunning
+            self.walker.targets = record
+        return curves
 
     # ------------------------------------------------------------------------------------------- steps
     def step(self) -> GroupReport | None:
@@ -148,8 +162,10 @@ class Pruner:
         if self.next_group >= len(self.groups):
             return None
         index = self.next_group
+        collected = self.first_objective if index == 0 else None
+        self.first_objective = None
         report = prune_group(self.groups[index], index, self.widths[index], self.walker, self.state, self.options,
-                             self.product_dtype)
+                             self.product_dtype, collected)
         self.report.groups.append(report)
         self.next_group += 1
         return report

@@ -16,6 +16,7 @@ from ..selection import Selection, greedy_select_gram, registered_methods
 from ..selection.partition import pad_to_multiple
 from ..surgery import apply_selection
 from ..walk import GraphWalker
+from ..walk.reuse import slice_layout_ok
 from .options import PruneOptions
 from .state import PruneState
 from .statistics import collect
@@ -48,15 +49,24 @@ def agree(group: ChannelGroup, kept: torch.Tensor, coefficients: torch.Tensor,
 
 
 def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker, state: PruneState,
-                options: PruneOptions, product_dtype: torch.dtype) -> GroupReport:
-    """Prune ``group`` (visit ``index`` of ``walker``) to ``width`` channels in ``state.pruned``; its report."""
+                options: PruneOptions, product_dtype: torch.dtype, collected: tuple | None = None) -> GroupReport:
+    """Prune ``group`` (visit ``index`` of ``walker``) to ``width`` channels in ``state.pruned``; its report.
+
+    ``collected``: ``(objective, problem)`` already gathered on exactly this group's inputs and targets
+    (the first group, from the error-curve pass); the walker then only moves on, without statistics.
+    """
     start = time.perf_counter()
     before = group.width
     if width >= before:  # nothing to prune: leave the group exactly as it is
         return GroupReport(group.name, before, before, 0.0, time.perf_counter() - start, [],
                            "kept all channels (no selection)")
-    objective = registered_objectives[options.objective](group, state.views(group), product_dtype)
-    problem = collect(objective, walker, index)
+    if collected is not None:
+        objective, problem = collected
+        for _ in walker.consumer_values(index):
+            pass
+    else:
+        objective = registered_objectives[options.objective](group, state.views(group), product_dtype)
+        problem = collect(objective, walker, index)
     sel = select(problem, group, width, options, state, index)
     # every distinct pick is kept, also one a fixed-ranking refit gives weight 0 (a redundant or dead
     # channel magnitude/random chose): all methods then keep exactly the same widths
@@ -70,7 +80,10 @@ def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker
                         "and more varied, calibration images, or check the weights")
     kept = kept.cpu()
     state.record(group, kept, offsets)
+    sliceable = walker.slicing and slice_layout_ok(group, state.layout)  # before the surgery changes the layout
     apply_selection(state.pruned, state.layout, group, kept, coefficients, offsets, materialize=options.materialize)
+    if sliceable:
+        walker.applied(index, kept)
     note = sel.stopped_early
     if note is not None and options.method not in {m for m, s in registered_methods.items() if s.with_replacement}:
         note += "; the calibration data cannot tell the remaining channels apart: use more calibration images"

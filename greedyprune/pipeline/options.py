@@ -32,6 +32,9 @@ class PruneOptions:
     precision: str = opt("float32", "products per batch (sums are float64)", choices=["float32", "float64"])
     materialize: bool = opt(True, "remove channels (False: zero them at full width, a test reference)")
     progress: bool = opt(True, "show progress bars")
+    cache_mb: int = opt(2048, "most memory (MiB) for original-network values kept to avoid recomputing them: the "
+                              "error-curve pass's consumer outputs for the prune pass (all or none), and values "
+                              "computed ahead of a graph cut; 0: recompute (the result is the same bit for bit)")
     shard_calibration: bool = opt(True, "under torch.distributed, each rank keeps every world_size-th batch")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration batches at the end")
     refit: str | None = opt("auto", "'global': after the last group, refit the pruned groups' consumers and bias "
@@ -72,6 +75,8 @@ class PruneOptions:
         check_refit_options(self.refit, self.refit_iters)
         if self.refit_method is not None and not self.refit_automatic and not self.materialize:
             raise UserError("refit needs materialize=True (a masked model would revive the removed columns)")
+        if isinstance(self.cache_mb, bool) or not isinstance(self.cache_mb, int) or self.cache_mb < 0:
+            raise UserError(f"cache_mb must be an int >= 0 (MiB), got {self.cache_mb!r}")
         if not isinstance(self.damping, (int, float)) or not self.damping >= 0:
             raise UserError(f"damping must be a number >= 0, got {self.damping!r}")
         return self

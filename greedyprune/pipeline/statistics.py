@@ -17,6 +17,7 @@ from ..distributed import same_error_on_every_rank
 from ..graph.groups import ChannelGroup
 from ..objective import GroupProblem, registered_objectives
 from ..walk import GraphWalker
+from ..walk.targets import TargetCache
 from .state import PruneState
 
 
@@ -30,18 +31,24 @@ def collect(objective, walker: GraphWalker, index: int) -> GroupProblem:
 
 def iter_group_problems(model: nn.Module, nodes: list[fx.Node], groups: list[ChannelGroup],
                         batches: list[torch.Tensor], product_dtype: torch.dtype = torch.float64,
-                        objective: str = "reconstruction", progress: bool = False
-                        ) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
+                        objective: str = "reconstruction", progress: bool = False, first: dict | None = None,
+                        record: TargetCache | None = None) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
     """Yield ``(group, problem, state)`` for every group of the unpruned ``model``, in walking order.
 
-    ``state`` gives the group's views (e.g. magnitude scores via ``state.scores(group)``).
+    ``state`` gives the group's views (e.g. magnitude scores via ``state.scores(group)``). ``first`` given:
+    the first group's objective is kept there (``first[group.name] = (objective, problem)``), not freed: a
+    pruning run's first group sees exactly these inputs and targets (nothing is pruned before it).
+    ``record``: the consumers' outputs are recorded there for a pruning walk (:mod:`greedyprune.walk.targets`).
     """
-    walker = GraphWalker(nodes, model, None, batches, groups)
+    walker = GraphWalker(nodes, model, None, batches, groups, record=record)
     state = PruneState(model, model)
     for index, group in enumerate(tqdm(walker.groups, desc="statistics", disable=not progress, leave=False)):
         target = registered_objectives[objective](group, state.views(group), product_dtype)
         problem = collect(target, walker, index)
-        target.free()
+        if first is not None and index == 0:
+            first[group.name] = (target, problem)
+        else:
+            target.free()
         yield group, problem, state
 
 

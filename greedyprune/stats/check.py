@@ -16,6 +16,13 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every element of ``t`` is finite: one reduction (``sum(t)`` is finite when every element is:
+    NaN and Inf propagate, ``Inf - Inf = NaN``), the elementwise test only when the sum is not (NaN/Inf
+    somewhere, or a float overflow of finite values)."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def checked_forward(model: nn.Module, x: torch.Tensor, what: str = "the calibration images") -> torch.Tensor:
     """``model(x)`` under ``no_grad``; raises :class:`UserError` naming the layer that fails or goes non-finite.
 
@@ -35,7 +42,7 @@ def checked_forward(model: nn.Module, x: torch.Tensor, what: str = "the calibrat
         entered.append(module)
 
     def hook(module: nn.Module, _args, out) -> None:
-        if not bad and isinstance(out, torch.Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        if not bad and isinstance(out, torch.Tensor) and out.is_floating_point() and not all_finite(out):
             bad.append(module)
 
     handles = [m.register_forward_pre_hook(pre_hook) for m in leaves] + [m.register_forward_hook(hook) for m in leaves]

@@ -7,7 +7,8 @@ with ``W (C_out, C*K)``. Candidate ``i`` contributes ``c_i,p = W_i x_i,p`` (``W_
 
 Accumulated (float64 running sums; each batch's products and sums in ``product_dtype``):
 
-* ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions)
+* ``H = sum_p x_p x_p^T``        (``C*K`` square; never the ``N x samples x C_out`` contributions; for a
+  stride-1 conv from one product per shift of the input, :mod:`~greedyprune.stats.shifted_gram`)
 * ``M = sum_p x_p t_p^T``        (cross-covariance with the target ``t_p``, ``C*K x C_out``)
 * ``sum_p x_p``, ``sum_p t_p``, ``sum_p ||t_p||^2`` and the count ``n``.
 
@@ -27,6 +28,7 @@ from torch import nn
 
 from ..distributed import all_reduce_sum, world
 from ..errors import UserError
+from . import shifted_gram
 
 
 @dataclass
@@ -124,6 +126,7 @@ class ConsumerStatistics:
             self.rows = channels * self.block
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
+        self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (blocks u <= v)
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
         self.images = 0
@@ -137,10 +140,17 @@ class ConsumerStatistics:
         Finiteness is read off the batch's ``diag(X X^T) = sum_p x_p^2`` (NaN or Inf anywhere in ``X``
         makes it non-finite), which costs nothing beside the product itself.
         """
-        x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
         t = target.detach().to(self.product_dtype)
-        if x.shape[1] != t.shape[1]:
-            raise UserError(f"calibration target has {t.shape[1]} positions but the input {x.shape[1]}")
+        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)  # a stride-1 conv: no unfolded input (stats/shifted_gram.py)
+        if shifted:
+            x = inp.detach().to(self.product_dtype)
+            out_h, out_w = shifted_gram.output_size(x, self.module)
+            positions = x.shape[0] * out_h * out_w
+        else:
+            x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
+            positions = x.shape[1]
+        if positions != t.shape[1]:
+            raise UserError(f"calibration target has {t.shape[1]} positions but the input {positions}")
         if self.h is None:
             dev = x.device
             self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
@@ -148,18 +158,24 @@ class ConsumerStatistics:
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
             self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
-        if not add_gram(self.h, x):
+            self.offset_major = shifted
+        finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
+        if not finite:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                             "check the model weights and inputs")
-        self.m.add_(x @ t.T)
-        self._count(x, t, inp)
+        if shifted:
+            shifted_gram.add_shifted_cross(self.m, self.sum_x, x, t, self.module)
+        else:
+            self.m.add_(x @ t.T)
+            self.sum_x.add_(x.sum(1))
+        self._count(t, inp, positions)
 
-    def _count(self, x: torch.Tensor, t: torch.Tensor, inp: torch.Tensor) -> None:
-        """The sums every path keeps besides its products: means, target energy, sample and image counts."""
-        self.sum_x.add_(x.sum(1))
+    def _count(self, t: torch.Tensor, inp: torch.Tensor, positions: int) -> None:
+        """The sums every path keeps besides its products and ``sum_x``: target sums and energy, sample
+        (``positions``) and image counts."""
         self.sum_t.add_(t.sum(1))
         self.energy += torch.linalg.vector_norm(t).double() ** 2
-        self.samples += x.shape[1]
+        self.samples += positions
         self.images += inp.shape[0] if inp.dim() > 1 else 1
 
     def _products(self) -> list[torch.Tensor | None]:
@@ -186,13 +202,17 @@ class ConsumerStatistics:
         self._ready()
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
         h, m, energy = self.h, self.m, self.energy
+        c, k = self.channels, self.block
         if self.center:
             mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
-            h = torch.addr(h, mean_x, mean_x, alpha=-self.samples)
+            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
+            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
             m = torch.addr(m, mean_x, mean_t, alpha=-self.samples)
             energy = energy - self.samples * mean_t.pow(2).sum()
-        c, k = self.channels, self.block
-        gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
+        if self.offset_major:
+            gram = shifted_gram.weighted_gram(h, w, c, k)
+        else:
+            gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
         cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
         gram = 0.5 * (gram + gram.T)
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)

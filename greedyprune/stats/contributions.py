@@ -102,7 +102,8 @@ class ContributionStatistics(ConsumerStatistics):
                 raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                                 "check the model weights and inputs")
             self.cross.add_(z @ t[:, start:start + step].reshape(-1))
-        self._count(x, t, inp)
+        self.sum_x.add_(x.sum(1))
+        self._count(t, inp, x.shape[1])
 
     def _products(self) -> list[torch.Tensor | None]:
         """The channel-level running sums (``G`` and ``b`` before centring) that ranks add up."""

@@ -17,6 +17,13 @@ original runs about once per batch plus once per group that spans it; the same f
 
 With ``pruned=None`` (statistics of an unpruned model: error curves, ``analyze``) inputs and outputs
 come from one run of the original network.
+
+Two shortcuts, each giving the values a rerun would give, bit for bit: with ``same_start=True`` (the
+pruned network starts as an exact copy of the original) the first visit takes the pruned network's cut
+and consumer inputs from the original's run; with ``slicing=True`` (groups are removed physically) the
+caller reports each pruned group (:meth:`applied`) and the pruned cut moves on to the next group's
+start from the values this visit already computed, sliced to the kept channels (:mod:`.reuse`),
+rerunning only what the group's surgery changed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ from torch import fx, nn
 from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from .execute import execute, first_input, live_at, make_plan, positions
+from .reuse import classify, keep_channels
+from .targets import TargetCache, mutated_later
+
+# Default most bytes (summed over the calibration batches) of original-network values kept ahead of the
+# cut for later visits (:meth:`GraphWalker._carry`; beyond it they are computed again) and, separately, of
+# consumer outputs recorded for the next walk (:mod:`.targets`). ResNet-50 with residual streams at 64
+# images of 224 px keeps ~1.3 GB ahead at its peak and runs its original network once per pass.
+CACHE_BYTES = 2 * 1024 ** 3
 
 
 @dataclass
@@ -66,7 +81,8 @@ class GraphWalker:
     """Cached cuts of the original and the pruned network, advanced group by group (module docstring)."""
 
     def __init__(self, nodes: list[fx.Node], original: nn.Module, pruned: nn.Module | None,
-                 batches: list[torch.Tensor], groups: list[ChannelGroup]) -> None:
+                 batches: list[torch.Tensor], groups: list[ChannelGroup], same_start: bool = False,
+                 slicing: bool = False, cache_bytes: int | None = None, record: TargetCache | None = None) -> None:
         self.nodes, self.pos = nodes, positions(nodes)
         self.original, self.pruned = original, pruned
         inputs = [n for n in nodes if n.op == "placeholder"]
@@ -77,6 +93,11 @@ class GraphWalker:
         self.pruned_cut = [{inputs[0]: x} for x in batches] if pruned is not None else None
         self.original_at = self.pruned_at = 0
         self.node_runs = 0  # nodes executed, summed over batches (the cost the benchmark reports)
+        self.same_start, self.slicing = same_start, slicing
+        self.cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
+        self.record = record  # an unpruned walk records its consumer outputs here (:mod:`.targets`)
+        self.targets: TargetCache | None = None  # a pruning walk reads them from here instead of the original
+        self._reuse = None  # (visit index, (frontier, kinds, advance plan), frontier values per batch)
 
     @property
     def groups(self) -> list[ChannelGroup]:
@@ -114,36 +135,112 @@ class GraphWalker:
         """
         visit = self.visits[index]
         start = visit.start
+        self._reuse = None
+        unpruned = self.pruned_cut is None
+        cached = None if unpruned or self.targets is None else self.targets.take(index, len(self.pruned_cut))
+        if cached is not None:
+            yield from self._replay(index, cached)
+            return
         self.advance_original(start)
+        # nothing pruned yet and the pruned network a copy of the original: its values are the original's
+        fresh = not unpruned and self.same_start and index == 0 and self.pruned_at == 0
+        if fresh:
+            self.pruned_cut, self.pruned_at = [dict(env) for env in self.original_cut], start
         self.advance_pruned(start)
         after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
-        unpruned = self.pruned_cut is None
         outputs, inputs = self._wanted(index, unpruned)
         next_cut = live_at(self.nodes, after, self.pos) if after > start else []
-        original_plan = make_plan(self.nodes, start, outputs + next_cut + (inputs if unpruned else []), self.pos,
-                                  self.original_cut[0].keys())
+        reuse = self._reuse_plan(index, start, after, inputs) if self.slicing and not unpruned and next_cut else None
+        frontier = reuse[0] if reuse else []
+        shared = inputs + frontier if unpruned or fresh else []  # pruned values read off the original's run
+        original_plan = make_plan(self.nodes, start, outputs + next_cut + shared, self.pos, self.original_cut[0].keys())
         carry = self._carry(index, original_plan, after, unpruned) if next_cut else []
         if carry:
-            original_plan = make_plan(self.nodes, start, outputs + next_cut + carry + (inputs if unpruned else []),
-                                      self.pos, self.original_cut[0].keys())
-        pruned_plan = None if unpruned else make_plan(self.nodes, start, inputs, self.pos)
+            original_plan = make_plan(self.nodes, start, outputs + next_cut + carry + shared, self.pos,
+                                      self.original_cut[0].keys())
+        pruned_plan = None if unpruned or fresh else make_plan(self.nodes, start, inputs + frontier, self.pos)
         gates = {c.target for c in visit.group.consumers if c.gate}
-        moved = []
+        moved, pending = [], []
         with torch.no_grad():
             for b, env in enumerate(self.original_cut):
                 orig = execute(original_plan, env, self.original)
                 self.node_runs += len(original_plan.steps)
-                if unpruned:
+                if b == 0 and carry:
+                    carry = self._within_budget(carry, orig, len(self.original_cut))
+                if pruned_plan is None:
                     pruned = orig
                 else:
                     pruned = execute(pruned_plan, self.pruned_cut[b], self.pruned)
                     self.node_runs += len(pruned_plan.steps)
+                pending.append({n: pruned[n] for n in frontier})
+                if self.record is not None:
+                    self.record.record(index, {t: (orig[n], mutated_later(n, self.original))
+                                               for t, n in visit.consumers.items() if t not in gates})
                 yield {target: (pruned[first_input(node)], None if target in gates else orig[node])
                        for target, node in visit.consumers.items()}
                 if next_cut:
                     moved.append({n: orig[n] for n in next_cut + carry})
+        self._reuse = (index, reuse, pending) if reuse else None
         if next_cut:
             self.original_cut, self.original_at = moved, after
+
+    def _replay(self, index: int, cached: list[dict[str, torch.Tensor]]):
+        """:meth:`consumer_values` with the original's outputs recorded by an earlier walk: the pruned
+        network alone runs (the original cut stays where it is)."""
+        visit = self.visits[index]
+        start = visit.start
+        self.advance_pruned(start)
+        after = self.visits[index + 1].start if index + 1 < len(self.visits) else start
+        _, inputs = self._wanted(index, False)
+        reuse = self._reuse_plan(index, start, after, inputs) if self.slicing and after > start else None
+        frontier = reuse[0] if reuse else []
+        plan = make_plan(self.nodes, start, inputs + frontier, self.pos)
+        pending = []
+        with torch.no_grad():
+            for b, env in enumerate(self.pruned_cut):
+                pruned = execute(plan, env, self.pruned)
+                self.node_runs += len(plan.steps)
+                pending.append({n: pruned[n] for n in frontier})
+                yield {target: (pruned[first_input(node)], cached[b].get(target))
+                       for target, node in visit.consumers.items()}
+        self._reuse = (index, reuse, pending) if reuse else None
+
+    def _reuse_plan(self, index: int, start: int, after: int, inputs: list[fx.Node]):
+        """``(frontier, kinds, advance plan)``: the values of this visit's pruned run that moving the cut on
+        after the surgery can reuse (:mod:`.reuse`), and the plan that computes the rest; None if nothing."""
+        kinds = classify(self.nodes, self.pruned, self.visits[index].group)
+        stats = make_plan(self.nodes, start, inputs, self.pos)
+        reusable = {n for n in stats.steps if kinds[n] != "dirty"}
+        if not reusable:
+            return None
+        target = live_at(self.nodes, after, self.pos)
+        plan = make_plan(self.nodes, start, target, self.pos, reusable)
+        used = {a for step in plan.steps for a in step.all_input_nodes} | set(plan.wanted)
+        frontier = [n for n in stats.steps if n in reusable and n in used]
+        return (frontier, kinds, make_plan(self.nodes, start, target, self.pos, frontier)) if frontier else None
+
+    def applied(self, index: int, kept: torch.Tensor) -> None:
+        """Visit ``index``'s group was pruned to channels ``kept``, removed physically, its producers' and
+        carriers' rows being the group's channels in order (:func:`~.reuse.slice_layout_ok`, checked by the
+        caller before the surgery): move the pruned cut on to the next group's start from this visit's
+        values (:mod:`.reuse`). Any value of an unexpected shape leaves the cut where it is (a rerun)."""
+        if self._reuse is None or self._reuse[0] != index:
+            return
+        _, (frontier, kinds, plan), pending = self._reuse
+        self._reuse = None
+        width = self.visits[index].group.width
+        moved = []
+        with torch.no_grad():
+            for env, values in zip(self.pruned_cut, pending):
+                env = dict(env)
+                for node in frontier:
+                    value = values[node] if kinds[node] == "clean" else keep_channels(values[node], kept, width)
+                    if value is None:
+                        return
+                    env[node] = value
+                moved.append(execute(plan, env, self.pruned))
+                self.node_runs += len(plan.steps)
+        self.pruned_cut, self.pruned_at = moved, self.visits[index + 1].start
 
     def _wanted(self, index: int, unpruned: bool) -> tuple[list[fx.Node], list[fx.Node]]:
         """Visit ``index``'s consumer outputs (gates excluded) and consumer inputs."""
@@ -152,16 +249,38 @@ class GraphWalker:
         outputs = [node for target, node in visit.consumers.items() if target not in gates]
         return outputs, [first_input(node) for node in visit.consumers.values()]
 
+    def _within_budget(self, carry: list[fx.Node], values: dict, batches: int) -> list[fx.Node]:
+        """The values of ``carry`` to keep, in order, while their size over all batches fits ``cache_bytes``
+        (sizes read off the first batch's ``values``)."""
+        kept, total = [], 0
+        for node in carry:
+            value = values[node]
+            size = value.numel() * value.element_size() * batches if isinstance(value, torch.Tensor) else 0
+            if total + size <= self.cache_bytes:
+                kept.append(node)
+                total += size
+        return kept
+
     def _carry(self, index: int, plan, after: int, unpruned: bool) -> list[fx.Node]:
-        """Original-network values this visit computes beyond the next cut that the next visit would
-        compute again (e.g. a Bottleneck's conv2 output: the first group's target, the second's input):
-        kept with the cut (the original network never changes, so they stay valid)."""
-        if index + 1 >= len(self.visits):
+        """Original-network values at or beyond the next cut, computed by this visit or carried into it, that
+        later visits would compute again (e.g. a Bottleneck's conv2 output: the first group's target, the
+        second's input; a residual stream group's run through the blocks after it, whose own groups come
+        next): kept with the cut (the original network never changes, so they stay valid) until the last
+        visit that reads them. Later visits are followed while any kept value may still be read."""
+        carried = [n for n in self.original_cut[0] if self.pos[n] >= after] if self.original_cut else []
+        ahead = [n for n in plan.steps if self.pos[n] >= after] + carried
+        if not ahead or index + 1 >= len(self.visits):
             return []
-        computed = {n for n in plan.steps if self.pos[n] >= after}
-        if not computed:
-            return []
-        outputs, inputs = self._wanted(index + 1, unpruned)
-        nxt = make_plan(self.nodes, after, outputs + (inputs if unpruned else []), self.pos, computed)
-        used = {a for step in nxt.steps for a in step.all_input_nodes} | set(nxt.wanted)
-        return [n for n in plan.steps if n in computed and n in used]
+        available = set(ahead)
+        last_read = max(self.pos[u] for n in ahead for u in n.users)
+        used: set[fx.Node] = set()
+        for j in range(index + 1, len(self.visits)):
+            start = self.visits[j].start
+            if start > last_read:
+                break
+            nxt = self.visits[j + 1].start if j + 1 < len(self.visits) else start
+            outputs, inputs = self._wanted(j, unpruned)
+            cut = live_at(self.nodes, nxt, self.pos) if nxt > start else []
+            later = make_plan(self.nodes, start, outputs + (inputs if unpruned else []) + cut, self.pos, available)
+            used |= ({a for step in later.steps for a in step.all_input_nodes} | set(later.wanted)) & available
+        return sorted(used, key=self.pos.__getitem__)
