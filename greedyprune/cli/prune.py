@@ -62,6 +62,8 @@ class _Options:
     refit_iters: int = opt(40, "L-BFGS iterations of the global refit (about 1.1 forward+backward passes over the "
                                "calibration images each; at most 2 x ITERS + 1 passes in all)")
     ye_run_dir: str | None = opt(None, "ye2020: folder for the per-layer checkpoint, so a killed run resumes")
+    cache_mb: int = opt(2048, "most memory (MiB) for original-network values kept instead of recomputed (same "
+                              "result bit for bit; 0 recomputes everything: less memory, slower)", between=(0, None))
     progress: bool = opt(True, "show progress bars")
 
 
@@ -107,7 +109,7 @@ def run(options: Options) -> None:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
                         allocation=options.allocation, round_to=options.round_to, streams=options.streams, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
-                        refit=options.refit, refit_iters=options.refit_iters,
+                        refit=options.refit, refit_iters=options.refit_iters, cache_mb=options.cache_mb,
                         progress=options.progress and is_main())
         pruned, report = pruner.run()
     except UserError as err:  # the Pruner agrees on every rank-local failure; the rest is computed from sums
