@@ -58,7 +58,7 @@ def test_prune_with_error_curves_and_analyze_use_only_the_walker(counted):
     # cut moves on by slicing; the original not at all: the curves' consumer outputs are its targets)
     assert convs * len(batches) < counted["walker"] <= 2 * convs * len(batches), counted
     counted.update(walker=0, outside=0)
-    greedyprune.prune(model, batches, flops=0.6, progress=False, cache_mb=0)  # the targets computed again
+    greedyprune.prune(model, batches, flops=0.6, refit=None, progress=False, cache_mb=0)  # the targets computed again
     assert 2 * convs * len(batches) < counted["walker"] <= 3 * convs * len(batches), counted
     counted.update(walker=0, outside=0)
     stats = group_statistics(model, batches)
