@@ -37,7 +37,7 @@ import numpy as np
 from .bounds import BOUNDS, bound_curves
 from .constants import TheoryConstants
 from .curves import ZERO_RTOL, GroupCurves
-from .resolution import ATOL, MAX_FACTOR, RTOL, resolution, tolerance
+from .resolution import ATOL, MAX_FACTOR, resolution, tolerance
 
 TRIVIAL = 1.0  # relative error of keeping nothing (f = 0): a bound at or above it says nothing
 INFORMATIVE_FACTOR = 10.0  # informative: a rate constant this many times too optimistic would FAIL

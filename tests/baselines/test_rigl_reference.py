@@ -10,7 +10,7 @@ from greedyprune.baselines.common import load_splits
 from greedyprune.baselines.dynamic import drop_fraction
 from greedyprune.baselines.rigl import DynamicOptions, DynamicSparsity, initial_counts, initial_masks
 from greedyprune.models import build_model
-from greedyprune.sparse import apply_masks, get_masks, mask_counts, prunable_weights, raw_weight, weight_shapes
+from greedyprune.sparse import apply_masks, get_masks, raw_weight, weight_shapes
 from greedyprune.sparse.density import layer_densities
 from greedyprune.train import TrainConfig, train
 

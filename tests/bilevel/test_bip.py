@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.autograd.functional import hessian
 
-from greedyprune.baselines.bip import BiPOptions, bip_prune, bip_problem, run_bip, solver_options
+from greedyprune.baselines.bip import BiPOptions, bip_prune, run_bip, solver_options
 from greedyprune.bilevel import MaskLearningProblem, OracleCost, hypergradient, lower_gradient, make_solver
 from greedyprune.bilevel.hypergrad import HypergradOptions
 from greedyprune.data import TensorImageDataset

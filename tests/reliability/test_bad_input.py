@@ -36,7 +36,6 @@ def test_weights_file_not_a_checkpoint(cli, files, tmp_path):
 
 
 def test_weights_file_empty(cli, files, tmp_path):
-    out = tmp_path / "out.pt"
     assert_user_error(cli("eval", "--model", "lenet300-100", "--weights", files.empty, "--data", "random:1x28x28"),
                       "eval", "empty.pth is empty (0 bytes)", "re-save or re-download")
 
