@@ -324,7 +324,8 @@ def print_rows(rows: list[dict], header: bool) -> None:
             if not lat and "error" not in run:  # --skip-latency: sizes from the prune run, no latency
                 measured = {"flops_fraction": run["flops_fraction"], "params_fraction": run["params_fraction"]}
             if "error" in run or "error" in measured or "floor" in measured:
-                reason = run.get("error") or measured.get("error") or f"floor {measured['floor']:.1%} above target"
+                reason = (run.get("error") or measured.get("error") or measured.get("reason")
+                          or f"floor {measured['floor']:.1%} above target")
                 print(f"{row['model']:<13} {row['flops']:>6.2f} {label:<18} failed: {reason}")
                 continue
             ratio = f"{run['prune_over_forward']:.2f}x" if "prune_over_forward" in run else "-"

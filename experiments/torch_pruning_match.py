@@ -51,7 +51,8 @@ def prune_to_flops(model: nn.Module, example: torch.Tensor, target: float, scope
     """Torch-Pruning ``scope`` pruning whose FLOPs fraction is closest to ``target`` (bisection on the ratio).
 
     Returns ``(model, info)``; ``model`` is None when even the largest ratio keeps more than ``target``
-    (``info["floor"]`` says what it reached) or Torch-Pruning fails (``info["error"]``).
+    (``info["floor"]`` says what it reached), when no ratio lands within 2 points of ``target`` (``round_to``
+    steps too coarse; ``info["reason"]`` says which), or Torch-Pruning fails (``info["error"]``).
     """
     dense = count_flops(model, example)
     lo, hi, best, best_gap, tried = 0.0, 0.95, None, float("inf"), []
@@ -71,5 +72,8 @@ def prune_to_flops(model: nn.Module, example: torch.Tensor, target: float, scope
                       "tried": tried}
     net, ratio, fraction = best
     if best_gap > max(tolerance, 0.02):
-        return None, {"scope": scope, "floor": min(f for _, f in tried), "tried": tried}
+        floor = min(f for _, f in tried)
+        reason = (f"floor {floor:.1%} above target" if floor > target else
+                  f"no ratio within 2 points of {target:.1%} (closest {fraction:.1%}: its steps are too coarse)")
+        return None, {"scope": scope, "floor": floor, "closest": fraction, "reason": reason, "tried": tried}
     return net, {"scope": scope, "ratio": ratio, "flops_fraction": fraction, "round_to": round_to, "tried": tried}
