@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--refit", default="none", choices=["none", "auto", "global"],
+                        help="the global refit after selection (default none: the selection's cost, as bench_pipeline "
+                             "measures; auto = the library default, whose L-BFGS passes show as 'PASS pruning + finish')")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spent: collections.Counter = collections.Counter()
@@ -81,9 +84,10 @@ def main() -> None:
             passes.append(time.process_time() - start)
     forward = min(passes)
     start = time.process_time()
-    _, report = greedyprune.prune(model, batches, flops=args.flops, streams=args.streams, progress=False)
+    _, report = greedyprune.prune(model, batches, flops=args.flops, streams=args.streams, progress=False,
+                                  refit=None if args.refit == "none" else args.refit)
     seconds = time.process_time() - start
-    kind = "streams" if args.streams else "internal"
+    kind = ("streams" if args.streams else "internal") + ("" if args.refit == "none" else f", refit {args.refit}")
     print(f"{args.model} flops {args.flops} {kind}, {args.images} images at {args.size} px, {args.threads} thread(s): "
           f"forward {forward:.2f} s CPU, prune {seconds:.1f} s CPU = {seconds / forward:.2f} forwards "
           f"(FLOPs kept {report.flops_after / report.flops_before:.3f})")
