@@ -24,19 +24,18 @@ rerun as before (:func:`slice_layout_ok`).
 
 from __future__ import annotations
 
-import operator
-
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from ..graph.groups import ChannelGroup
+from ..graph.ops import ELEMENTWISE, UNARY, UNARY_LAYERS, op_name
 
+# per-element ops whose output at the kept channels is, bit for bit, the op applied to the kept channels:
+# a checked subset of greedyprune.graph.ops' channel-preserving tables, matched by the same op names
 CHANNELWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.Hardsigmoid,
                        nn.LeakyReLU, nn.ELU, nn.Identity)
-CHANNELWISE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, torch.relu, F.relu, F.relu6,
-                         F.hardswish, F.silu, F.gelu, torch.sigmoid}
-CHANNELWISE_METHODS = {"relu", "add", "mul", "sigmoid"}
+CHANNELWISE_OPS = {"add", "mul", "relu", "relu6", "hardswish", "silu", "gelu", "sigmoid"}
+assert set(CHANNELWISE_MODULES) <= set(UNARY_LAYERS) and CHANNELWISE_OPS <= UNARY | ELEMENTWISE
 NORMS = (nn.BatchNorm2d,)
 
 
@@ -47,9 +46,7 @@ def _is_conv(module: nn.Module) -> bool:
 def _channelwise(node: fx.Node, root: nn.Module) -> bool:
     if node.op == "call_module":
         return isinstance(root.get_submodule(node.target), CHANNELWISE_MODULES)
-    if node.op == "call_function":
-        return node.target in CHANNELWISE_FUNCTIONS
-    return node.op == "call_method" and node.target in CHANNELWISE_METHODS
+    return node.op in ("call_function", "call_method") and op_name(node.target) in CHANNELWISE_OPS
 
 
 def classify(nodes: list[fx.Node], root: nn.Module, group: ChannelGroup) -> dict[fx.Node, str]:
