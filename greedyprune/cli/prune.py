@@ -62,7 +62,8 @@ class _Options:
     refit_iters: int = opt(40, "L-BFGS iterations of the global refit (about 1.1 forward+backward passes over the "
                                "calibration images each; at most 2 x ITERS + 1 passes in all)")
     ye_run_dir: str | None = opt(None, "ye2020: folder for the per-layer checkpoint, so a killed run resumes")
-    cache_mb: int = opt(2048, "most memory (MiB) for original-network values kept instead of recomputed (same "
+    cache_mb: int = opt(2048, "most memory (MiB) for each of the two kinds of original-network values kept instead "
+                              "of recomputed (recorded targets, values ahead of a cut; up to twice this in all; same "
                               "result bit for bit; 0 recomputes everything: less memory, slower)", between=(0, None))
     progress: bool = opt(True, "show progress bars")
 
