@@ -33,6 +33,7 @@ from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
+from .pipeline.widths import explicit_widths, latency_model
 from .pipeline.statistics import iter_group_problems
 from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
@@ -113,31 +114,21 @@ class Pruner:
         if o.keep is not None:
             return keep_widths(self.groups, o.keep, o.round_to)
         if o.widths is not None:
-            return self._explicit_widths(o.widths)
-        kind, target = ("flops", o.flops) if o.flops is not None else ("params", o.params)
-        costs = cost_model(self.original, self.groups, example, kind, o.round_to)
+            return explicit_widths(self.groups, o.widths, o.round_to)
+        kind, target = next((k, getattr(o, k)) for k in ("flops", "params", "latency") if getattr(o, k) is not None)
+        latency = None
+        if kind == "latency" or o.allocation == "latency":
+            latency, seconds = latency_model(self.original, self.nodes, self.groups, self.batches[0], o.round_to,
+                                             o.latency_seconds)
+            self.report.options["latency_seconds"] = seconds
+        costs = latency if kind == "latency" else cost_model(self.original, self.groups, example, kind, o.round_to)
         if o.allocation == "uniform":
-            return allocate_uniform(costs, target, kind)
-        return allocate_by_error(costs, self.error_curves(), target, kind)
-
-    def _explicit_widths(self, widths: dict[str, int]) -> list[int]:
-        unknown = sorted(set(widths) - {g.name for g in self.groups})
-        if unknown:
-            raise UserError(f"widths name unknown groups {unknown[:3]}; the groups are "
-                            f"{', '.join(g.name for g in self.groups[:4])}, ...")
-        out = [int(widths.get(g.name, g.width)) for g in self.groups]
-        bad = [g.name for g, w in zip(self.groups, out) if not 1 <= w <= g.width]
-        if bad:
-            raise UserError(f"widths for {bad[:3]} are outside 1..channels; a group cannot be emptied")
-        odd = [f"{g.name} ({g.partition})" for g, w in zip(self.groups, out) if w % g.partition]
-        if odd:
-            raise UserError(f"widths for {odd[:3]} are not multiples of the group's partition count (grouped convs "
-                            "read it); give multiples")
-        off = [f"{g.name}={w}" for g, w in zip(self.groups, out) if w % self.options.round_to and w != g.width]
-        if off:
-            raise UserError(f"widths {', '.join(off[:3])} are not multiples of round_to={self.options.round_to} (nor "
-                            "the group's full width); give multiples or leave round_to at 1")
-        return out
+            widths = allocate_uniform(costs, target, kind)
+        else:
+            widths = allocate_by_error(costs, self.error_curves(), target, kind, rank=latency)
+        if latency is not None:  # the latency model's kept fraction (a measured speed-up is the bench's)
+            self.report.options["latency_model_kept"] = latency.cost(widths) / latency.cost(latency.full_widths)
+        return widths
 
     def error_curves(self) -> list[torch.Tensor]:
         """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass).
