@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 
 from .budget import allocate_by_error, allocate_uniform, cost_model, keep_widths
 from .calibration import as_batches, check_on_every_rank, global_count, share_over_ranks
-from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
