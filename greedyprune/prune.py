@@ -54,7 +54,10 @@ class Pruner:
             ``uniform``, ``uniform-noreplace``, ``magnitude``, ``magnitude-norefit``, ``random``,
             ``reoptimized-simplex``); the options each method takes are filled in by the pipeline.
         options: see :class:`~greedyprune.pipeline.options.PruneOptions`: exactly one budget (``keep``,
-            ``flops``, ``params`` or ``widths``), ``allocation``, ``round_to`` (kept widths multiples of it,
+            ``flops``, ``params``, ``latency`` (a fraction of the measured latency, :mod:`greedyprune.latency`)
+            or ``widths``), ``allocation`` (``"error"``; ``"latency"``: a flops/params target with the steps
+            ranked by measured latency saved; ``"uniform"``), ``latency_seconds`` (a report's recorded node
+            times, to repeat its allocation), ``round_to`` (kept widths multiples of it,
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
