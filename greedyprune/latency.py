@@ -8,7 +8,8 @@ output, and at high resolution far more than their FLOPs suggest (ResNet-50's st
 layers that are cheap in FLOPs but slow to run.
 
 The model: run the network once per repeat node by node (``torch.fx.Interpreter``), take each node's
-median time ``t_n`` on the calibration batch, and scale it by the kept fraction of what it computes::
+median time ``t_n`` on (up to) the first 8 calibration images, and scale it by the kept fraction of
+what it computes::
 
     latency(w) = fixed + sum_n t_n * r_in,n(w) * r_out,n(w)
 

@@ -40,7 +40,7 @@ class _Options:
     flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
     params: float | None = opt(None, "keep this fraction of the model's parameters")
     latency: float | None = opt(None, "keep this fraction of the model's measured latency (every traced node timed on "
-                                      "the first calibration batch on --device, scaled by the channels it keeps)")
+                                      "the first 8 calibration images on --device, scaled by the channels it keeps)")
     allocation: str = opt("error", "how a --flops/--params/--latency target is spread over groups: error (smallest "
                                    "error rise per unit of the target's cost), latency (per second of measured latency "
                                    "saved: a faster model at the same --flops), uniform (one kept fraction)",

@@ -21,7 +21,7 @@ class PruneOptions:
     flops: float | None = opt(None, "target fraction of the original FLOPs (widths from error curves)")
     params: float | None = opt(None, "target fraction of the original parameters")
     latency: float | None = opt(None, "target fraction of the measured latency (each traced node timed on the first "
-                                      "calibration batch, scaled by its kept channels; greedyprune.latency)")
+                                      "8 calibration images, scaled by its kept channels; greedyprune.latency)")
     allocation: str = opt("error", "how a flops/params/latency target is split over groups: 'error' (smallest error "
                                    "rise per unit of the target's cost), 'latency' (per second of measured latency "
                                    "saved, for a flops/params target: faster models at the same FLOPs), 'uniform' "

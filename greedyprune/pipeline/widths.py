@@ -15,6 +15,9 @@ from ..graph.groups import ChannelGroup
 from ..latency import TIMED_OPS, node_seconds
 
 
+TIMING_BATCH = 8  # images the latency model is timed on: the batch the benchmarks measure latency at
+
+
 def explicit_widths(groups: list[ChannelGroup], widths: dict[str, int], round_to: int) -> list[int]:
     """``widths`` (by group name; unnamed groups stay full) checked against each group's granularity."""
     unknown = sorted(set(widths) - {g.name for g in groups})
@@ -40,11 +43,12 @@ def latency_model(original: nn.Module, nodes: list[fx.Node], groups: list[Channe
                   round_to: int, seconds: dict[str, float] | None = None) -> tuple[CostModel, dict[str, float]]:
     """The latency cost model of ``original`` (see :mod:`greedyprune.latency`) and the node times it uses.
 
-    ``seconds`` given: those times (a previous run's table); else every call node is timed on ``batch``
-    (rank 0's times on every rank, so all ranks allocate the same widths).
+    ``seconds`` given: those times (a previous run's table); else every call node is timed on the first
+    ``TIMING_BATCH`` images of ``batch``, median of 3 runs (rank 0's times on every rank, so all ranks allocate
+    the same widths).
     """
     if seconds is None:
-        measured = node_seconds(nodes[0].graph.owning_module, batch)
+        measured = node_seconds(nodes[0].graph.owning_module, batch[:TIMING_BATCH], repeat=3)
         names = [n.name for n in nodes if n.op in TIMED_OPS]
         seconds = dict(zip(names, first_rank_values([measured[name] for name in names])))
     return cost_model(original, groups, batch[:1], "latency", round_to, nodes=nodes, seconds=seconds), seconds
