@@ -59,7 +59,10 @@ from random_models import randomized
 import torch_pruning_match as tpm
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_pipeline.json"
-VARIANTS = {"internal": False, "streams": True}  # variant -> streams option
+# variant -> options; "+lat": widths allocated by the measured latency they save (allocation="latency")
+VARIANTS = {"internal": {"streams": False}, "streams": {"streams": True},
+            "internal+lat": {"streams": False, "allocation": "latency"},
+            "streams+lat": {"streams": True, "allocation": "latency"}}
 
 
 def peak_rss_mb() -> float:
@@ -117,8 +120,14 @@ def selection_only() -> dict:
     return {"refit": None} if supported("refit") else {}
 
 
+def variant_supported(variant: str) -> bool:
+    return variant in VARIANTS and all(supported(k) for k, v in VARIANTS[variant].items() if v is not False) and (
+        VARIANTS[variant].get("allocation") != "latency" or supported("latency"))
+
+
 def variant_options(variant: str) -> dict:
-    return {**({"streams": VARIANTS[variant]} if streams_supported() else {}), **selection_only()}
+    chosen = {k: v for k, v in VARIANTS[variant].items() if supported(k)}
+    return {**chosen, **selection_only()}
 
 
 # ------------------------------------------------------------------------------------ part 1 (issue 3)
@@ -168,7 +177,7 @@ def split_variant(key: str) -> tuple[str, int]:
 
 
 def variant_keys(args) -> list[str]:
-    variants = [v for v in args.variants.split(",") if v in VARIANTS and (VARIANTS[v] is False or streams_supported())]
+    variants = [v for v in args.variants.split(",") if variant_supported(v)]
     return [v if r == 1 else f"{v}/r{r}" for r in round_tos(args) for v in variants]
 
 
@@ -385,7 +394,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet50", help="part 1's model")
     parser.add_argument("--models", default="resnet50,mobilenet_v2", help="part 2's models ('' to skip part 2)")
     parser.add_argument("--flops", default="0.5,0.3", help="part 2's FLOPs targets")
-    parser.add_argument("--variants", default="internal,streams", help="part 2's greedyprune group kinds")
+    parser.add_argument("--variants", default="internal,streams", help="part 2's greedyprune variants: internal, streams, internal+lat, streams+lat (+lat: allocation='latency')")
     parser.add_argument("--round-to", default="1", help="part 2: greedyprune round_to values (and Torch-Pruning's), "
                                                         "e.g. 1,8: every row with and without rounding")
     parser.add_argument("--size", type=int, default=224, help="input images are SIZE x SIZE")

@@ -58,7 +58,8 @@ COLORS = {"reoptimized": "tab:blue", "reoptimized+refit": "tab:purple", "uniform
 def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
     """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N, "streams": True})``.
 
-    ``+streams`` also prunes residual streams / block outputs; ``+refit`` adds the global refit, and
+    ``+streams`` also prunes residual streams / block outputs; ``+lat`` allocates the widths by the measured
+    latency they save (``allocation="latency"``; the FLOPs target stays); ``+refit`` adds the global refit, and
     without it there is none (``refit=None``, whatever the method's default), so a name means one thing.
     """
     base, *suffixes = method.split("+")
@@ -68,14 +69,18 @@ def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
             extra.update(refit="global", refit_iters=refit_iters)
         elif suffix == "streams":
             extra.update(streams=True)
+        elif suffix == "lat":
+            extra.update(allocation="latency")
         else:
-            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams and/or +refit")
+            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams, +lat and/or +refit")
     return base, extra
 
 
 def allocator(method: str) -> str:
-    """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams."""
-    return "reoptimized+streams" if "streams" in method.split("+")[1:] else "reoptimized"
+    """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams and
+    ``+lat`` when its widths are allocated by the measured latency they save (``allocation="latency"``)."""
+    suffixes = method.split("+")[1:]
+    return "reoptimized" + "".join(f"+{s}" for s in ("streams", "lat") if s in suffixes)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -201,7 +206,7 @@ def main() -> None:
                        "group_errors": {g.name: g.error for g in report.groups}, "prune_seconds": report.seconds,
                        "prune_cpu_seconds": prune_cpu,
                        "top1_pruned": top1_pruned, "top1_recalibrated": recalibrated, "top1_finetuned": None,
-                       "refit": report.refit}
+                       "refit": report.refit, "latency_model_kept": report.options.get("latency_model_kept")}
                 if args.finetune_images and method in methods:
                     tuned = copy.deepcopy(pruned)
                     tuned_at = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Widths per channel group: a kept fraction, or a global FLOPs / parameter target.
+"""Widths per channel group: a kept fraction, or a global FLOPs / parameter / latency target.
 
 Cost model: :mod:`greedyprune.costmodel` (exact, over traced groups: every Conv2d/Linear's FLOPs and
 every parameter's size as a product of width ratios).
@@ -10,7 +10,9 @@ the group with the smallest
 increase of relative reconstruction error per unit of cost saved,
 ``(e_g(w_g - s_g) - e_g(w_g)) / (cost(w) - cost(w - s_g 1_g))``, where ``e_g`` is the group's greedy
 (``reoptimized``) error curve -- until the target is met. Every method then prunes to the same widths,
-so comparisons are at matched cost. ``allocation="uniform"`` instead finds one kept fraction for all
+so comparisons are at matched cost. ``allocation="latency"`` ranks the steps by the *measured latency* they
+save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one; a ``latency=`` target
+ranks and stops by the latency model. ``allocation="uniform"`` instead finds one kept fraction for all
 groups (bisection) that meets the target. No group goes below one granule (one channel per partition).
 
 ``round_to`` (as Torch-Pruning's ``round_to``): every kept width a multiple of it, or the full width.
@@ -28,7 +30,10 @@ from .costmodel import CostModel, cost_model, granularity
 from .errors import UserError
 from .graph.groups import ChannelGroup
 
-__all__ = ["CostModel", "allocate_by_error", "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
+# how a global target is split over groups (PruneOptions.allocation; see the module docstring)
+ALLOCATIONS = ("error", "latency", "uniform")
+
+__all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
            "keep_widths"]
 
 
@@ -64,14 +69,19 @@ def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
 
 
 def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target: float,
-                      kind: str = "cost") -> list[int]:
-    """Greedy removal by smallest error increase per cost saved until ``cost <= target * full cost``."""
+                      kind: str = "cost", rank: CostModel | None = None) -> list[int]:
+    """Greedy removal by smallest error increase per cost saved until ``cost <= target * full cost``.
+
+    ``rank``: another cost model over the same groups (e.g. the latency model) whose saving ranks the steps
+    instead of ``model_cost``'s; the target is still ``model_cost``'s (e.g. FLOPs).
+    """
+    rank = rank or model_cost
     widths = model_cost.full_widths.astype(int).copy()
     goal = target * model_cost.cost(widths)
     errs = [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # errs[g][n] after n picks
     while model_cost.cost(widths) > goal:
         steps = model_cost.step_at(widths)
-        saving = model_cost.saving_per_step(widths)
+        saving = rank.saving_per_step(widths)
         rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
                          errs[g][w - s] - errs[g][-1]) for g, (w, s) in enumerate(zip(widths, steps))])
         rise = np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from .graph.groups import ChannelGroup
+from .latency import TIMED_OPS, check_seconds, is_product
 from .metrics import module_flops
 
 Norm = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)
@@ -119,10 +120,13 @@ def _affine(entry: np.ndarray | None, total: int, full: np.ndarray) -> tuple[flo
 
 
 def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tensor, kind: str,
-               round_to: int = 1) -> CostModel:
-    """The exact cost model of ``kind`` (``"flops"`` or ``"params"``) over ``groups`` of ``model``.
+               round_to: int = 1, nodes: list[fx.Node] | None = None,
+               seconds: dict[str, float] | None = None) -> CostModel:
+    """The cost model of ``kind`` (``"flops"``, ``"params"``: exact; ``"latency"``) over ``groups`` of ``model``.
 
     ``round_to``: kept widths must also be multiples of it (or full), see :func:`granularity`.
+    ``"latency"`` needs the traced ``nodes`` and each call node's measured ``seconds``
+    (:mod:`greedyprune.latency`): the cost is the full-width time of each node scaled by its kept fraction.
     """
     full = np.array([g.width for g in groups], dtype=float)
     table = _Ratios(groups)
@@ -149,8 +153,12 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
                 r_in, r_out = _ratios_of(table, name, module, full)
                 matrix = pname == "weight" and p.dim() > 1 and not isinstance(module, Norm)
                 items.append((float(p.numel()), r_in if matrix else unchanged, r_out))
+    elif kind == "latency":
+        if nodes is None or seconds is None:
+            raise ValueError("a latency cost model needs the traced nodes and their measured seconds")
+        fixed, items = _latency_items(modules, nodes, seconds, groups, table, full)
     else:
-        raise ValueError(f"cost kind must be 'flops' or 'params', got {kind!r}")
+        raise ValueError(f"cost kind must be 'flops', 'params' or 'latency', got {kind!r}")
     def column(part: int, field: int) -> np.ndarray:
         values = [item[part][field] for item in items]
         return np.array(values).reshape(-1, len(groups)) if field == 1 else np.array(values, dtype=float)
@@ -158,6 +166,32 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
     return CostModel(np.array([i[0] for i in items], dtype=float), column(1, 0), column(1, 1), column(1, 2),
                      column(2, 0), column(2, 1), column(2, 2), fixed, full,
                      np.array([granularity(g, round_to) for g in groups], dtype=int), round_to)
+
+
+def _latency_items(modules: dict[str, nn.Module], nodes: list[fx.Node], seconds: dict[str, float],
+                   groups: list[ChannelGroup], table: _Ratios, full: np.ndarray) -> tuple[float, list]:
+    """``fixed`` seconds and one ``(t, r_in, r_out)`` item per node that scales with the widths."""
+    check_seconds(nodes, seconds)
+    held: dict[str, np.ndarray] = {}  # node -> positions per channel of each group on its channel axis
+    size: dict[str, int] = {}
+    for g, group in enumerate(groups):
+        for ref in group.tensors:
+            held.setdefault(ref.node, np.zeros(len(groups)))[g] += ref.positions.numel() / group.width
+            size[ref.node] = ref.size
+    unchanged = (1.0, np.zeros(len(groups)), 1.0)
+    fixed, items = 0.0, []
+    for node in nodes:
+        if node.op not in TIMED_OPS:
+            continue
+        t = float(seconds[node.name])
+        module = modules.get(node.target) if node.op == "call_module" else None
+        if module is not None and is_product(module):
+            items.append((t, *_ratios_of(table, node.target, module, full)))
+        elif node.name in held:
+            items.append((t, unchanged, _affine(held[node.name], size[node.name], full)))
+        else:
+            fixed += t
+    return fixed, items
 
 
 def granularity(group: ChannelGroup, round_to: int = 1) -> int:

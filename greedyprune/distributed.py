@@ -184,6 +184,15 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return total.tolist()
 
 
+def first_rank_values(values: list[float]) -> list[float]:
+    """Rank 0's ``values`` (float64) on every rank, e.g. measured times every rank must decide on alike."""
+    if world()[1] == 1:
+        return list(values)
+    shared = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    broadcast_from_first(shared)
+    return shared.tolist()
+
+
 def first_rank_says(flag: bool) -> bool:
     """Rank 0's value of ``flag`` on every rank (e.g. "a checkpoint exists"), so all ranks decide alike."""
     if world()[1] == 1:

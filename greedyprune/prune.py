@@ -27,12 +27,12 @@ from tqdm.auto import tqdm
 
 from .budget import allocate_by_error, allocate_uniform, cost_model, keep_widths
 from .calibration import as_batches, check_on_every_rank, global_count, share_over_ranks
-from .errors import UserError
 from .metrics import count_flops, count_parameters
 from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
+from .pipeline.widths import explicit_widths, latency_model
 from .pipeline.statistics import iter_group_problems
 from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
@@ -54,7 +54,10 @@ class Pruner:
             ``uniform``, ``uniform-noreplace``, ``magnitude``, ``magnitude-norefit``, ``random``,
             ``reoptimized-simplex``); the options each method takes are filled in by the pipeline.
         options: see :class:`~greedyprune.pipeline.options.PruneOptions`: exactly one budget (``keep``,
-            ``flops``, ``params`` or ``widths``), ``allocation``, ``round_to`` (kept widths multiples of it,
+            ``flops``, ``params``, ``latency`` (a fraction of the measured latency, :mod:`greedyprune.latency`)
+            or ``widths``), ``allocation`` (``"error"``; ``"latency"``: a flops/params target with the steps
+            ranked by measured latency saved; ``"uniform"``), ``latency_seconds`` (a report's recorded node
+            times, to repeat its allocation), ``round_to`` (kept widths multiples of it,
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
@@ -113,31 +116,21 @@ class Pruner:
         if o.keep is not None:
             return keep_widths(self.groups, o.keep, o.round_to)
         if o.widths is not None:
-            return self._explicit_widths(o.widths)
-        kind, target = ("flops", o.flops) if o.flops is not None else ("params", o.params)
-        costs = cost_model(self.original, self.groups, example, kind, o.round_to)
+            return explicit_widths(self.groups, o.widths, o.round_to)
+        kind, target = next((k, getattr(o, k)) for k in ("flops", "params", "latency") if getattr(o, k) is not None)
+        latency = None
+        if kind == "latency" or o.allocation == "latency":
+            latency, seconds = latency_model(self.original, self.nodes, self.groups, self.batches[0], o.round_to,
+                                             o.latency_seconds)
+            self.report.options["latency_seconds"] = seconds
+        costs = latency if kind == "latency" else cost_model(self.original, self.groups, example, kind, o.round_to)
         if o.allocation == "uniform":
-            return allocate_uniform(costs, target, kind)
-        return allocate_by_error(costs, self.error_curves(), target, kind)
-
-    def _explicit_widths(self, widths: dict[str, int]) -> list[int]:
-        unknown = sorted(set(widths) - {g.name for g in self.groups})
-        if unknown:
-            raise UserError(f"widths name unknown groups {unknown[:3]}; the groups are "
-                            f"{', '.join(g.name for g in self.groups[:4])}, ...")
-        out = [int(widths.get(g.name, g.width)) for g in self.groups]
-        bad = [g.name for g, w in zip(self.groups, out) if not 1 <= w <= g.width]
-        if bad:
-            raise UserError(f"widths for {bad[:3]} are outside 1..channels; a group cannot be emptied")
-        odd = [f"{g.name} ({g.partition})" for g, w in zip(self.groups, out) if w % g.partition]
-        if odd:
-            raise UserError(f"widths for {odd[:3]} are not multiples of the group's partition count (grouped convs "
-                            "read it); give multiples")
-        off = [f"{g.name}={w}" for g, w in zip(self.groups, out) if w % self.options.round_to and w != g.width]
-        if off:
-            raise UserError(f"widths {', '.join(off[:3])} are not multiples of round_to={self.options.round_to} (nor "
-                            "the group's full width); give multiples or leave round_to at 1")
-        return out
+            widths = allocate_uniform(costs, target, kind)
+        else:
+            widths = allocate_by_error(costs, self.error_curves(), target, kind, rank=latency)
+        if latency is not None:  # the latency model's kept fraction (a measured speed-up is the bench's)
+            self.report.options["latency_model_kept"] = latency.cost(widths) / latency.cost(latency.full_widths)
+        return widths
 
     def error_curves(self) -> list[torch.Tensor]:
         """Each group's full ``reoptimized`` error curve on the *original* network (one extra pass).

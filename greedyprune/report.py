@@ -63,6 +63,9 @@ class PruneReport:
         fr = self.flops_after / max(self.flops_before, 1)
         lines.append(f"params {self.params_before:,} -> {self.params_after:,} ({pr:.1%});  "
                      f"FLOPs {self.flops_before:,} -> {self.flops_after:,} ({fr:.1%})")
+        if "latency_model_kept" in self.options:
+            lines.append(f"latency model (node times measured on {self.device}): {self.options['latency_model_kept']:.1%} "
+                         f"of the original kept (a model estimate; time the pruned model to know)")
         damping = self.options.get("damping")
         ridge = f", damping {damping:g} x mean diag(G) (lambda per group in the JSON)" if damping else ""
         if self.refit:

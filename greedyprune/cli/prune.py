@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, make_dataclass
 
+from ..budget import ALLOCATIONS
 from ..errors import UserError
 from ..options import SEED_RANGE
 from ..ye2020.options import Ye2020Options
@@ -38,7 +39,14 @@ class _Options:
     keep: float | None = opt(None, "keep this fraction of the channels of every group")
     flops: float | None = opt(None, "keep this fraction of the model's FLOPs (widths allocated by error per FLOP)")
     params: float | None = opt(None, "keep this fraction of the model's parameters")
-    allocation: str = opt("error", "how a --flops/--params target is spread over groups", choices=["error", "uniform"])
+    latency: float | None = opt(None, "keep this fraction of the model's measured latency (every traced node timed on "
+                                      "the first 8 calibration images on --device, scaled by the channels it keeps)")
+    allocation: str = opt("error", "how a --flops/--params/--latency target is spread over groups: error (smallest "
+                                   "error rise per unit of the target's cost), latency (per second of measured latency "
+                                   "saved: a faster model at the same --flops), uniform (one kept fraction)",
+                          choices=list(ALLOCATIONS))
+    latency_table: str | None = opt(None, "with --latency or --allocation latency: the node times of an earlier run's "
+                                          "report (OUT.json) instead of measuring them, to get its widths again")
     round_to: int = opt(1, "kept widths are multiples of this (or a group's full width): 8 or 16 make CPU "
                            "convolutions faster at the same FLOPs (they compute channels in blocks; see docs/budget.md); "
                            "1: any width", between=(1, None))
@@ -74,6 +82,17 @@ Options = make_dataclass("Options", prefixed_fields(Ye2020Options, "ye_", "ye202
 Options.__doc__ = "Options of ``greedyprune prune`` (the ``ye_*`` fields: :class:`greedyprune.ye2020.Ye2020Options`)."
 
 
+def read_latency_table(path: str) -> dict[str, float]:
+    """The node times recorded in a pruning report (``options.latency_seconds`` of OUT.json)."""
+    from ..io import read_json
+    report = read_json(path, what="pruning report")
+    table = report.get("options", {}).get("latency_seconds") if isinstance(report, dict) else None
+    if not isinstance(table, dict):
+        raise UserError(f"--latency-table {path}: no latency table in it (options.latency_seconds); give the report "
+                        "(OUT.json) of a run made with --latency or --allocation latency")
+    return table
+
+
 def run(options: Options) -> None:
     from ..distributed import is_main, same_error_on_every_rank
     from ..modelfile import check_model_outputs, save
@@ -90,11 +109,13 @@ def run(options: Options) -> None:
         if not options.out:
             raise UserError("--out is required: where to write the pruned model (e.g. pruned.pt)")
         budgets = [f"--{name} {value}" for name, value in (("keep", options.keep), ("flops", options.flops),
-                                                           ("params", options.params)) if value is not None]
+                                                           ("params", options.params), ("latency", options.latency))
+                   if value is not None]
         if not budgets:
-            raise UserError("give a budget: --keep F, --flops F or --params F (fractions in (0, 1])")
+            raise UserError("give a budget: --keep F, --flops F, --params F or --latency F (fractions in (0, 1])")
         if len(budgets) > 1:
-            raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops or --params")
+            raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops, --params or --latency")
+        latency_seconds = read_latency_table(options.latency_table) if options.latency_table else None
         try:
             check_refit_options(options.refit, options.refit_iters)
         except UserError as err:
@@ -108,7 +129,7 @@ def run(options: Options) -> None:
                                    **data_options(data, model))
     try:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
-                        allocation=options.allocation, round_to=options.round_to, streams=options.streams, device=options.device or default_device(), seed=options.seed,
+                        latency=options.latency, latency_seconds=latency_seconds, allocation=options.allocation, round_to=options.round_to, streams=options.streams, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
                         refit=options.refit, refit_iters=options.refit_iters, cache_mb=options.cache_mb,
                         progress=options.progress and is_main())

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .channels import LayerUse, Propagation
-from .idtensor import along, channel_axis
+from .groups import TensorRef
+from .idtensor import AxisIds, along, channel_axis
 
 
 @dataclass
@@ -74,10 +75,8 @@ def raw_groups(prop: Propagation) -> list[RawGroup]:
                 seen.add(r)
                 keyed.setdefault(key, RawGroup([], [producers[i] for i in key])).roots.append(r)
     groups = list(keyed.values())
-    size = prop.slots.parent.numel()
-    group_of, channel_of = torch.full((size,), -1), torch.full((size,), -1)
-    for g, group in enumerate(groups):
-        group_of[group.roots], channel_of[group.roots] = g, torch.arange(len(group.roots))
+    group_of, channel_of = channel_index(groups, prop.slots.parent.numel())
+    for group in groups:
         reasons: list[str] = []
         for r in group.roots:
             reasons += [reason for reason in frozen.get(r, []) if reason not in reasons]
@@ -101,3 +100,36 @@ def raw_groups(prop: Propagation) -> list[RawGroup]:
             else:
                 groups[g].placed.append((use, positions, axis))
     return groups
+
+
+def channel_index(groups: list[RawGroup], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per slot root: the index of the group holding it and its channel number there (-1: none)."""
+    group_of, channel_of = torch.full((size,), -1), torch.full((size,), -1)
+    for g, group in enumerate(groups):
+        group_of[group.roots], channel_of[group.roots] = g, torch.arange(len(group.roots))
+    return group_of, channel_of
+
+
+def tensors_holding(prop: Propagation, groups: list[RawGroup]) -> list[list[TensorRef]]:
+    """Per group: every computed value of the graph holding its channels on one axis, with their positions.
+
+    Only call nodes count (not the input, parameters or the output); a value holding a group's channels
+    unevenly or only some of them (cannot happen in a prunable group) or split into a tuple is left out.
+    """
+    group_of, channel_of = channel_index(groups, prop.slots.parent.numel())
+    held: list[list[TensorRef]] = [[] for _ in groups]
+    for node in prop.traced.nodes:
+        ids = prop.ids.get(node.name)
+        if node.op not in ("call_module", "call_function", "call_method") or not isinstance(ids, (torch.Tensor, AxisIds)):
+            continue
+        ids = prop.roots(ids)
+        axis = channel_axis(ids)
+        slots = along(ids, axis) if axis is not None else None
+        if slots is None:
+            continue
+        owners = group_of[slots]
+        for g in owners[owners >= 0].unique().tolist():
+            positions = _positions(torch.where(owners == g, channel_of[slots], -1), len(groups[g].roots))
+            if not isinstance(positions, str):
+                held[g].append(TensorRef(node.name, positions, len(slots)))
+    return held

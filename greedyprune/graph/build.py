@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from .assemble import RawGroup, raw_groups
+from .assemble import RawGroup, raw_groups, tensors_holding
 from .channels import LayerUse, Propagation
 from .groups import AxisRef, ChannelGroup, Consumer, FrozenChannels
 from .names import name_groups, stream_prefix
@@ -161,12 +161,14 @@ def _find_groups(model: nn.Module, example: torch.Tensor, streams: bool) -> Trac
     prop = Propagation(traced).run()
     raws = raw_groups(prop)
     fc1, bottlenecks = _squeeze_excitation(prop, raws)
+    held = tensors_holding(prop, raws)
     groups, frozen = [], []
     for index, raw in enumerate(raws):
         if index in bottlenecks and not raw.reason:
             raw.reason = "squeeze-excitation bottleneck (the inner channels of a gate, left whole)"
         found = _group(prop, raw, fc1)
         if isinstance(found, ChannelGroup):
+            found.tensors = held[index]
             groups.append(found)
             continue
         names = [u.target for u in raw.producers if not _is_gate(prop, u)] or [u.target for u in raw.producers]

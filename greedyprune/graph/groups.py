@@ -88,6 +88,22 @@ class Consumer:
 
 
 @dataclass
+class TensorRef:
+    """A value of the traced graph (a node's output) that holds a group's channels.
+
+    Attributes:
+        node: the node's name in the traced graph.
+        positions: ``LongTensor (width, block)``, where each group channel sits along the value's channel
+            axis (``block = H*W`` for a flattened conv output; several values hold other channels too).
+        size: the length of the value's channel axis (all channels, of every group and frozen ones).
+    """
+
+    node: str
+    positions: torch.Tensor
+    size: int
+
+
+@dataclass
 class ChannelGroup:
     """Channels removed together, with everything that produces, carries and reads them.
 
@@ -108,6 +124,9 @@ class ChannelGroup:
             that must run to collect this group's statistics (its first producer to its last consumer).
         score: qualified name of the layer whose output filters' L1 norms rank channels for the
             ``magnitude`` baseline (the first producer).
+        tensors: every value of the traced graph that holds the channels (a conv's or BatchNorm's
+            output, an activation, a residual sum, a concatenation, a pooled or flattened tensor): what
+            a latency cost model charges per channel (:mod:`greedyprune.latency`).
     """
 
     name: str
@@ -121,6 +140,7 @@ class ChannelGroup:
     partition: int = 1
     exact: bool = True
     notes: list[str] = field(default_factory=list)
+    tensors: list[TensorRef] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in GROUP_KINDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..budget import check_fraction, check_round_to
+from ..budget import ALLOCATIONS, check_fraction, check_round_to
 from ..errors import UserError
 from ..objective import registered_objectives
 from ..options import opt
@@ -20,7 +20,15 @@ class PruneOptions:
     keep: float | None = opt(None, "kept fraction of every group")
     flops: float | None = opt(None, "target fraction of the original FLOPs (widths from error curves)")
     params: float | None = opt(None, "target fraction of the original parameters")
-    allocation: str = opt("error", "how a flops/params target is split over groups", choices=["error", "uniform"])
+    latency: float | None = opt(None, "target fraction of the measured latency (each traced node timed on the first "
+                                      "8 calibration images, scaled by its kept channels; greedyprune.latency)")
+    allocation: str = opt("error", "how a flops/params/latency target is split over groups: 'error' (smallest error "
+                                   "rise per unit of the target's cost), 'latency' (per second of measured latency "
+                                   "saved, for a flops/params target: faster models at the same FLOPs), 'uniform' "
+                                   "(one kept fraction)", choices=list(ALLOCATIONS))
+    latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
+                                                         "report's options['latency_seconds']): the same allocation "
+                                                         "again")
     widths: dict[str, int] | None = opt(None, "explicit {group name: width} instead of a budget")
     round_to: int = opt(1, "kept widths are multiples of this (or the group's full width); 8 or 16 suit CPU "
                            "convolutions, which compute channels in blocks (see docs/budget.md); 1: any width")
@@ -59,13 +67,19 @@ class PruneOptions:
     def validated(self) -> "PruneOptions":
         if self.method not in registered_methods:
             raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(sorted(registered_methods))}")
-        if len([b for b in (self.keep, self.flops, self.params, self.widths) if b is not None]) != 1:
-            raise UserError("give exactly one budget: keep=, flops=, params= or widths=")
-        for name in ("keep", "flops", "params"):
+        if len([b for b in (self.keep, self.flops, self.params, self.latency, self.widths) if b is not None]) != 1:
+            raise UserError("give exactly one budget: keep=, flops=, params=, latency= or widths=")
+        for name in ("keep", "flops", "params", "latency"):
             check_fraction(name, getattr(self, name))
         check_round_to(self.round_to)
-        if self.allocation not in ("error", "uniform"):
-            raise UserError(f"allocation must be 'error' or 'uniform', got {self.allocation!r}")
+        if self.allocation not in ALLOCATIONS:
+            raise UserError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {self.allocation!r}")
+        if self.latency_seconds is not None and self.latency is None and self.allocation != "latency":
+            raise UserError("latency_seconds is used only with a latency= target or allocation='latency'; drop it "
+                            "or add one of those")
+        if self.latency_seconds is not None and not isinstance(self.latency_seconds, dict):
+            raise UserError(f"latency_seconds must be a dict of node name -> seconds (a report's "
+                            f"options['latency_seconds']), got {type(self.latency_seconds).__name__}")
         if self.precision not in ("float64", "float32"):
             raise UserError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
         if self.objective not in registered_objectives:
@@ -95,6 +109,6 @@ class PruneOptions:
     @property
     def budget(self) -> dict:
         """The budget given (for the report)."""
-        return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params,
+        return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params, "latency": self.latency,
                                    "allocation": self.allocation, "widths": self.widths,
                                    "round_to": self.round_to if self.round_to != 1 else None}.items() if v is not None}
