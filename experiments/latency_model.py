@@ -22,7 +22,7 @@ from random_models import randomized
 import greedyprune
 from greedyprune.budget import cost_model
 from greedyprune.graph import trace
-from greedyprune.latency import TIMED_OPS, is_product, node_seconds
+from greedyprune.latency import is_product, node_seconds
 from greedyprune.metrics import module_flops
 
 
