@@ -13,10 +13,10 @@ the same kept fraction in every group, and random widths -- each with the latenc
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from bench_conv_widths import timed  # (wall, thread CPU) medians of repeated no-grad passes after a warm-up
 from random_models import randomized
 
 import greedyprune
@@ -24,19 +24,6 @@ from greedyprune.budget import cost_model
 from greedyprune.graph import trace
 from greedyprune.latency import is_product, node_seconds
 from greedyprune.metrics import module_flops
-
-
-def timed(model: torch.nn.Module, x: torch.Tensor, repeat: int) -> tuple[float, float]:
-    """Median (thread CPU, wall) seconds of ``repeat`` no-grad passes after one warm-up."""
-    cpu, wall = [], []
-    with torch.no_grad():
-        model(x)
-        for _ in range(repeat):
-            start, start_cpu = time.perf_counter(), time.thread_time()
-            model(x)
-            cpu.append(time.thread_time() - start_cpu)
-            wall.append(time.perf_counter() - start)
-    return float(np.median(cpu)), float(np.median(wall))
 
 
 def slowest_nodes(model: torch.nn.Module, x: torch.Tensor, seconds: dict[str, float], top: int) -> None:
@@ -91,17 +78,17 @@ def main() -> None:
         models[label] = pruned
         kept = [report.widths()[g.name] for g in pruner.groups]
         predicted[label] = costs.cost(kept) / costs.cost(costs.full_widths)
-    measured: dict[str, list[tuple[float, float]]] = {k: [] for k in models}
+    measured: dict[str, list[tuple[float, float]]] = {k: [] for k in models}  # (wall, CPU) per round
     names = list(models)
     for r in range(args.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             measured[name].append(timed(models[name], x, args.repeat))
-    dense_cpu = float(np.median([c for c, _ in measured["dense"]]))
-    dense_wall = float(np.median([w for _, w in measured["dense"]]))
+    dense_cpu = float(np.median([c for _, c in measured["dense"]]))
+    dense_wall = float(np.median([w for w, _ in measured["dense"]]))
     print(f"\n{'model':<16} {'predicted':>9} {'measured CPU':>12} {'wall':>6}  (latency kept, fraction of dense)")
     for name in names:
-        cpu = float(np.median([c for c, _ in measured[name]])) / dense_cpu
-        wall = float(np.median([w for _, w in measured[name]])) / dense_wall
+        cpu = float(np.median([c for _, c in measured[name]])) / dense_cpu
+        wall = float(np.median([w for w, _ in measured[name]])) / dense_wall
         print(f"{name:<16} {predicted[name]:>9.3f} {cpu:>12.3f} {wall:>6.3f}")
 
 
