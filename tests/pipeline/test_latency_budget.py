@@ -42,7 +42,7 @@ def test_tensors_holding_a_group_are_its_activations(images):
             assert int(ref.positions.max()) < ref.size
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "regnet_x_400mf", "googlenet"])
 def test_latency_model_equals_a_count_on_the_pruned_model(name, images):
     """cost(w) = sum of node times scaled by what each node keeps, counted on the physically pruned model:
     a conv / linear by (input channels kept) x (output rows kept), any other node by its output's elements kept."""
@@ -50,7 +50,7 @@ def test_latency_model_equals_a_count_on_the_pruned_model(name, images):
     seconds = _random_seconds(model, x)
     pruner = greedyprune.Pruner(model, [x], keep=0.5, streams=True, refit=None, progress=False)
     g = np.random.default_rng(0)
-    widths = {grp.name: int(g.integers(1, grp.width + 1)) for grp in pruner.groups}
+    widths = {grp.name: grp.partition * int(g.integers(1, grp.width // grp.partition + 1)) for grp in pruner.groups}
     pruned, report = greedyprune.prune(model, [x], widths=widths, streams=True, method="magnitude-norefit",
                                        progress=False)
     full, small = trace(model, x[:1]), trace(pruned, x[:1])
@@ -60,7 +60,7 @@ def test_latency_model_equals_a_count_on_the_pruned_model(name, images):
         if node.op not in TIMED_OPS:
             continue
         module = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Conv2d, nn.Linear)):  # weight (out, in / groups): depthwise and grouped too
             a, b = module.weight.shape[:2], pruned_modules[node.target].weight.shape[:2]
             ratio = (b[0] / a[0]) * (b[1] / a[1])
         else:
