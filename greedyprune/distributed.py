@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -175,22 +175,23 @@ def broadcast_from_first(*tensors: torch.Tensor) -> None:
             dist.broadcast(t, src=0)
 
 
-def sum_over_ranks(values: list[float]) -> list[float]:
-    """The element-wise sum of ``values`` over all ranks, in float64 (``values`` itself in one process)."""
+def _values_over_ranks(values: list[float], collective: Callable[[torch.Tensor], None]) -> list[float]:
+    """``values`` as one float64 tensor through ``collective`` (in place), back as floats; as is in one process."""
     if world()[1] == 1:
         return list(values)
-    total = torch.tensor(values, dtype=torch.float64, device=_collective_device())
-    all_reduce_sum(total)
-    return total.tolist()
+    shared = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    collective(shared)
+    return shared.tolist()
+
+
+def sum_over_ranks(values: list[float]) -> list[float]:
+    """The element-wise sum of ``values`` over all ranks, in float64 (``values`` itself in one process)."""
+    return _values_over_ranks(values, all_reduce_sum)
 
 
 def first_rank_values(values: list[float]) -> list[float]:
     """Rank 0's ``values`` (float64) on every rank, e.g. measured times every rank must decide on alike."""
-    if world()[1] == 1:
-        return list(values)
-    shared = torch.tensor(values, dtype=torch.float64, device=_collective_device())
-    broadcast_from_first(shared)
-    return shared.tolist()
+    return _values_over_ranks(values, broadcast_from_first)
 
 
 def first_rank_says(flag: bool) -> bool:
