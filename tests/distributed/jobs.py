@@ -40,6 +40,14 @@ def calibration(name: str) -> list[torch.Tensor]:
     return [torch.randn(6, *PRUNE_MODELS[name][1], generator=g) for _ in range(4)]
 
 
+def latency_job() -> dict:
+    """A latency target: every rank times the nodes itself; rank 0's times must decide the widths on all ranks."""
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(6, 3, 32, 32, generator=g) for _ in range(4)]
+    _, report = greedyprune.prune(tv_model("resnet18"), batches, latency=0.6, streams=True, refit=None, progress=False)
+    return {"widths": report.widths(), "seconds": report.options["latency_seconds"]}
+
+
 def prune_job(name: str):
     build, _, budget = PRUNE_MODELS[name]
     return greedyprune.prune(build(), calibration(name), "reoptimized", **budget, progress=False, damping=DAMPING,
@@ -174,6 +182,7 @@ def _rank_main(out: Path) -> None:
             pruned, report = prune_job(name)
             torch.save({"state": {k: v.clone() for k, v in pruned.state_dict().items()},
                         "images": report.calibration_images}, out / f"prune-{name}-rank{rank}.pt")
+        torch.save(latency_job(), out / f"latency-rank{rank}.pt")
         torch.save(train_job(out / "ddp"), out / f"train-rank{rank}.pt")
         torch.save(interrupted_train_job(out / "ddp-interrupted"), out / f"interrupted-rank{rank}.pt")
         assert main(prune_command(out, "cli-two.pt")) == 0  # the group exists already: main leaves it alone

@@ -27,3 +27,9 @@ def test_two_ranks_equal_one_process(name, two_ranks):
                 assert relative_difference(got["state"][key], value) < 1e-6, key
             else:
                 assert torch.equal(got["state"][key], value), key
+
+
+def test_two_ranks_allocate_a_latency_target_from_rank_zeros_times(two_ranks):
+    first, second = (torch.load(two_ranks / f"latency-rank{rank}.pt", weights_only=True) for rank in range(2))
+    assert first["seconds"] == second["seconds"]  # measured on each rank, rank 0's broadcast
+    assert first["widths"] == second["widths"] and any(w > 1 for w in first["widths"].values())
