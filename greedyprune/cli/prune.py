@@ -115,6 +115,8 @@ def run(options: Options) -> None:
             raise UserError("give a budget: --keep F, --flops F, --params F or --latency F (fractions in (0, 1])")
         if len(budgets) > 1:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops, --params or --latency")
+        if options.latency_table and options.latency is None and options.allocation != "latency":
+            raise UserError("--latency-table is used only with --latency F or --allocation latency; add one or drop it")
         latency_seconds = read_latency_table(options.latency_table) if options.latency_table else None
         try:
             check_refit_options(options.refit, options.refit_iters)

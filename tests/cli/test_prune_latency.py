@@ -35,6 +35,8 @@ def test_latency_budget_and_a_recorded_table_from_the_command_line(tmp_path, cap
     bad.write_text(json.dumps({"options": {}}))
     assert main(common + ["--latency", "0.6", "--latency-table", str(bad), "--out", str(tmp_path / "c.pt")]) == 2
     assert "no latency table in it" in capsys.readouterr().err
+    assert main(common + ["--flops", "0.5", "--latency-table", f"{first}.json", "--out", str(tmp_path / "e.pt")]) == 2
+    assert "--latency-table is used only with --latency F or --allocation latency" in capsys.readouterr().err
     assert main(common + ["--latency", "0.6", "--flops", "0.5", "--out", str(tmp_path / "d.pt")]) == 2
     assert "give one budget" in capsys.readouterr().err
     assert not (tmp_path / "c.pt").exists() and not (tmp_path / "d.pt").exists()
