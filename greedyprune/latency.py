@@ -71,8 +71,9 @@ def check_seconds(nodes: list[fx.Node], seconds: dict[str, float]) -> None:
     """A one-line error unless ``seconds`` gives a finite time >= 0 for every call node of the graph."""
     missing = [n.name for n in nodes if n.op in TIMED_OPS and n.name not in seconds]
     if missing:
-        raise UserError(f"the latency table has no time for node(s) {', '.join(missing[:3])}: pass the table a run "
-                        "of this same model measured (report.options['latency_seconds']), or let it be measured")
+        raise UserError(f"the latency table has no time for node(s) {', '.join(missing[:3])} (a table of another "
+                        "model?): pass the one a run of this same model recorded (report.options['latency_seconds']), "
+                        "or none to measure the times")
     bad = [k for k, v in seconds.items() if not (isinstance(v, (int, float)) and 0 <= v < float("inf"))]
     if bad:
         raise UserError(f"the latency table's time for {bad[0]} is {seconds[bad[0]]!r}; times are seconds >= 0")

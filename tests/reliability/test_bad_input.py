@@ -246,7 +246,7 @@ def _rank_with_one_batch(rank: int, world_size: int, init_file: str, out_dir: st
 
 # ------------------------------------------------------------------------------------------------- budgets
 @pytest.mark.parametrize("flag, value", [("--keep", "0"), ("--keep", "1.5"), ("--flops", "-0.1"), ("--params", "2"),
-                                         ("--flops", "nan")])
+                                         ("--flops", "nan"), ("--latency", "0")])
 def test_budget_outside_zero_one(cli, files, tmp_path, flag, value):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, flag, value, "--out", out, *CALIB), "prune",
@@ -256,7 +256,7 @@ def test_budget_outside_zero_one(cli, files, tmp_path, flag, value):
 def test_no_budget(cli, files, tmp_path):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, "--out", out, *CALIB), "prune",
-                      "give a budget: --keep F, --flops F or --params F", outputs=(out,))
+                      "give a budget: --keep F, --flops F, --params F or --latency F", outputs=(out,))
 
 
 @pytest.mark.parametrize("budget", [pytest.param(["--flops", "0.001"], id="flops"),
@@ -502,7 +502,7 @@ def test_analyze_option_names_the_flag(cli, files, tmp_path, flag, value, words)
 def test_two_budgets(cli, files, tmp_path):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--flops", "0.5", "--out", out, *CALIB),
-                      "prune", "give one budget, not --keep 0.5 and --flops 0.5: --keep, --flops or --params",
+                      "prune", "give one budget, not --keep 0.5 and --flops 0.5: --keep, --flops, --params or --latency",
                       outputs=(out,))
 
 
