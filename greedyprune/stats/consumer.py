@@ -141,7 +141,20 @@ class ConsumerStatistics:
         makes it non-finite), which costs nothing beside the product itself.
         """
         t = target.detach().to(self.product_dtype)
-        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)  # a stride-1 conv: no unfolded input (stats/shifted_gram.py)
+        x, shifted, positions = self._columns(inp, t.shape[1])
+        self._add_gram(x, shifted, t.shape[0])
+        if shifted:
+            shifted_gram.add_shifted_cross(self.m, self.sum_x, x, t, self.module)
+        else:
+            self.m.add_(x @ t.T)
+            self.sum_x.add_(x.sum(1))
+        self._count(t, inp, positions)
+
+    def _columns(self, inp: torch.Tensor, targets: int | None) -> tuple[torch.Tensor, bool, int]:
+        """``(x, shifted, positions)``: the input in ``product_dtype``, as it is for a stride-1 conv (``shifted``:
+        :mod:`~greedyprune.stats.shifted_gram`, no unfolded input) or unfolded; refused unless the target
+        has the same number of positions (``targets``, if given)."""
+        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)
         if shifted:
             x = inp.detach().to(self.product_dtype)
             out_h, out_w = shifted_gram.output_size(x, self.module)
@@ -149,26 +162,25 @@ class ConsumerStatistics:
         else:
             x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
             positions = x.shape[1]
-        if positions != t.shape[1]:
-            raise UserError(f"calibration target has {t.shape[1]} positions but the input {positions}")
+        if targets is not None and positions != targets:
+            raise UserError(f"calibration target has {targets} positions but the input {positions}")
+        return x, shifted, positions
+
+    def _add_gram(self, x: torch.Tensor, shifted: bool, outputs: int) -> None:
+        """``H += X X^T`` (the running sums allocated on the first batch, ``M`` with ``outputs`` columns);
+        non-finite activations refused."""
         if self.h is None:
             dev = x.device
             self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
-            self.m = torch.zeros(self.rows, t.shape[0], dtype=torch.float64, device=dev)
+            self.m = torch.zeros(self.rows, outputs, dtype=torch.float64, device=dev)
             self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
-            self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
+            self.sum_t = torch.zeros(outputs, dtype=torch.float64, device=dev)
             self.energy = self.energy.to(dev)
             self.offset_major = shifted
         finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
         if not finite:
             raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
                             "check the model weights and inputs")
-        if shifted:
-            shifted_gram.add_shifted_cross(self.m, self.sum_x, x, t, self.module)
-        else:
-            self.m.add_(x @ t.T)
-            self.sum_x.add_(x.sum(1))
-        self._count(t, inp, positions)
 
     def _count(self, t: torch.Tensor, inp: torch.Tensor, positions: int) -> None:
         """The sums every path keeps besides its products and ``sum_x``: target sums and energy, sample
@@ -201,21 +213,27 @@ class ConsumerStatistics:
         """
         self._ready()
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
-        h, m, energy = self.h, self.m, self.energy
-        c, k = self.channels, self.block
+        m, energy = self.m, self.energy
         if self.center:
             mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
-            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
-            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
             m = torch.addr(m, mean_x, mean_t, alpha=-self.samples)
             energy = energy - self.samples * mean_t.pow(2).sum()
+        gram = self._weighted_gram(w)
+        cross = (w.T * m).reshape(self.channels, self.block, -1).sum((1, 2))
+        return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
+
+    def _weighted_gram(self, w: torch.Tensor) -> torch.Tensor:
+        """The engine's ``G`` (symmetric, float64) from ``H`` (centred if :attr:`center`) and ``w`` (float64)."""
+        h, c, k = self.h, self.channels, self.block
+        if self.center:
+            mean_x = self.sum_x / self.samples
+            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
+            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
         if self.offset_major:
             gram = shifted_gram.weighted_gram(h, w, c, k)
         else:
             gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
-        cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
-        gram = 0.5 * (gram + gram.T)
-        return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
+        return 0.5 * (gram + gram.T)
 
     def _ready(self) -> None:
         """Refuse empty or too small calibration data in one line; sum over ranks (:meth:`reduce`)."""

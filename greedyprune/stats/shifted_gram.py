@@ -65,6 +65,19 @@ def add_shifted_cross(cross: torch.Tensor, sums: torch.Tensor, x: torch.Tensor, 
         sum_blocks[:, u] += cols.sum(1)
 
 
+def add_shifted_sums(sums: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> None:
+    """``sums += X 1`` alone (as :func:`add_shifted_cross` without a target): per kernel offset, the sum of its
+    window of the zero-padded input, in float64."""
+    c = x.shape[1]
+    (kh, kw), (ph, pw) = module.kernel_size, module.padding
+    out_h, out_w = output_size(x, module)
+    padded = F.pad(x, (pw, pw, ph, ph))
+    sum_blocks = sums.view(c, kh * kw)
+    for u in range(kh * kw):
+        ur, uc = divmod(u, kw)
+        sum_blocks[:, u] += padded[:, :, ur:ur + out_h, uc:uc + out_w].sum((0, 2, 3), dtype=torch.float64)
+
+
 def _minus(full: tuple[int, int], part: tuple[int, int]) -> list[tuple[int, int]]:
     """The interval ``full`` without its sub-interval ``part`` (at most two intervals, empty ones dropped)."""
     pieces = [(full[0], max(full[0], part[0])), (min(full[1], part[1]), full[1])]
