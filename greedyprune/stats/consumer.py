@@ -229,10 +229,12 @@ class ConsumerStatistics:
             mean_x = self.sum_x / self.samples
             h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
             h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
-        if self.offset_major:
-            gram = shifted_gram.weighted_gram(h, w, c, k)
-        else:
-            gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
+        if k > 1:  # by offset pairs u <= v (the Gram is symmetric): about half the products of W^T W
+            gram = shifted_gram.weighted_gram(h, w, c, k, offset_major=self.offset_major)
+        else:  # G = (W^T W) * H, W^T W by its blocks on and above the diagonal
+            gram = torch.zeros(c, c, dtype=h.dtype, device=h.device)
+            add_gram(gram, w.T)
+            gram.mul_(h)
         return 0.5 * (gram + gram.T)
 
     def _ready(self) -> None:
