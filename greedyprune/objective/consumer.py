@@ -30,13 +30,23 @@ from ..stats.own_output import OwnOutputStatistics
 from .base import ConsumerView
 
 
-def output_rows(module: nn.Module, out: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """A layer's output as ``(rows, positions)`` columns (conv: channels; Linear: last axis), minus its bias."""
+def output_rows(module: nn.Module, out: torch.Tensor, rows: torch.Tensor | None,
+                buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """A layer's output as ``(rows, positions)`` columns (conv: channels; Linear: last axis), minus its bias.
+
+    A conv's columns are a copy, written into ``buffer`` if it has their shape, dtype and device."""
     if module.bias is not None:
         shape = (1, -1, 1, 1) if isinstance(module, nn.Conv2d) else (1, -1)
         out = out - module.bias.detach().reshape(shape)
     if isinstance(module, nn.Conv2d):
-        cols = out.transpose(0, 1).reshape(out.shape[1], -1)
+        source = out.transpose(0, 1)
+        shape = (source.shape[0], source[0].numel())
+        if buffer is not None and tuple(buffer.shape) == shape and buffer.dtype == source.dtype and \
+                buffer.device == source.device:
+            cols = buffer
+            cols.view(source.shape).copy_(source)
+        else:
+            cols = source.reshape(shape)
     else:
         cols = out.reshape(-1, out.shape[-1]).T
     return cols if rows is None else cols.index_select(0, rows.to(cols.device))
@@ -86,6 +96,7 @@ class ConsumerTerm:
         then a consumer reading only the group's channels needs no cross products
         (:mod:`greedyprune.stats.own_output`)."""
         self.view, module = view, view.module
+        self.buffer: torch.Tensor | None = None  # the last batch's target columns, reused
         self.axis = channel_axis(module)
         self.flat_columns = view.columns.reshape(-1)
         total_in = module.weight.shape[1] * partitions_of(module)
@@ -152,7 +163,9 @@ class ConsumerTerm:
             for _, columns, _, stats, _ in self.parts:
                 stats.add_batch(x if columns is None else x.index_select(self.axis % x.dim(), columns.to(x.device)))
             return
-        t = output_rows(view.original, y, None if self.all_rows else view.original_rows)
+        t = output_rows(view.original, y, None if self.all_rows else view.original_rows, self.buffer)
+        if isinstance(view.original, nn.Conv2d) and t.untyped_storage().data_ptr() != y.untyped_storage().data_ptr():
+            self.buffer = t  # a copy of y: the next batch's target goes there (it is not kept beyond the batch)
         if self.reference is not None:
             self.reference.add(t)
             t = t - self._fixed_output(x).to(t)
@@ -203,6 +216,7 @@ class ConsumerTerm:
         return delta
 
     def free(self) -> None:
+        self.buffer = None
         for part in self.parts:
             part[3].free()
 

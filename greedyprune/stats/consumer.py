@@ -41,15 +41,25 @@ class GroupStatistics:
     samples: int
 
 
-def unfold_columns(module: nn.Module, inp: torch.Tensor, block: int) -> torch.Tensor:
-    """The consumer's input as columns ``(C*K, P)``, channel-major (candidate i = rows i*K..(i+1)*K)."""
+def unfold_columns(module: nn.Module, inp: torch.Tensor, block: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The consumer's input as columns ``(C*K, P)``, channel-major (candidate i = rows i*K..(i+1)*K).
+
+    A conv's columns are a copy; ``out``, if it has their shape, dtype and device, receives it (the same
+    values: a buffer reused batch after batch is not allocated, nor its memory faulted in, again). A
+    Linear's are a view of ``inp``.
+    """
     if isinstance(module, nn.Conv2d):
         if module.kernel_size == (1, 1) and module.stride == (1, 1) and module.padding in ((0, 0), "valid"):
-            return inp.transpose(0, 1).reshape(inp.shape[1], -1)
-        unfold = nn.Unfold(module.kernel_size, dilation=module.dilation, padding=module.padding,
-                           stride=module.stride)
-        cols = unfold(inp)  # (B, C*K, L)
-        return cols.transpose(0, 1).reshape(cols.shape[1], -1)
+            source = inp.transpose(0, 1)  # (C, B, H, W)
+        else:
+            unfold = nn.Unfold(module.kernel_size, dilation=module.dilation, padding=module.padding,
+                               stride=module.stride)
+            source = unfold(inp).transpose(0, 1)  # (C*K, B, L)
+        shape = (source.shape[0], source[0].numel())
+        if out is not None and tuple(out.shape) == shape and out.dtype == source.dtype and out.device == source.device:
+            out.view(source.shape).copy_(source)
+            return out
+        return source.reshape(shape)
     flat = inp.reshape(-1, inp.shape[-1])  # Linear: (B, C*block)
     return flat.T
 
@@ -127,6 +137,7 @@ class ConsumerStatistics:
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
         self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (blocks u <= v)
+        self.scratch: torch.Tensor | None = None  # the last batch's unfolded conv input, reused as a buffer
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
         self.images = 0
@@ -160,7 +171,11 @@ class ConsumerStatistics:
             out_h, out_w = shifted_gram.output_size(x, self.module)
             positions = x.shape[0] * out_h * out_w
         else:
-            x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
+            columns = unfold_columns(self.module, inp.detach(), self.block, self.scratch)
+            if isinstance(self.module, nn.Conv2d) and \
+                    columns.untyped_storage().data_ptr() != inp.untyped_storage().data_ptr():
+                self.scratch = columns  # a copy of the input (not a view of it): the next batch's columns go there
+            x = columns.to(self.product_dtype)
             positions = x.shape[1]
         if targets is not None and positions != targets:
             raise UserError(f"calibration target has {targets} positions but the input {positions}")
@@ -266,4 +281,4 @@ class ConsumerStatistics:
         return f"group {self.name!r}" if self.name else f"this {type(self.module).__name__} layer"
 
     def free(self) -> None:
-        self.h = self.m = self.sum_x = self.sum_t = None
+        self.h = self.m = self.sum_x = self.sum_t = self.scratch = None
