@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from ..graph.groups import ChannelGroup, Consumer
+from ..graph.groups import Consumer
 
 
 @dataclass

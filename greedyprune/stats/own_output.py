@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .consumer import ConsumerStatistics, GroupStatistics, weight_matrix
 from . import shifted_gram
+from .consumer import ConsumerStatistics, GroupStatistics, weight_matrix
 
 
 class OwnOutputStatistics(ConsumerStatistics):
