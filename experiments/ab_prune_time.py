@@ -3,8 +3,9 @@
 Usage: python experiments/ab_prune_time.py MODEL:FLOPS:internal|streams[,...] OUT.json IMAGES ROUNDS BEFORE AFTER
 (BEFORE and AFTER: directories holding a ``greedyprune`` package and ``experiments/``, e.g. from
 ``git archive COMMIT greedyprune experiments | tar -x -C DIR``). Forward = the fastest of 3 no-grad passes
-over the calibration batches (as in bench_pipeline.py); wall and CPU (``process_time``) ratios are printed,
-the CPU one being less sensitive to a loaded machine.
+over the calibration batches (as in bench_pipeline.py), the global refit off (``refit=None``, as there; both
+versions must have the option); wall and CPU (``process_time``) ratios are printed, the CPU one being less
+sensitive to a loaded machine.
 """
 import json, subprocess, sys, os
 
@@ -26,7 +27,7 @@ with torch.no_grad():
         for b in batches: model(b)
         times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
 t, c = time.perf_counter(), time.process_time()
-pruned, report = greedyprune.prune(model, batches, flops=flops, streams=streams, progress=False)
+pruned, report = greedyprune.prune(model, batches, flops=flops, streams=streams, progress=False, refit=None)
 p, pc = time.perf_counter() - t, time.process_time() - c
 kept = {g.name: g.channels_after for g in report.groups}
 print(json.dumps({"forward_cpu_s": min(cpu), "prune_cpu_s": pc, "cpu_ratio": pc / min(cpu), "forward_s": min(times), "prune_s": p, "ratio": p / min(times), "flops_kept": report.flops_after / report.flops_before, "widths": kept}))

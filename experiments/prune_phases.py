@@ -21,11 +21,14 @@ import torch
 
 import greedyprune
 from greedyprune.stats.consumer import ConsumerStatistics
+from greedyprune.stats.own_output import OwnOutputStatistics
 from random_models import randomized
 
 TIMED = [  # (module or class, attribute, label)
     (ConsumerStatistics, "add_batch", "statistics: add_batch"),
     (ConsumerStatistics, "statistics", "statistics: finalise (G, b, E)"),
+    (OwnOutputStatistics, "add_batch", "statistics: add_batch"),  # the error curves' (b = G 1): its own methods
+    (OwnOutputStatistics, "statistics", "statistics: finalise (G, b, E)"),
     ("greedyprune.walk.execute", "run_node", "layer runs (walker)"),
     ("greedyprune.prune", "check_on_every_rank", "checked forward"),
     ("greedyprune.prune", "count_flops", "FLOP counting"),

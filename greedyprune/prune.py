@@ -144,10 +144,10 @@ class Pruner:
                   for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
                                                                self.product_dtype, self.options.objective,
                                                                progress=self.options.progress, first=first,
-                                                               record=record)]
+                                                               record=record, own_targets=True)]
         self.first_objective = first.get(self.groups[0].name) if self.groups else None
-        if record.values is not None:  # within cache_mb: the prune pass reads the targets instead of rerunning
-            self.walker.targets = record
+        if record.recorded:  # the latest visits within cache_mb: the prune pass reads their targets instead of
+            self.walker.targets = record  # running the original network from the first of them on
         return curves
 
     # ------------------------------------------------------------------------------------------- steps

@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from ..graph.groups import ChannelGroup, Consumer
+from ..graph.groups import Consumer
 
 
 @dataclass
@@ -82,7 +82,9 @@ class GroupObjective(Protocol):
         """Drop the accumulated statistics."""
 
 
-ObjectiveFactory = Callable[[ChannelGroup, list[ConsumerView], torch.dtype], GroupObjective]
+# ``factory(group, views, product_dtype)``; the error-curve pass adds ``own_targets=True`` (every target is its
+# consumer's own output on the input given: an objective may use it, :mod:`greedyprune.stats.own_output`)
+ObjectiveFactory = Callable[..., GroupObjective]
 registered_objectives: dict[str, ObjectiveFactory] = {}
 
 

@@ -26,16 +26,27 @@ from torch import nn
 
 from ..distributed import all_reduce_sum
 from ..stats.contributions import consumer_statistics
+from ..stats.own_output import OwnOutputStatistics
 from .base import ConsumerView
 
 
-def output_rows(module: nn.Module, out: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """A layer's output as ``(rows, positions)`` columns (conv: channels; Linear: last axis), minus its bias."""
+def output_rows(module: nn.Module, out: torch.Tensor, rows: torch.Tensor | None,
+                buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """A layer's output as ``(rows, positions)`` columns (conv: channels; Linear: last axis), minus its bias.
+
+    A conv's columns are a copy, written into ``buffer`` if it has their shape, dtype and device."""
     if module.bias is not None:
         shape = (1, -1, 1, 1) if isinstance(module, nn.Conv2d) else (1, -1)
         out = out - module.bias.detach().reshape(shape)
     if isinstance(module, nn.Conv2d):
-        cols = out.transpose(0, 1).reshape(out.shape[1], -1)
+        source = out.transpose(0, 1)
+        shape = (source.shape[0], source[0].numel())
+        if buffer is not None and tuple(buffer.shape) == shape and buffer.dtype == source.dtype and \
+                buffer.device == source.device:
+            cols = buffer
+            cols.view(source.shape).copy_(source)
+        else:
+            cols = source.reshape(shape)
     else:
         cols = out.reshape(-1, out.shape[-1]).T
     return cols if rows is None else cols.index_select(0, rows.to(cols.device))
@@ -80,8 +91,12 @@ class TargetMoments:
 class ConsumerTerm:
     """Statistics of one (non-gate) consumer over the group's channels; see the module docstring."""
 
-    def __init__(self, view: ConsumerView, product_dtype: torch.dtype, name: str) -> None:
+    def __init__(self, view: ConsumerView, product_dtype: torch.dtype, name: str, own_targets: bool = False) -> None:
+        """``own_targets``: the targets are the consumer's own outputs on the inputs given (an unpruned network):
+        then a consumer reading only the group's channels needs no cross products
+        (:mod:`greedyprune.stats.own_output`)."""
         self.view, module = view, view.module
+        self.buffer: torch.Tensor | None = None  # the last batch's target columns, reused
         self.axis = channel_axis(module)
         self.flat_columns = view.columns.reshape(-1)
         total_in = module.weight.shape[1] * partitions_of(module)
@@ -91,9 +106,10 @@ class ConsumerTerm:
             bool((view.original_rows == torch.arange(original_rows)).all())
         self.shifted = bool(view.shift.abs().max() > 0) if view.shift.numel() else False
         block = view.columns.shape[1]
+        own = own_targets and not self.fixed and not self.shifted
         self.parts = []  # (group channel indices, input columns or None = all, rows among view.rows, stats, W)
         for channels, columns, rows, weight in self._partitions():
-            stats = consumer_statistics(module, weight, block, int(channels.numel()), product_dtype, name)
+            stats = consumer_statistics(module, weight, block, int(channels.numel()), product_dtype, name, own)
             everything = not self.fixed and partitions_of(module) == 1 and \
                 bool((columns == torch.arange(columns.numel())).all())
             self.parts.append((channels, None if everything else columns, rows, stats, weight))
@@ -103,6 +119,8 @@ class ConsumerTerm:
         self.left_rows = left.nonzero().squeeze(1)
         self.left = TargetMoments() if self.left_rows.numel() else None
         self.reference = TargetMoments() if self.fixed else None
+        # every part's b and E follow from its G: the target is needed only for rows no part covers
+        self.own = own and all(isinstance(p[3], OwnOutputStatistics) for p in self.parts)
 
     def _partitions(self):
         """Per conv partition holding group channels: (channels, their input columns, rows, dense weight)."""
@@ -141,7 +159,13 @@ class ConsumerTerm:
 
     def add_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         view = self.view
-        t = output_rows(view.original, y, None if self.all_rows else view.original_rows)
+        if self.own and self.left is None:
+            for _, columns, _, stats, _ in self.parts:
+                stats.add_batch(x if columns is None else x.index_select(self.axis % x.dim(), columns.to(x.device)))
+            return
+        t = output_rows(view.original, y, None if self.all_rows else view.original_rows, self.buffer)
+        if isinstance(view.original, nn.Conv2d) and t.untyped_storage().data_ptr() != y.untyped_storage().data_ptr():
+            self.buffer = t  # a copy of y: the next batch's target goes there (it is not kept beyond the batch)
         if self.reference is not None:
             self.reference.add(t)
             t = t - self._fixed_output(x).to(t)
@@ -192,6 +216,7 @@ class ConsumerTerm:
         return delta
 
     def free(self) -> None:
+        self.buffer = None
         for part in self.parts:
             part[3].free()
 

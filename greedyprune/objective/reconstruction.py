@@ -54,9 +54,12 @@ class GateTerm:
 class ReconstructionObjective:
     """Sum over the group's consumers of the centred reconstruction loss (module docstring)."""
 
-    def __init__(self, group: ChannelGroup, views: list[ConsumerView], product_dtype: torch.dtype) -> None:
+    def __init__(self, group: ChannelGroup, views: list[ConsumerView], product_dtype: torch.dtype,
+                 own_targets: bool = False) -> None:
+        """``own_targets``: every consumer's target is its own output on its input (the unpruned network of the
+        error-curve pass; :class:`~.consumer.ConsumerTerm`)."""
         self.group = group
-        self.terms = {v.consumer.target: ConsumerTerm(v, product_dtype, group.name) for v in views
+        self.terms = {v.consumer.target: ConsumerTerm(v, product_dtype, group.name, own_targets) for v in views
                       if not v.consumer.gate}
         self.gates = {v.consumer.target: GateTerm(v) for v in views if v.consumer.gate}
         if not self.terms:

@@ -41,9 +41,9 @@ class PruneOptions:
     materialize: bool = opt(True, "remove channels (False: zero them at full width, a test reference)")
     progress: bool = opt(True, "show progress bars")
     cache_mb: int = opt(2048, "most memory (MiB) for each of two kinds of original-network values kept to avoid "
-                              "recomputing them: the error-curve pass's consumer outputs for the prune pass (all or "
-                              "none), and values computed ahead of a graph cut (so up to twice this in all); 0: "
-                              "recompute (the result is the same bit for bit)")
+                              "recomputing them: the error-curve pass's consumer outputs for the prune pass (those "
+                              "of the latest groups that fit), and values computed ahead of a graph cut (so up to "
+                              "twice this in all); 0: recompute (the result is the same bit for bit)")
     shard_calibration: bool = opt(True, "under torch.distributed, each rank keeps every world_size-th batch")
     recalibrate_bn: bool = opt(False, "re-estimate BatchNorm statistics on the calibration batches at the end")
     refit: str | None = opt("auto", "'global': after the last group, refit the pruned groups' consumers and bias "

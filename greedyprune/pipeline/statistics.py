@@ -32,20 +32,26 @@ def collect(objective, walker: GraphWalker, index: int) -> GroupProblem:
 def iter_group_problems(model: nn.Module, nodes: list[fx.Node], groups: list[ChannelGroup],
                         batches: list[torch.Tensor], product_dtype: torch.dtype = torch.float64,
                         objective: str = "reconstruction", progress: bool = False, first: dict | None = None,
-                        record: TargetCache | None = None) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
+                        record: TargetCache | None = None,
+                        own_targets: bool = False) -> Iterator[tuple[ChannelGroup, GroupProblem, PruneState]]:
     """Yield ``(group, problem, state)`` for every group of the unpruned ``model``, in walking order.
 
     ``state`` gives the group's views (e.g. magnitude scores via ``state.scores(group)``). ``first`` given:
     the first group's objective is kept there (``first[group.name] = (objective, problem)``), not freed: a
     pruning run's first group sees exactly these inputs and targets (nothing is pruned before it).
     ``record``: the consumers' outputs are recorded there for a pruning walk (:mod:`greedyprune.walk.targets`).
+    ``own_targets``: the objective may use that every target is its consumer's own output (the cross terms
+    from the Gram, :mod:`greedyprune.stats.own_output`: equal in arithmetic, cheaper, rounded differently);
+    not for the first group's objective kept in ``first`` (the pruning run selects with it).
     """
     walker = GraphWalker(nodes, model, None, batches, groups, record=record)
     state = PruneState(model, model)
     for index, group in enumerate(tqdm(walker.groups, desc="statistics", disable=not progress, leave=False)):
-        target = registered_objectives[objective](group, state.views(group), product_dtype)
+        kept = first is not None and index == 0
+        options = {"own_targets": True} if own_targets and not kept else {}
+        target = registered_objectives[objective](group, state.views(group), product_dtype, **options)
         problem = collect(target, walker, index)
-        if first is not None and index == 0:
+        if kept:
             first[group.name] = (target, problem)
         else:
             target.free()

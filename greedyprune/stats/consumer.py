@@ -29,6 +29,13 @@ from torch import nn
 from ..distributed import all_reduce_sum, world
 from ..errors import UserError
 from . import shifted_gram
+from .columns import (  # noqa: F401 (re-exported)
+    GRAM_BLOCK_ROWS,
+    add_gram,
+    output_columns,
+    unfold_columns,
+    weight_matrix,
+)
 
 
 @dataclass
@@ -39,66 +46,6 @@ class GroupStatistics:
     cross: torch.Tensor
     energy: torch.Tensor
     samples: int
-
-
-def unfold_columns(module: nn.Module, inp: torch.Tensor, block: int) -> torch.Tensor:
-    """The consumer's input as columns ``(C*K, P)``, channel-major (candidate i = rows i*K..(i+1)*K)."""
-    if isinstance(module, nn.Conv2d):
-        if module.kernel_size == (1, 1) and module.stride == (1, 1) and module.padding in ((0, 0), "valid"):
-            return inp.transpose(0, 1).reshape(inp.shape[1], -1)
-        unfold = nn.Unfold(module.kernel_size, dilation=module.dilation, padding=module.padding,
-                           stride=module.stride)
-        cols = unfold(inp)  # (B, C*K, L)
-        return cols.transpose(0, 1).reshape(cols.shape[1], -1)
-    flat = inp.reshape(-1, inp.shape[-1])  # Linear: (B, C*block)
-    return flat.T
-
-
-def output_columns(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """The consumer's output (minus its bias) as columns ``(C_out, P)`` aligned with :func:`unfold_columns`."""
-    if module.bias is not None:
-        shape = (1, -1, 1, 1) if isinstance(module, nn.Conv2d) else (1, -1)
-        out = out - module.bias.detach().reshape(shape)
-    if isinstance(module, nn.Conv2d):
-        return out.transpose(0, 1).reshape(out.shape[1], -1)
-    return out.reshape(-1, out.shape[-1]).T
-
-
-def weight_matrix(module: nn.Module) -> torch.Tensor:
-    """``W (C_out, C*K)`` in the column order of :func:`unfold_columns`."""
-    return module.weight.detach().reshape(module.weight.shape[0], -1)
-
-
-# Rows per block of the symmetric product in add_gram (below two blocks' worth, one plain GEMM).
-GRAM_BLOCK_ROWS = 256
-
-
-def add_gram(acc: torch.Tensor, x: torch.Tensor) -> bool:
-    """``acc += x x^T`` using its symmetry; returns whether ``diag(x x^T)`` is finite (all of ``x`` is).
-
-    The rows of ``x`` are cut into ``b`` blocks and only the ``b (b + 1) / 2`` blocks on and above the
-    diagonal are multiplied (the others are their transposes): ``(b + 1) / 2b`` of the flops of one GEMM,
-    e.g. 56% for ``b = 8`` -- the SYRK torch does not expose. ``acc`` may be of a wider dtype than ``x``.
-    """
-    rows = x.shape[0]
-    blocks = max(1, min(8, rows // GRAM_BLOCK_ROWS))
-    if blocks == 1:
-        product = x @ x.T
-        acc.add_(product)
-        return bool(torch.isfinite(product.diagonal()).all())
-    bounds = [rows * i // blocks for i in range(blocks + 1)]
-    finite = True
-    for i in range(blocks):
-        rows_i = slice(bounds[i], bounds[i + 1])
-        for j in range(i, blocks):
-            rows_j = slice(bounds[j], bounds[j + 1])
-            product = x[rows_i] @ x[rows_j].T
-            acc[rows_i, rows_j] += product
-            if i == j:
-                finite = finite and bool(torch.isfinite(product.diagonal()).all())
-            else:
-                acc[rows_j, rows_i] += product.T
-    return finite
 
 
 class ConsumerStatistics:
@@ -127,6 +74,7 @@ class ConsumerStatistics:
         self.channels = self.rows // self.block
         self.h = self.m = self.sum_x = self.sum_t = None
         self.offset_major = False  # h accumulated by shifted_gram.add_shifted_gram (blocks u <= v)
+        self.scratch: torch.Tensor | None = None  # the last batch's unfolded conv input, reused as a buffer
         self.energy = torch.zeros((), dtype=torch.float64)
         self.samples = 0
         self.images = 0
@@ -141,34 +89,50 @@ class ConsumerStatistics:
         makes it non-finite), which costs nothing beside the product itself.
         """
         t = target.detach().to(self.product_dtype)
-        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)  # a stride-1 conv: no unfolded input (stats/shifted_gram.py)
-        if shifted:
-            x = inp.detach().to(self.product_dtype)
-            out_h, out_w = shifted_gram.output_size(x, self.module)
-            positions = x.shape[0] * out_h * out_w
-        else:
-            x = unfold_columns(self.module, inp.detach(), self.block).to(self.product_dtype)
-            positions = x.shape[1]
-        if positions != t.shape[1]:
-            raise UserError(f"calibration target has {t.shape[1]} positions but the input {positions}")
-        if self.h is None:
-            dev = x.device
-            self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
-            self.m = torch.zeros(self.rows, t.shape[0], dtype=torch.float64, device=dev)
-            self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
-            self.sum_t = torch.zeros(t.shape[0], dtype=torch.float64, device=dev)
-            self.energy = self.energy.to(dev)
-            self.offset_major = shifted
-        finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
-        if not finite:
-            raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
-                            "check the model weights and inputs")
+        x, shifted, positions = self._columns(inp, t.shape[1])
+        self._add_gram(x, shifted, t.shape[0])
         if shifted:
             shifted_gram.add_shifted_cross(self.m, self.sum_x, x, t, self.module)
         else:
             self.m.add_(x @ t.T)
             self.sum_x.add_(x.sum(1))
         self._count(t, inp, positions)
+
+    def _columns(self, inp: torch.Tensor, targets: int | None) -> tuple[torch.Tensor, bool, int]:
+        """``(x, shifted, positions)``: the input in ``product_dtype``, as it is for a stride-1 conv (``shifted``:
+        :mod:`~greedyprune.stats.shifted_gram`, no unfolded input) or unfolded; refused unless the target
+        has the same number of positions (``targets``, if given)."""
+        shifted = inp.dim() == 4 and shifted_gram.applies(self.module)
+        if shifted:
+            x = inp.detach().to(self.product_dtype)
+            out_h, out_w = shifted_gram.output_size(x, self.module)
+            positions = x.shape[0] * out_h * out_w
+        else:
+            columns = unfold_columns(self.module, inp.detach(), self.block, self.scratch)
+            if isinstance(self.module, nn.Conv2d) and \
+                    columns.untyped_storage().data_ptr() != inp.untyped_storage().data_ptr():
+                self.scratch = columns  # a copy of the input (not a view of it): the next batch's columns go there
+            x = columns.to(self.product_dtype)
+            positions = x.shape[1]
+        if targets is not None and positions != targets:
+            raise UserError(f"calibration target has {targets} positions but the input {positions}")
+        return x, shifted, positions
+
+    def _add_gram(self, x: torch.Tensor, shifted: bool, outputs: int) -> None:
+        """``H += X X^T`` (the running sums allocated on the first batch, ``M`` with ``outputs`` columns);
+        non-finite activations refused."""
+        if self.h is None:
+            dev = x.device
+            self.h = torch.zeros(self.rows, self.rows, dtype=torch.float64, device=dev)
+            self.m = torch.zeros(self.rows, outputs, dtype=torch.float64, device=dev)
+            self.sum_x = torch.zeros(self.rows, dtype=torch.float64, device=dev)
+            self.sum_t = torch.zeros(outputs, dtype=torch.float64, device=dev)
+            self.energy = self.energy.to(dev)
+            self.offset_major = shifted
+        finite = shifted_gram.add_shifted_gram(self.h, x, self.module) if shifted else add_gram(self.h, x)
+        if not finite:
+            raise UserError(f"non-finite activations (NaN/Inf) reach the consumer of {self._what()}; "
+                            "check the model weights and inputs")
 
     def _count(self, t: torch.Tensor, inp: torch.Tensor, positions: int) -> None:
         """The sums every path keeps besides its products and ``sum_x``: target sums and energy, sample
@@ -201,21 +165,29 @@ class ConsumerStatistics:
         """
         self._ready()
         w = (weight_matrix(self.module) if weight is None else weight).to(self.h.device, torch.float64)
-        h, m, energy = self.h, self.m, self.energy
-        c, k = self.channels, self.block
+        m, energy = self.m, self.energy
         if self.center:
             mean_x, mean_t = self.sum_x / self.samples, self.sum_t / self.samples
-            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
-            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
             m = torch.addr(m, mean_x, mean_t, alpha=-self.samples)
             energy = energy - self.samples * mean_t.pow(2).sum()
-        if self.offset_major:
-            gram = shifted_gram.weighted_gram(h, w, c, k)
-        else:
-            gram = (w.T @ w).mul_(h).reshape(c, k, c, k).sum((1, 3))
-        cross = (w.T * m).reshape(c, k, -1).sum((1, 2))
-        gram = 0.5 * (gram + gram.T)
+        gram = self._weighted_gram(w)
+        cross = (w.T * m).reshape(self.channels, self.block, -1).sum((1, 2))
         return GroupStatistics(gram, cross, energy.clamp_min(0.0), self.samples)
+
+    def _weighted_gram(self, w: torch.Tensor) -> torch.Tensor:
+        """The engine's ``G`` (symmetric, float64) from ``H`` (centred if :attr:`center`) and ``w`` (float64)."""
+        h, c, k = self.h, self.channels, self.block
+        if self.center:
+            mean_x = self.sum_x / self.samples
+            h_mean = mean_x.reshape(c, k).T.reshape(-1) if self.offset_major else mean_x  # h's row order
+            h = torch.addr(h, h_mean, h_mean, alpha=-self.samples)
+        if k > 1:  # by offset pairs u <= v (the Gram is symmetric): about half the products of W^T W
+            gram = shifted_gram.weighted_gram(h, w, c, k, offset_major=self.offset_major)
+        else:  # G = (W^T W) * H, W^T W by its blocks on and above the diagonal
+            gram = torch.zeros(c, c, dtype=h.dtype, device=h.device)
+            add_gram(gram, w.T)
+            gram.mul_(h)
+        return 0.5 * (gram + gram.T)
 
     def _ready(self) -> None:
         """Refuse empty or too small calibration data in one line; sum over ranks (:meth:`reduce`)."""
@@ -246,4 +218,4 @@ class ConsumerStatistics:
         return f"group {self.name!r}" if self.name else f"this {type(self.module).__name__} layer"
 
     def free(self) -> None:
-        self.h = self.m = self.sum_x = self.sum_t = None
+        self.h = self.m = self.sum_x = self.sum_t = self.scratch = None

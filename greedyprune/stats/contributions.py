@@ -144,10 +144,16 @@ class ContributionStatistics(ConsumerStatistics):
 
 
 def consumer_statistics(module: nn.Module, weight: torch.Tensor, block: int, channels: int,
-                        product_dtype: torch.dtype, name: str | None = None) -> ConsumerStatistics:
+                        product_dtype: torch.dtype, name: str | None = None,
+                        own_target: bool = False) -> ConsumerStatistics:
     """The cheaper statistics (:func:`contributions_are_cheaper`) of ``channels`` candidates of ``block``
-    columns each, whose consumer columns are ``weight`` (``O x channels*block``)."""
+    columns each, whose consumer columns are ``weight`` (``O x channels*block``). ``own_target``: the
+    target will be the consumer's own output on the same input, so the covariance path needs no cross
+    products (:class:`~greedyprune.stats.own_output.OwnOutputStatistics`)."""
     if contributions_are_cheaper(module, channels, block, weight.shape[0]):
         return ContributionStatistics(module, weight.reshape(weight.shape[0], -1), block, product_dtype, name=name,
                                       channels=channels)
+    if own_target:
+        from .own_output import OwnOutputStatistics
+        return OwnOutputStatistics(module, block, product_dtype, name=name, channels=channels)
     return ConsumerStatistics(module, block, product_dtype, name=name, channels=channels)

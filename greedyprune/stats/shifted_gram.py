@@ -65,6 +65,19 @@ def add_shifted_cross(cross: torch.Tensor, sums: torch.Tensor, x: torch.Tensor, 
         sum_blocks[:, u] += cols.sum(1)
 
 
+def add_shifted_sums(sums: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> None:
+    """``sums += X 1`` alone (as :func:`add_shifted_cross` without a target): per kernel offset, the sum of its
+    window of the zero-padded input, in float64."""
+    c = x.shape[1]
+    (kh, kw), (ph, pw) = module.kernel_size, module.padding
+    out_h, out_w = output_size(x, module)
+    padded = F.pad(x, (pw, pw, ph, ph))
+    sum_blocks = sums.view(c, kh * kw)
+    for u in range(kh * kw):
+        ur, uc = divmod(u, kw)
+        sum_blocks[:, u] += padded[:, :, ur:ur + out_h, uc:uc + out_w].sum((0, 2, 3), dtype=torch.float64)
+
+
 def _minus(full: tuple[int, int], part: tuple[int, int]) -> list[tuple[int, int]]:
     """The interval ``full`` without its sub-interval ``part`` (at most two intervals, empty ones dropped)."""
     pieces = [(full[0], max(full[0], part[0])), (min(full[1], part[1]), full[1])]
@@ -123,16 +136,20 @@ def add_shifted_gram(acc: torch.Tensor, x: torch.Tensor, module: nn.Conv2d) -> b
     return bool(torch.isfinite(product((0, height), (0, width), 0, 0).diagonal()).all())
 
 
-def weighted_gram(acc: torch.Tensor, weight: torch.Tensor, channels: int, k: int) -> torch.Tensor:
+def weighted_gram(acc: torch.Tensor, weight: torch.Tensor, channels: int, k: int,
+                  offset_major: bool = True) -> torch.Tensor:
     """The engine's ``G_ij = sum_{u,v} (W_u^T W_v)_ij H_uv,ij`` (``W_u`` = the weight's ``C_out x C_in`` slice at
     offset ``u``) from the offset-major ``acc`` (blocks ``u <= v``; ``H_vu = H_uv^T``): ``k (k + 1) / 2``
-    products of ``C_in x C_out x C_in`` instead of one of ``(K C_in)^2 C_out``."""
-    blocks = acc.view(k, channels, k, channels)
+    products of ``C_in x C_out x C_in`` instead of one of ``(K C_in)^2 C_out``. ``offset_major=False``: ``acc``
+    is the full channel-major Gram of the unfolded input (rows ``i K + u``), block ``(u, v)`` its rows ``u`` and
+    columns ``v`` of every channel, read in place (the blocks ``u <= v`` suffice: it is symmetric)."""
+    blocks = acc.view(k, channels, k, channels) if offset_major else acc.view(channels, k, channels, k)
     per_offset = weight.reshape(weight.shape[0], channels, k).permute(2, 0, 1).contiguous()  # (K, C_out, C_in)
     gram = torch.zeros(channels, channels, dtype=acc.dtype, device=acc.device)
     for u in range(k):
         for v in range(u, k):
-            term = (per_offset[u].T @ per_offset[v]).mul_(blocks[u, :, v, :])
+            block = blocks[u, :, v, :] if offset_major else blocks[:, u, :, v]
+            term = (per_offset[u].T @ per_offset[v]).mul_(block)
             gram += term
             if v != u:
                 gram += term.T

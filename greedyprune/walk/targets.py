@@ -3,10 +3,17 @@
 Both passes walk the original network over the same batches and visit the groups in the same order, and
 the second only needs the original network for its consumers' outputs (the targets; its consumer inputs
 come from the pruned network). Recorded during the first walk, the targets make the second walk run the
-pruned network alone -- the same tensors, so the same statistics bit for bit. The cache is all or
-nothing: once the recorded bytes would pass ``budget`` it drops everything and records no more (the
-second walk then runs the original network as before). ResNet-50's internal groups at 64 images of 224
-px: ~1.8 GB.
+pruned network alone from the first recorded visit on -- the same tensors, so the same statistics bit for
+bit.
+
+What is kept within ``budget`` bytes is a **suffix** of the visits: the record adds each visit's outputs
+in walking order and, once over budget, forgets the earliest visits (whole visits; a visit forgotten while
+being recorded records no more batches). The second walk runs the original network up to the first
+recorded visit and replays from there (:meth:`TargetCache.covers`), so a suffix saves the original's run
+from that visit to the end, where a prefix would save nothing (reaching the first unrecorded visit runs
+the original through everything before it anyway). Late layers have small outputs for their cost:
+ResNet-50 with residual streams at 64 images of 224 px records 2.5 GB in all, and the last 2 GiB of it
+start at the second visit of ``layer1``; its internal groups alone record ~1.8 GB (everything).
 """
 
 from __future__ import annotations
@@ -34,24 +41,48 @@ def mutated_later(node: fx.Node, root: nn.Module) -> bool:
 
 
 class TargetCache:
-    """``values[visit index][batch] = {consumer target: original output}`` within ``budget`` bytes (module docstring)."""
+    """``values[visit index][batch] = {consumer target: original output}`` for the latest visits that fit
+    ``budget`` bytes (module docstring)."""
 
     def __init__(self, budget: int) -> None:
         self.budget, self.bytes = budget, 0
-        self.values: dict[int, list[dict[str, torch.Tensor]]] | None = {} if budget > 0 else None
+        self.values: dict[int, list[dict[str, torch.Tensor]]] = {}
+        self.sizes: dict[int, int] = {}  # bytes recorded per visit
+        self.forgotten = -1  # visits up to this index are not recorded (forgotten to make room for later ones)
 
     def record(self, index: int, outputs: dict[str, tuple[torch.Tensor, bool]]) -> None:
-        """One batch of visit ``index``: ``{target: (output, copy it)}``."""
-        if self.values is None:
+        """One batch of visit ``index`` (visits in increasing order): ``{target: (output, copy it)}``."""
+        if index <= self.forgotten:
             return
-        self.bytes += sum(v.numel() * v.element_size() for v, _ in outputs.values())
-        if self.bytes > self.budget:
-            self.values = None  # over budget: drop everything
+        size = sum(v.numel() * v.element_size() for v, _ in outputs.values())
+        if size > self.budget:  # this batch alone does not fit: nothing up to here can be kept
+            self._forget_through(index)
             return
         self.values.setdefault(index, []).append({t: v.clone() if copy else v for t, (v, copy) in outputs.items()})
+        self.sizes[index] = self.sizes.get(index, 0) + size
+        self.bytes += size
+        while self.bytes > self.budget:  # forget the earliest visits (whole), possibly this one
+            self._forget_through(next(iter(self.values)))
+
+    def _forget_through(self, index: int) -> None:
+        """Forget every visit up to ``index`` and record none of them again."""
+        for i in [i for i in self.values if i <= index]:
+            del self.values[i]
+            self.bytes -= self.sizes.pop(i)
+        self.forgotten = max(self.forgotten, index)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether any visit's outputs are kept."""
+        return bool(self.values)
+
+    def covers(self, index: int) -> bool:
+        """Whether visit ``index``'s outputs are kept (then every later visit's are too: a suffix)."""
+        return index in self.values
 
     def take(self, index: int, batches: int) -> list[dict[str, torch.Tensor]] | None:
         """Visit ``index``'s recorded outputs for all ``batches`` (and forget them); None if not recorded."""
-        if self.values is None or len(self.values.get(index, [])) != batches:
+        if len(self.values.get(index, [])) != batches:
             return None
+        self.bytes -= self.sizes.pop(index)
         return self.values.pop(index)

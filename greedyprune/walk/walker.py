@@ -97,6 +97,7 @@ class GraphWalker:
         self.cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
         self.record = record  # an unpruned walk records its consumer outputs here (:mod:`.targets`)
         self.targets: TargetCache | None = None  # a pruning walk reads them from here instead of the original
+        # (for the visits they cover, a suffix: the original runs up to the first of them)
         self._reuse = None  # (visit index, (frontier, kinds, advance plan), frontier values per batch)
 
     @property
@@ -153,6 +154,8 @@ class GraphWalker:
         reuse = self._reuse_plan(index, start, after, inputs) if self.slicing and not unpruned and next_cut else None
         frontier = reuse[0] if reuse else []
         shared = inputs + frontier if unpruned or fresh else []  # pruned values read off the original's run
+        if self._replayed(index + 1, unpruned):  # the later visits read recorded targets: the original stops here
+            next_cut = []
         original_plan = make_plan(self.nodes, start, outputs + next_cut + shared, self.pos, self.original_cut[0].keys())
         carry = self._carry(index, original_plan, after, unpruned) if next_cut else []
         if carry:
@@ -183,6 +186,11 @@ class GraphWalker:
         self._reuse = (index, reuse, pending) if reuse else None
         if next_cut:
             self.original_cut, self.original_at = moved, after
+
+    def _replayed(self, index: int, unpruned: bool) -> bool:
+        """Whether visit ``index`` of this pruning walk will read its targets from :attr:`targets` (recorded
+        for a suffix of the visits: so will every later one) instead of running the original network."""
+        return not unpruned and self.targets is not None and self.targets.covers(index)
 
     def _replay(self, index: int, cached: list[dict[str, torch.Tensor]]):
         """:meth:`consumer_values` with the original's outputs recorded by an earlier walk: the pruned
@@ -276,7 +284,7 @@ class GraphWalker:
         used: set[fx.Node] = set()
         for j in range(index + 1, len(self.visits)):
             start = self.visits[j].start
-            if start > last_read:
+            if start > last_read or self._replayed(j, unpruned):
                 break
             nxt = self.visits[j + 1].start if j + 1 < len(self.visits) else start
             outputs, inputs = self._wanted(j, unpruned)

@@ -4,6 +4,16 @@
 MobileNetV2, MobileNetV3 small/large, an MLP and a small CNN; keep / FLOPs budgets; reoptimized,
 magnitude, random, uniform; float64 and float32 products), recorded by ``record_kept_channels.py``
 on main's pipeline at commit 1023cd8, before it was replaced.
+
+Four ``flops 0.5`` MobileNet cases (V2 float64 and float32, V3 small and large float64) were re-recorded in
+issue 15's third round (each marked ``rerecorded_at`` / ``why``): the error-curve pass now takes ``b = G 1``
+and ``E = 1'G 1`` (``stats/own_output.py``; equal in arithmetic to the measured cross products and energy),
+which moves float rounding only, and the width allocation of these runs hangs on near-ties: at 8 images of
+32 px the late groups have more channels than their consumers' centred samples can span, so their error
+curves end in exact-zero tails and the allocation's greedy step picks among equal rises of 0 by index (V2,
+V3 large; V2 float32 from its 153rd step on); in V3 small the two choices' rises per cost were 1.8e-3 apart
+against a 2e-4 floor of cancellation noise in the measured centred energy of ``features.9.hidden`` (its full-
+width error: 0 with ``E = 1'G 1``). The other 22 cases, the kept fraction ones included, are unchanged.
 """
 
 import json

@@ -82,3 +82,26 @@ def test_refuses_grouped_consumers_and_nonfinite_input():
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         stats.add_batch(x, torch.zeros(2, 9))
+
+
+@pytest.mark.parametrize("kernel, stride, batch", [(1, 1, 3), (3, 2, 3), (1, 1, 1)])
+def test_unfolded_columns_reuse_a_buffer_and_never_overwrite_an_input(kernel, stride, batch):
+    """The unfolded columns of each batch go into the last batch's buffer: the same statistics bit for bit
+    as fresh columns, the buffer is reused, and a batch of one image (whose 1x1 columns are a view of the
+    input) is never written over."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 3, kernel, stride=stride, padding=kernel // 2)
+    xs = [torch.randn(batch, 4, 6, 6) for _ in range(3)]
+    kept = [x.clone() for x in xs]
+    reused, fresh = ConsumerStatistics(conv, product_dtype=torch.float32), ConsumerStatistics(conv, product_dtype=torch.float32)
+    buffers = set()
+    for x in xs:
+        t = output_columns(conv, conv(x).detach())
+        reused.add_batch(x, t)
+        buffers.add(None if reused.scratch is None else reused.scratch.data_ptr())
+        fresh.scratch = None
+        fresh.add_batch(x, t)
+    assert all(torch.equal(x, k) for x, k in zip(xs, kept))  # inputs untouched
+    assert len(buffers) == 1 and (batch == 1 and kernel == 1) == (None in buffers)
+    a, b = reused.statistics(), fresh.statistics()
+    assert torch.equal(a.gram, b.gram) and torch.equal(a.cross, b.cross) and torch.equal(a.energy, b.energy)
