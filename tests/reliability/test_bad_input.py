@@ -499,6 +499,29 @@ def test_analyze_option_names_the_flag(cli, files, tmp_path, flag, value, words)
                       outputs=(out / "curves.json",))
 
 
+def test_latency_table_without_a_latency_budget(cli, files, tmp_path):
+    out, table = tmp_path / "out.pt", tmp_path / "lat.pt.json"
+    table.write_text('{"options": {"latency_seconds": {}}}')
+    assert_user_error(cli("prune", "--model", files.lenet, "--flops", "0.5", "--latency-table", table, "--out", out,
+                          *CALIB), "prune", "--latency-table is used only with --latency F or --allocation latency",
+                      outputs=(out,))
+
+
+def test_latency_table_missing_from_the_report(cli, files, tmp_path):
+    out, report = tmp_path / "out.pt", tmp_path / "other.json"
+    report.write_text('{"options": {"damping": 0.0001}}')
+    assert_user_error(cli("prune", "--model", files.lenet, "--latency", "0.6", "--latency-table", report, "--out", out,
+                          *CALIB), "prune", "other.json: no latency table in it (options.latency_seconds)",
+                      "give the report (OUT.json) of a run made with --latency or --allocation latency", outputs=(out,))
+
+
+def test_latency_table_of_another_model(files):
+    model = greedyprune.load(files.lenet)
+    batches = [torch.randn(8, 1, 28, 28)]
+    with pytest.raises(UserError, match=r"the latency table has no time for node\(s\) .* \(a table of another model\?\)"):
+        greedyprune.prune(model, batches, latency=0.5, latency_seconds={"maxpool": 0.001}, progress=False)
+
+
 def test_two_budgets(cli, files, tmp_path):
     out = tmp_path / "out.pt"
     assert_user_error(cli("prune", "--model", files.lenet, "--keep", "0.5", "--flops", "0.5", "--out", out, *CALIB),
