@@ -18,7 +18,7 @@ A Conv2d / Linear node scales with its input columns and output rows, exactly as
 scales with the kept fraction of its channel axis (``r_in = 1``); every other node is ``fixed``. It is
 linear in the channels, so it ignores the block effects of channel-blocked kernels (``round_to`` covers
 those, docs/budget.md). Times are measured, so two runs may allocate slightly differently; the
-measured table is returned for the report and can be passed back (``seconds=``) to repeat a run exactly.
+measured table is recorded in the report and can be passed back (``latency_seconds=``) to repeat a run exactly.
 """
 
 from __future__ import annotations
