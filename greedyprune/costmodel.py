@@ -93,7 +93,8 @@ class CostModel:
 
 
 class _Ratios:
-    """Per target: the positions each group holds on its rows (``rows``, ``params``) or columns (``cols``),
+    """Per target: the positions each group holds on its rows (``rows``, ``params``), columns (``cols``) or, for
+    a graph value, its channel axis (``tensors``),
     divided by the group's width (positions per channel), one entry per group."""
 
     def __init__(self, groups: list[ChannelGroup]) -> None:
@@ -101,6 +102,7 @@ class _Ratios:
         self.rows: dict[str, np.ndarray] = {}
         self.cols: dict[str, np.ndarray] = {}
         self.params: dict[str, tuple[int, np.ndarray]] = {}  # parameter name -> (axis, per-group entries)
+        self.tensors: dict[str, tuple[int, np.ndarray]] = {}  # node name -> (channel axis length, per-group entries)
         for g, group in enumerate(groups):
             for ref in [*group.producers, *group.carriers]:
                 if ref.kind == "param":
@@ -110,6 +112,9 @@ class _Ratios:
                     self.rows.setdefault(ref.target, np.zeros(self.size))[g] += ref.positions.numel() / group.width
             for consumer in group.consumers:
                 self.cols.setdefault(consumer.target, np.zeros(self.size))[g] += consumer.columns.numel() / group.width
+            for ref in group.tensors:  # graph values holding the channels (the latency model's)
+                _, entry = self.tensors.setdefault(ref.node, (ref.size, np.zeros(self.size)))
+                entry[g] += ref.positions.numel() / group.width
 
 
 def _affine(entry: np.ndarray | None, total: int, full: np.ndarray) -> tuple[float, np.ndarray, float]:
@@ -156,7 +161,7 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
     elif kind == "latency":
         if nodes is None or seconds is None:
             raise ValueError("a latency cost model needs the traced nodes and their measured seconds")
-        fixed, items = _latency_items(modules, nodes, seconds, groups, table, full)
+        fixed, items = _latency_items(modules, nodes, seconds, table, full)
     else:
         raise ValueError(f"cost kind must be 'flops', 'params' or 'latency', got {kind!r}")
     def column(part: int, field: int) -> np.ndarray:
@@ -169,16 +174,10 @@ def cost_model(model: nn.Module, groups: list[ChannelGroup], example: torch.Tens
 
 
 def _latency_items(modules: dict[str, nn.Module], nodes: list[fx.Node], seconds: dict[str, float],
-                   groups: list[ChannelGroup], table: _Ratios, full: np.ndarray) -> tuple[float, list]:
+                   table: _Ratios, full: np.ndarray) -> tuple[float, list]:
     """``fixed`` seconds and one ``(t, r_in, r_out)`` item per node that scales with the widths."""
     check_seconds(nodes, seconds)
-    held: dict[str, np.ndarray] = {}  # node -> positions per channel of each group on its channel axis
-    size: dict[str, int] = {}
-    for g, group in enumerate(groups):
-        for ref in group.tensors:
-            held.setdefault(ref.node, np.zeros(len(groups)))[g] += ref.positions.numel() / group.width
-            size[ref.node] = ref.size
-    unchanged = (1.0, np.zeros(len(groups)), 1.0)
+    unchanged = (1.0, np.zeros(table.size), 1.0)
     fixed, items = 0.0, []
     for node in nodes:
         if node.op not in TIMED_OPS:
@@ -187,8 +186,9 @@ def _latency_items(modules: dict[str, nn.Module], nodes: list[fx.Node], seconds:
         module = modules.get(node.target) if node.op == "call_module" else None
         if module is not None and is_product(module):
             items.append((t, *_ratios_of(table, node.target, module, full)))
-        elif node.name in held:
-            items.append((t, unchanged, _affine(held[node.name], size[node.name], full)))
+        elif node.name in table.tensors:
+            size, entry = table.tensors[node.name]
+            items.append((t, unchanged, _affine(entry, size, full)))
         else:
             fixed += t
     return fixed, items

@@ -31,8 +31,7 @@ import torch
 from torch import fx, nn
 
 from .errors import UserError
-
-TIMED_OPS = ("call_module", "call_function", "call_method")
+from .graph.trace import CALL_OPS as TIMED_OPS  # every node that computes something is timed
 
 
 class _TimedInterpreter(fx.Interpreter):

@@ -16,6 +16,7 @@ channels (the SE bottleneck) are frozen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,7 @@ import torch
 from .channels import LayerUse, Propagation
 from .groups import TensorRef
 from .idtensor import AxisIds, along, channel_axis
+from .trace import CALL_OPS
 
 
 @dataclass
@@ -89,17 +91,21 @@ def raw_groups(prop: Propagation) -> list[RawGroup]:
                     groups[g].reason = groups[g].reason or f"parameter {use.target} mixes channels across axes"
             continue
         slots, axis = found
-        owners = group_of[slots]
-        for g in owners.unique().tolist():
-            if g < 0:
-                continue
-            member = torch.where(owners == g, channel_of[slots], -1)
-            positions = _positions(member, len(groups[g].roots))
+        for g, positions in _placements(slots, group_of, channel_of, groups):
             if isinstance(positions, str):
                 groups[g].reason = groups[g].reason or f"{use.target} {positions}"
             else:
                 groups[g].placed.append((use, positions, axis))
     return groups
+
+
+def _placements(slots: torch.Tensor, group_of: torch.Tensor, channel_of: torch.Tensor,
+                groups: list[RawGroup]) -> Iterator[tuple[int, torch.Tensor | str]]:
+    """For each group holding some of ``slots`` (roots along one axis): its ``(width, block)`` positions there,
+    or why they cannot be placed (see :func:`_positions`)."""
+    owners = group_of[slots]
+    for g in owners[owners >= 0].unique().tolist():
+        yield g, _positions(torch.where(owners == g, channel_of[slots], -1), len(groups[g].roots))
 
 
 def channel_index(groups: list[RawGroup], size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,16 +126,14 @@ def tensors_holding(prop: Propagation, groups: list[RawGroup]) -> list[list[Tens
     held: list[list[TensorRef]] = [[] for _ in groups]
     for node in prop.traced.nodes:
         ids = prop.ids.get(node.name)
-        if node.op not in ("call_module", "call_function", "call_method") or not isinstance(ids, (torch.Tensor, AxisIds)):
+        if node.op not in CALL_OPS or not isinstance(ids, (torch.Tensor, AxisIds)):
             continue
         ids = prop.roots(ids)
         axis = channel_axis(ids)
         slots = along(ids, axis) if axis is not None else None
         if slots is None:
             continue
-        owners = group_of[slots]
-        for g in owners[owners >= 0].unique().tolist():
-            positions = _positions(torch.where(owners == g, channel_of[slots], -1), len(groups[g].roots))
+        for g, positions in _placements(slots, group_of, channel_of, groups):
             if not isinstance(positions, str):
                 held[g].append(TensorRef(node.name, positions, len(slots)))
     return held

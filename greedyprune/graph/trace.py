@@ -30,6 +30,7 @@ from torch import fx, nn
 from ..errors import UserError
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+CALL_OPS = ("call_module", "call_function", "call_method")  # the node kinds that compute something
 
 
 def is_torch_layer(module: nn.Module) -> bool:
