@@ -33,7 +33,8 @@ from .graph.groups import ChannelGroup
 # how a global target is split over groups (PruneOptions.allocation; see the module docstring)
 ALLOCATIONS = ("error", "latency", "uniform")
 
-__all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
+__all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_for_latency", "allocate_traded",
+           "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
            "keep_widths"]
 
 
@@ -68,6 +69,18 @@ def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
                      f"fraction is {floor:.3f}: raise the target above it (or prune more kinds of groups)")
 
 
+def _rises(errs: list[np.ndarray], model_cost: CostModel, widths: np.ndarray) -> np.ndarray:
+    """Each group's error rise for its next step (``inf`` where it cannot shrink); ``errs[g][n]`` after n picks."""
+    steps = model_cost.step_at(widths)
+    rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
+                     errs[g][w - s] - errs[g][-1]) for g, (w, s) in enumerate(zip(widths, steps))])
+    return np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)
+
+
+def _curves(curves: list[torch.Tensor]) -> list[np.ndarray]:
+    return [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # [n]: after n picks
+
+
 def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target: float,
                       kind: str = "cost", rank: CostModel | None = None) -> list[int]:
     """Greedy removal by smallest error increase per cost saved until ``cost <= target * full cost``.
@@ -78,19 +91,74 @@ def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target:
     rank = rank or model_cost
     widths = model_cost.full_widths.astype(int).copy()
     goal = target * model_cost.cost(widths)
-    errs = [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # errs[g][n] after n picks
+    errs = _curves(curves)
     while model_cost.cost(widths) > goal:
-        steps = model_cost.step_at(widths)
         saving = rank.saving_per_step(widths)
-        rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
-                         errs[g][w - s] - errs[g][-1]) for g, (w, s) in enumerate(zip(widths, steps))])
-        rise = np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)
-        ratio = np.where(saving > 0, rise / np.maximum(saving, 1e-300), np.inf)
+        ratio = np.where(saving > 0, _rises(errs, model_cost, widths) / np.maximum(saving, 1e-300), np.inf)
         if not np.isfinite(ratio).any():
             raise _unreachable(model_cost, target, kind)
         g = int(np.argmin(ratio))
-        widths[g] -= steps[g]
+        widths[g] -= model_cost.step_at(widths)[g]
     return widths.tolist()
+
+
+def allocate_traded(model_cost: CostModel, curves: list[torch.Tensor], target: float, latency: CostModel,
+                    weight: float, kind: str = "cost") -> list[int]:
+    """Greedy removal for ``min sum_g e_g(w_g) + weight * latency(w) / latency(full)`` s.t. ``cost <= target``.
+
+    Each step is ranked by its change of that objective per fraction of the (target's) cost it saves,
+    ``(rise_g - weight * dlatency_g / latency(full)) / (dcost_g / cost(full))``, smallest first: a step whose
+    latency saving outweighs its error rise comes first, cheapest in cost first. ``weight = 0`` is
+    :func:`allocate_by_error`; a larger weight keeps the FLOPs in the layers that are fast per FLOP.
+    """
+    widths = model_cost.full_widths.astype(int).copy()
+    full_cost, full_latency = model_cost.cost(widths), latency.cost(widths)
+    goal = target * full_cost
+    errs = _curves(curves)
+    while model_cost.cost(widths) > goal:
+        saving = model_cost.saving_per_step(widths) / full_cost
+        change = _rises(errs, model_cost, widths) - weight * latency.saving_per_step(widths) / full_latency
+        score = np.where(saving > 0, change / np.maximum(saving, 1e-300), np.inf)
+        if not np.isfinite(score).any():
+            raise _unreachable(model_cost, target, kind)
+        g = int(np.argmin(score))
+        widths[g] -= model_cost.step_at(widths)[g]
+    return widths.tolist()
+
+
+def allocate_for_latency(model_cost: CostModel, curves: list[torch.Tensor], target: float, latency: CostModel,
+                         kind: str = "cost", cap_at_uniform: bool = True,
+                         bisections: int = 10) -> tuple[list[int], float | None]:
+    """``allocation="latency"`` for a FLOPs / parameter target: ``(widths, weight)`` (None: the uniform widths).
+
+    First the steps ranked by error rise per second of modelled latency saved (:func:`allocate_by_error`
+    with ``rank=latency``; ``weight`` 0). With ``cap_at_uniform``, if that is slower by the latency model than
+    the uniform allocation at the same target (one kept fraction, :func:`allocate_uniform`) -- the error
+    keeps a slow, FLOPs-light layer wide, e.g. a stem feeding a max-pool --, it is replaced by
+    :func:`allocate_traded` with the smallest ``weight`` (bisection, ``bisections`` steps after doubling
+    from 1) whose widths are no slower than the uniform ones.
+    """
+    widths = allocate_by_error(model_cost, curves, target, kind, rank=latency)
+    if not cap_at_uniform:
+        return widths, 0.0
+    cap = latency.cost(np.array(allocate_uniform(model_cost, target, kind)))
+    if latency.cost(np.array(widths)) <= cap:
+        return widths, 0.0
+    lo, hi = 0.0, 1.0
+    best = allocate_traded(model_cost, curves, target, latency, hi, kind)
+    while latency.cost(np.array(best)) > cap:
+        if hi >= 2.0 ** 20:  # no weight reaches it: the uniform widths themselves (no slower, by definition)
+            return allocate_uniform(model_cost, target, kind), None
+        lo, hi = hi, hi * 2
+        best = allocate_traded(model_cost, curves, target, latency, hi, kind)
+    for _ in range(bisections):
+        mid = (lo + hi) / 2
+        trial = allocate_traded(model_cost, curves, target, latency, mid, kind)
+        if latency.cost(np.array(trial)) <= cap:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best, hi
 
 
 def allocate_uniform(model_cost: CostModel, target: float, kind: str = "cost") -> list[int]:

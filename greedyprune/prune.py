@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .budget import allocate_by_error, allocate_uniform, cost_model, keep_widths
+from .budget import allocate_by_error, allocate_for_latency, allocate_uniform, cost_model, keep_widths
 from .calibration import as_batches, check_on_every_rank, global_count, share_over_ranks
 from .metrics import count_flops, count_parameters
 from .pipeline.group_step import prune_group
@@ -126,6 +126,10 @@ class Pruner:
         costs = latency if kind == "latency" else cost_model(self.original, self.groups, example, kind, o.round_to)
         if o.allocation == "uniform":
             widths = allocate_uniform(costs, target, kind)
+        elif latency is not None and kind != "latency":
+            widths, weight = allocate_for_latency(costs, self.error_curves(), target, latency, kind,
+                                                  cap_at_uniform=o.latency_cap_uniform)
+            self.report.options["latency_weight"] = weight  # 0: the ranking alone met the cap; None: uniform
         else:
             widths = allocate_by_error(costs, self.error_curves(), target, kind, rank=latency)
         if latency is not None:  # the latency model's kept fraction (a measured speed-up is the bench's)

@@ -26,6 +26,10 @@ class PruneOptions:
                                    "rise per unit of the target's cost), 'latency' (per second of measured latency "
                                    "saved, for a flops/params target: faster models at the same FLOPs), 'uniform' "
                                    "(one kept fraction)", choices=list(ALLOCATIONS))
+    latency_cap_uniform: bool = opt(True, "allocation='latency' with a flops/params target: if the widths it picks "
+                                          "are slower by the latency model than one kept fraction in every group "
+                                          "at the same target, trade error for latency until they are not "
+                                          "(docs/budget.md); False: the error-per-second ranking alone")
     latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
                                                          "report's options['latency_seconds']): the same allocation "
                                                          "again")
@@ -77,6 +81,8 @@ class PruneOptions:
         if self.latency_seconds is not None and self.latency is None and self.allocation != "latency":
             raise UserError("latency_seconds is used only with a latency= target or allocation='latency'; drop it "
                             "or add one of those")
+        if not isinstance(self.latency_cap_uniform, bool):
+            raise UserError(f"latency_cap_uniform must be True or False, got {self.latency_cap_uniform!r}")
         if self.latency_seconds is not None and not isinstance(self.latency_seconds, dict):
             raise UserError(f"latency_seconds must be a dict of node name -> seconds (a report's "
                             f"options['latency_seconds']), got {type(self.latency_seconds).__name__}")
