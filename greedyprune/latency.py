@@ -78,6 +78,19 @@ def check_seconds(nodes: list[fx.Node], seconds: dict[str, float]) -> None:
         raise UserError(f"the latency table's time for {bad[0]} is {seconds[bad[0]]!r}; times are seconds >= 0")
 
 
+# float32 lanes of a CPU's widest vector unit (torch.backends.cpu.get_cpu_capability()): oneDNN's convolutions
+# compute channels in blocks of it (nChw16c with AVX-512), so a width just above a multiple costs about what the
+# next multiple does (experiments/bench_conv_widths.py, docs/budget.md)
+SIMD_FLOATS = {"AVX512": 16, "AVX2": 8}
+
+
+def simd_channels(device: torch.device) -> int:
+    """Channels per SIMD block of ``device``'s convolutions: 16 (AVX-512), 8 (AVX2), else 1 (GPU, other CPUs)."""
+    if torch.device(device).type != "cpu":
+        return 1
+    return SIMD_FLOATS.get(torch.backends.cpu.get_cpu_capability(), 1)
+
+
 def is_product(module: nn.Module) -> bool:
     """Layers whose cost scales with both their input columns and output rows (as their FLOPs do)."""
     return isinstance(module, (nn.Conv2d, nn.Linear))
