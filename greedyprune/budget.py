@@ -134,31 +134,39 @@ def allocate_for_latency(model_cost: CostModel, curves: list[torch.Tensor], targ
     First the steps ranked by error rise per second of modelled latency saved (:func:`allocate_by_error`
     with ``rank=latency``; ``weight`` 0). With ``cap_at_uniform``, if that is slower by the latency model than
     the uniform allocation at the same target (one kept fraction, :func:`allocate_uniform`) -- the error
-    keeps a slow, FLOPs-light layer wide, e.g. a stem feeding a max-pool --, it is replaced by
-    :func:`allocate_traded` with the smallest ``weight`` (bisection, ``bisections`` steps after doubling
-    from 1) whose widths are no slower than the uniform ones.
+    keeps a slow, FLOPs-light layer wide, e.g. a stem feeding a max-pool --, it is replaced by the widths
+    of least total error among those no slower than uniform: :func:`allocate_traded` at the weights a
+    bisection for the smallest such weight tries (doubling from 1, then ``bisections`` halvings; the
+    slowdown is not monotone in the weight, so every trial counts), and the uniform widths themselves.
     """
     widths = allocate_by_error(model_cost, curves, target, kind, rank=latency)
     if not cap_at_uniform:
         return widths, 0.0
-    cap = latency.cost(np.array(allocate_uniform(model_cost, target, kind)))
+    uniform = allocate_uniform(model_cost, target, kind)
+    cap = latency.cost(np.array(uniform))
     if latency.cost(np.array(widths)) <= cap:
         return widths, 0.0
+    errs = _curves(curves)
+    error = lambda w: sum(e[n] if n < len(e) else 0.0 for e, n in zip(errs, w))  # noqa: E731 -- total relative error
+    best: tuple[float, list[int], float | None] = (error(uniform), uniform, None)  # no slower than uniform: itself
+
+    def tried(weight: float) -> bool:
+        nonlocal best
+        trial = allocate_traded(model_cost, curves, target, latency, weight, kind)
+        if latency.cost(np.array(trial)) > cap:
+            return False
+        best = min(best, (error(trial), trial, weight), key=lambda b: b[0])
+        return True
+
     lo, hi = 0.0, 1.0
-    best = allocate_traded(model_cost, curves, target, latency, hi, kind)
-    while latency.cost(np.array(best)) > cap:
-        if hi >= 2.0 ** 20:  # no weight reaches it: the uniform widths themselves (no slower, by definition)
-            return allocate_uniform(model_cost, target, kind), None
+    while not tried(hi):
+        if hi >= 2.0 ** 20:
+            break
         lo, hi = hi, hi * 2
-        best = allocate_traded(model_cost, curves, target, latency, hi, kind)
     for _ in range(bisections):
         mid = (lo + hi) / 2
-        trial = allocate_traded(model_cost, curves, target, latency, mid, kind)
-        if latency.cost(np.array(trial)) <= cap:
-            hi, best = mid, trial
-        else:
-            lo = mid
-    return best, hi
+        lo, hi = (lo, mid) if tried(mid) else (mid, hi)
+    return best[1], best[2]
 
 
 def allocate_uniform(model_cost: CostModel, target: float, kind: str = "cost") -> list[int]:
