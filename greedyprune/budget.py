@@ -11,7 +11,9 @@ increase of relative reconstruction error per unit of cost saved,
 ``(e_g(w_g - s_g) - e_g(w_g)) / (cost(w) - cost(w - s_g 1_g))``, where ``e_g`` is the group's greedy
 (``reoptimized``) error curve -- until the target is met. Every method then prunes to the same widths,
 so comparisons are at matched cost. ``allocation="latency"`` ranks the steps by the *measured latency* they
-save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one; a ``latency=`` target
+save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one -- and, where that is
+slower by the latency model than one kept fraction everywhere, trades error for latency
+(:func:`allocate_for_latency`, ``min sum_g e_g + weight * latency`` at the target); a ``latency=`` target
 ranks and stops by the latency model. ``allocation="uniform"`` instead finds one kept fraction for all
 groups (bisection) that meets the target. No group goes below one granule (one channel per partition).
 

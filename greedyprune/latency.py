@@ -16,8 +16,8 @@ what it computes::
 A Conv2d / Linear node scales with its input columns and output rows, exactly as its FLOPs do
 (:mod:`greedyprune.costmodel`); any other node holding a group's channels (``ChannelGroup.tensors``)
 scales with the kept fraction of its channel axis (``r_in = 1``); every other node is ``fixed``. It is
-linear in the channels, so it ignores the block effects of channel-blocked kernels (``round_to`` covers
-those, docs/budget.md). Times are measured, so two runs may allocate slightly differently; the
+linear in the channels, so it ignores the block effects of channel-blocked kernels: latency budgets keep
+widths in whole blocks instead (``latency_round_to``, default :func:`simd_channels`; docs/budget.md). Times are measured, so two runs may allocate slightly differently; the
 measured table is recorded in the report and can be passed back (``latency_seconds=``) to repeat a run exactly.
 """
 

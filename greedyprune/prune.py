@@ -57,7 +57,9 @@ class Pruner:
         options: see :class:`~greedyprune.pipeline.options.PruneOptions`: exactly one budget (``keep``,
             ``flops``, ``params``, ``latency`` (a fraction of the measured latency, :mod:`greedyprune.latency`)
             or ``widths``), ``allocation`` (``"error"``; ``"latency"``: a flops/params target with the steps
-            ranked by measured latency saved; ``"uniform"``), ``latency_seconds`` (a report's recorded node
+            ranked by measured latency saved, capped at the uniform allocation's modelled latency
+            (``latency_cap_uniform``); ``"uniform"``), ``latency_round_to`` (a latency budget's widths in whole
+            SIMD blocks; default the CPU's float lanes), ``latency_seconds`` (a report's recorded node
             times, to repeat its allocation), ``round_to`` (kept widths multiples of it,
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
