@@ -13,7 +13,7 @@ increase of relative reconstruction error per unit of cost saved,
 so comparisons are at matched cost. ``allocation="latency"`` ranks the steps by the *measured latency* they
 save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one -- and, where that is
 slower by the latency model than one kept fraction everywhere, trades error for latency
-(:func:`allocate_for_latency`, ``min sum_g e_g + weight * latency`` at the target); a ``latency=`` target
+(:mod:`greedyprune.latency_allocation`, ``min sum_g e_g + weight * latency`` at the target); a ``latency=`` target
 ranks and stops by the latency model. ``allocation="uniform"`` instead finds one kept fraction for all
 groups (bisection) that meets the target. No group goes below one granule (one channel per partition).
 
@@ -35,8 +35,7 @@ from .graph.groups import ChannelGroup
 # how a global target is split over groups (PruneOptions.allocation; see the module docstring)
 ALLOCATIONS = ("error", "latency", "uniform")
 
-__all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_for_latency", "allocate_traded",
-           "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
+__all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
            "keep_widths"]
 
 
@@ -102,73 +101,6 @@ def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target:
         g = int(np.argmin(ratio))
         widths[g] -= model_cost.step_at(widths)[g]
     return widths.tolist()
-
-
-def allocate_traded(model_cost: CostModel, curves: list[torch.Tensor], target: float, latency: CostModel,
-                    weight: float, kind: str = "cost") -> list[int]:
-    """Greedy removal for ``min sum_g e_g(w_g) + weight * latency(w) / latency(full)`` s.t. ``cost <= target``.
-
-    Each step is ranked by its change of that objective per fraction of the (target's) cost it saves,
-    ``(rise_g - weight * dlatency_g / latency(full)) / (dcost_g / cost(full))``, smallest first: a step whose
-    latency saving outweighs its error rise comes first, cheapest in cost first. ``weight = 0`` is
-    :func:`allocate_by_error`; a larger weight keeps the FLOPs in the layers that are fast per FLOP.
-    """
-    widths = model_cost.full_widths.astype(int).copy()
-    full_cost, full_latency = model_cost.cost(widths), latency.cost(widths)
-    goal = target * full_cost
-    errs = _curves(curves)
-    while model_cost.cost(widths) > goal:
-        saving = model_cost.saving_per_step(widths) / full_cost
-        change = _rises(errs, model_cost, widths) - weight * latency.saving_per_step(widths) / full_latency
-        score = np.where(saving > 0, change / np.maximum(saving, 1e-300), np.inf)
-        if not np.isfinite(score).any():
-            raise _unreachable(model_cost, target, kind)
-        g = int(np.argmin(score))
-        widths[g] -= model_cost.step_at(widths)[g]
-    return widths.tolist()
-
-
-def allocate_for_latency(model_cost: CostModel, curves: list[torch.Tensor], target: float, latency: CostModel,
-                         kind: str = "cost", cap_at_uniform: bool = True,
-                         bisections: int = 10) -> tuple[list[int], float | None]:
-    """``allocation="latency"`` for a FLOPs / parameter target: ``(widths, weight)`` (None: the uniform widths).
-
-    First the steps ranked by error rise per second of modelled latency saved (:func:`allocate_by_error`
-    with ``rank=latency``; ``weight`` 0). With ``cap_at_uniform``, if that is slower by the latency model than
-    the uniform allocation at the same target (one kept fraction, :func:`allocate_uniform`) -- the error
-    keeps a slow, FLOPs-light layer wide, e.g. a stem feeding a max-pool --, it is replaced by the widths
-    of least total error among those no slower than uniform: :func:`allocate_traded` at the weights a
-    bisection for the smallest such weight tries (doubling from 1, then ``bisections`` halvings; the
-    slowdown is not monotone in the weight, so every trial counts), and the uniform widths themselves.
-    """
-    widths = allocate_by_error(model_cost, curves, target, kind, rank=latency)
-    if not cap_at_uniform:
-        return widths, 0.0
-    uniform = allocate_uniform(model_cost, target, kind)
-    cap = latency.cost(np.array(uniform))
-    if latency.cost(np.array(widths)) <= cap:
-        return widths, 0.0
-    errs = _curves(curves)
-    error = lambda w: sum(e[n] if n < len(e) else 0.0 for e, n in zip(errs, w))  # noqa: E731 -- total relative error
-    best: tuple[float, list[int], float | None] = (error(uniform), uniform, None)  # no slower than uniform: itself
-
-    def tried(weight: float) -> bool:
-        nonlocal best
-        trial = allocate_traded(model_cost, curves, target, latency, weight, kind)
-        if latency.cost(np.array(trial)) > cap:
-            return False
-        best = min(best, (error(trial), trial, weight), key=lambda b: b[0])
-        return True
-
-    lo, hi = 0.0, 1.0
-    while not tried(hi):
-        if hi >= 2.0 ** 20:
-            break
-        lo, hi = hi, hi * 2
-    for _ in range(bisections):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if tried(mid) else (mid, hi)
-    return best[1], best[2]
 
 
 def allocate_uniform(model_cost: CostModel, target: float, kind: str = "cost") -> list[int]:

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .budget import allocate_by_error, allocate_for_latency, allocate_uniform, cost_model, keep_widths
+from .budget import allocate_by_error, allocate_uniform, cost_model, keep_widths
 from .calibration import as_batches, check_on_every_rank, global_count, share_over_ranks
+from .latency_allocation import allocate_for_latency
 from .metrics import count_flops, count_parameters
 from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import greedyprune
-from greedyprune.budget import CostModel, allocate_by_error, allocate_for_latency, allocate_traded, allocate_uniform
+from greedyprune.budget import CostModel, allocate_by_error, allocate_uniform
+from greedyprune.latency_allocation import allocate_for_latency, allocate_traded, refill
 from greedyprune.errors import UserError
 from greedyprune.latency import simd_channels
 
@@ -63,7 +64,8 @@ def test_the_cap_gives_widths_no_slower_than_uniform_near_the_best(target):
     cap = LATENCY.cost(np.array(uniform))
     assert LATENCY.cost(np.array(ranked)) > cap  # the setting this is for: the ranking alone keeps group 0 wide
     widths, weight = allocate_for_latency(FLOPS, CURVES, target, LATENCY)
-    assert weight is not None and weight > 0 and widths == allocate_traded(FLOPS, CURVES, target, LATENCY, weight)
+    assert weight is not None and weight > 0
+    assert widths == refill(FLOPS, CURVES, target, LATENCY, allocate_traded(FLOPS, CURVES, target, LATENCY, weight), cap)
     assert LATENCY.cost(np.array(widths)) <= cap + 1e-12
     assert FLOPS.cost(np.array(widths)) <= target * FLOPS.cost(FLOPS.full_widths)
     assert widths[0] < ranked[0]  # the slow group gave up channels
@@ -77,7 +79,7 @@ def test_never_more_error_than_the_uniform_widths():
     widths, weight = allocate_for_latency(FLOPS, curves, 0.6, slow)
     uniform = allocate_uniform(FLOPS, 0.6)
     assert slow.cost(np.array(allocate_by_error(FLOPS, curves, 0.6, rank=slow))) > slow.cost(np.array(uniform))
-    assert (widths, weight) == (uniform, None)
+    assert weight is None and widths == refill(FLOPS, curves, 0.6, slow, uniform, slow.cost(np.array(uniform)))
     assert all(_error(allocate_traded(FLOPS, curves, 0.6, slow, w), curves) > _error(uniform, curves)
                for w in (4.0, 8.0, 16.0) if slow.cost(np.array(allocate_traded(FLOPS, curves, 0.6, slow, w)))
                <= slow.cost(np.array(uniform)))
@@ -86,11 +88,40 @@ def test_never_more_error_than_the_uniform_widths():
 def test_off_or_already_fast_enough_the_ranking_alone():
     target = 0.5
     ranked = allocate_by_error(FLOPS, CURVES, target, rank=LATENCY)
-    assert allocate_for_latency(FLOPS, CURVES, target, LATENCY, cap_at_uniform=False) == (ranked, 0.0)
+    assert allocate_for_latency(FLOPS, CURVES, target, LATENCY, cap_at_uniform=False) == (
+        refill(FLOPS, CURVES, target, LATENCY, ranked), 0.0)
     fast = _per_group([1.0, 3.0, 8.0, 5.0])  # group 0 no longer slow: the ranking is faster than uniform
     plain = allocate_by_error(FLOPS, CURVES, target, rank=fast)
     assert fast.cost(np.array(plain)) <= fast.cost(np.array(allocate_uniform(FLOPS, target)))
-    assert allocate_for_latency(FLOPS, CURVES, target, fast) == (plain, 0.0)
+    cap = fast.cost(np.array(allocate_uniform(FLOPS, target)))
+    assert allocate_for_latency(FLOPS, CURVES, target, fast) == (refill(FLOPS, CURVES, target, fast, plain, cap), 0.0)
+
+
+def _blocks(steps: int) -> CostModel:
+    """FLOPS with every group's widths in blocks of ``steps`` channels."""
+    return CostModel(**{**FLOPS.__dict__, "steps": np.full(4, steps)})
+
+
+@pytest.mark.parametrize("target", [0.6, 0.5, 0.37])
+def test_refill_adds_back_what_still_fits(target):
+    flops = _blocks(4)
+    removed = allocate_by_error(flops, CURVES, target, rank=LATENCY)
+    goal = target * flops.cost(flops.full_widths)
+    for cap in (None, LATENCY.cost(np.array(removed)) + 0.5):
+        widths = refill(flops, CURVES, target, LATENCY, removed, cap)
+        assert flops.cost(np.array(widths)) <= goal + 1e-12
+        assert cap is None or LATENCY.cost(np.array(widths)) <= cap + 1e-12
+        assert all(w >= r and (w % 4 == 0 or w == WIDTH) for w, r in zip(widths, removed))
+        assert _error(widths) <= _error(removed)
+        for g in range(4):  # maximal: no group can take one more block without breaking the target or the cap
+            if widths[g] < WIDTH:
+                up = list(widths)
+                up[g] += 4
+                assert flops.cost(np.array(up)) > goal or (cap is not None and LATENCY.cost(np.array(up)) > cap)
+    # blocks of 4 at 0.37: the removal stops well below the target, refilling takes it back up
+    if target == 0.37:
+        assert flops.cost(np.array(removed)) < goal - 0.5 <= flops.cost(np.array(refill(flops, CURVES, target,
+                                                                                          LATENCY, removed)))
 
 
 def test_latency_allocation_rounds_to_simd_blocks_and_records_the_trade(images):
