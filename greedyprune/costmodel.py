@@ -194,8 +194,16 @@ def _latency_items(modules: dict[str, nn.Module], nodes: list[fx.Node], seconds:
     return fixed, items
 
 
+class Blocks(int):
+    """A ``round_to`` that rounds only the groups at least two of it wide (a latency budget's SIMD blocks,
+    ``latency_round_to``): a narrower group rounded would have one width to go to, or none, so it keeps any."""
+
+
 def granularity(group: ChannelGroup, round_to: int = 1) -> int:
-    """The multiple every kept width of ``group`` must be (its full width excepted): lcm(partition, round_to)."""
+    """The multiple every kept width of ``group`` must be (its full width excepted): lcm(partition, round_to)
+    (``round_to`` a :class:`Blocks` and the group narrower than two of it: lcm(partition, 1))."""
+    if isinstance(round_to, Blocks) and group.width < 2 * round_to:
+        return group.partition
     return math.lcm(group.partition, round_to)
 
 

@@ -17,6 +17,11 @@ from .costmodel import CostModel
 __all__ = ["allocate_for_latency", "allocate_traded", "refill"]
 
 
+def _error_at(errs: np.ndarray, kept: int) -> float:
+    """A group's relative error with ``kept`` channels (a curve that stopped early: its last value beyond it)."""
+    return float(errs[min(kept, len(errs) - 1)])
+
+
 def allocate_traded(model_cost: CostModel, curves: list[torch.Tensor], target: float, latency: CostModel,
                     weight: float, kind: str = "cost") -> list[int]:
     """Greedy removal for ``min sum_g e_g(w_g) + weight * latency(w) / latency(full)`` s.t. ``cost <= target``.
@@ -63,7 +68,7 @@ def allocate_for_latency(model_cost: CostModel, curves: list[torch.Tensor], targ
     if latency.cost(np.array(widths)) <= cap:
         return refill(model_cost, curves, target, latency, widths, cap), 0.0
     errs = _curves(curves)
-    error = lambda w: sum(e[n] if n < len(e) else 0.0 for e, n in zip(errs, w))  # noqa: E731 -- total relative error
+    error = lambda w: sum(_error_at(e, n) for e, n in zip(errs, w))  # noqa: E731 -- total relative error
     best: tuple[float, list[int], float | None] = (error(uniform), uniform, None)  # no slower than uniform: itself
 
     def tried(weight: float) -> bool:
@@ -107,7 +112,7 @@ def refill(model_cost: CostModel, curves: list[torch.Tensor], target: float, lat
             added = latency.cost(up) - here
             if model_cost.cost(up) > goal or (cap is not None and here + added > cap):
                 continue
-            drop = errs[g][w[g]] - (errs[g][up[g]] if up[g] < len(errs[g]) else errs[g][-1])
+            drop = _error_at(errs[g], w[g]) - _error_at(errs[g], up[g])
             score = drop / max(added, 1e-300)
             if score > best_score:
                 best, best_score = up, score

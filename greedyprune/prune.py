@@ -108,7 +108,7 @@ class Pruner:
                                   options={"damping": o.damping, "precision": o.precision, "materialize": o.materialize,
                                            "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
                                            "objective": o.objective, "refit": o.refit_method,
-                                           "round_to": o.round_to, "cache_mb": o.cache_mb})
+                                           "round_to": int(o.round_to), "cache_mb": o.cache_mb})
         self.widths = self._widths(example)
         self.next_group = 0
         # called with the pruner after the last group, before BatchNorm recalibration (e.g. a global refit)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..budget import ALLOCATIONS, check_fraction, check_round_to
+from ..costmodel import Blocks
 from ..errors import UserError
 from ..latency import simd_channels
 from ..objective import registered_objectives
@@ -34,9 +35,10 @@ class PruneOptions:
                                           "at the same target, trade error for latency until they are not "
                                           "(docs/budget.md); False: the error-per-second ranking alone")
     latency_round_to: int | None = opt(None, "with allocation='latency' or a latency= target and round_to=1: the "
-                                             "multiple kept widths are rounded to; None: the CPU's SIMD width in "
-                                             "floats (16 with AVX-512, 8 with AVX2: oneDNN computes channels in "
-                                             "blocks of it), 1 on a GPU; 1: any width")
+                                             "multiple kept widths are rounded to (groups narrower than two of it "
+                                             "keep any width); None: the CPU's SIMD width in floats (16 with "
+                                             "AVX-512, 8 with AVX2: oneDNN computes channels in blocks of it), 1 on "
+                                             "a GPU; 1: any width")
     latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
                                                          "report's options['latency_seconds']): the same allocation "
                                                          "again")
@@ -113,11 +115,12 @@ class PruneOptions:
 
     def granule(self, device: torch.device) -> int:
         """The ``round_to`` a pruning on ``device`` uses: ``round_to``, or for a latency budget with ``round_to=1``
-        ``latency_round_to`` (None: :func:`greedyprune.latency.simd_channels` of ``device``)."""
+        ``latency_round_to`` (None: :func:`greedyprune.latency.simd_channels` of ``device``) as
+        :class:`~greedyprune.costmodel.Blocks` (groups narrower than two blocks keep any width)."""
         by_latency = self.latency is not None or (self.allocation == "latency" and (self.flops or self.params))
         if self.round_to != 1 or not by_latency:
             return self.round_to
-        return self.latency_round_to if self.latency_round_to is not None else simd_channels(device)
+        return Blocks(self.latency_round_to if self.latency_round_to is not None else simd_channels(device))
 
     @property
     def refit_method(self) -> str | None:
@@ -134,4 +137,4 @@ class PruneOptions:
         """The budget given (for the report)."""
         return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params, "latency": self.latency,
                                    "allocation": self.allocation, "widths": self.widths,
-                                   "round_to": self.round_to if self.round_to != 1 else None}.items() if v is not None}
+                                   "round_to": int(self.round_to) if self.round_to != 1 else None}.items() if v is not None}

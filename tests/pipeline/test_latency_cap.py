@@ -13,7 +13,7 @@ from greedyprune.latency_allocation import allocate_for_latency, allocate_traded
 from greedyprune.errors import UserError
 from greedyprune.latency import simd_channels
 
-from .conftest import tv_model
+from .conftest import small_cnn, tv_model
 
 WIDTH = 16
 
@@ -145,6 +145,23 @@ def test_latency_allocation_rounds_to_simd_blocks_and_records_the_trade(images):
     assert explicit.options["round_to"] == 4
     _, by_flops = greedyprune.prune(model, [x], flops=0.5, streams=True, refit=None, progress=False)
     assert by_flops.options["round_to"] == 1
+
+
+def test_groups_narrower_than_two_blocks_keep_any_width(images):
+    """small_cnn's groups are 8 and 12 channels wide: blocks of 16 would leave them nothing to remove (and the
+    target unreachable); blocks of 4 round both (each at least two blocks wide)."""
+    model, x = small_cnn(), images(16, channels=1, size=16)
+    common = dict(flops=0.5, refit=None, progress=False, allocation="latency")
+    _, narrow = greedyprune.prune(model, [x], latency_round_to=16, **common)
+    assert narrow.flops_after <= 0.5 * narrow.flops_before and narrow.options["round_to"] == 16
+    table = narrow.options["latency_seconds"]  # the same node times: the same widths as with any width
+    _, free = greedyprune.prune(model, [x], latency_round_to=1, latency_seconds=table, **common)
+    _, again = greedyprune.prune(model, [x], latency_round_to=16, latency_seconds=table, **common)
+    assert again.widths() == free.widths()
+    _, small = greedyprune.prune(model, [x], latency_round_to=4, latency_seconds=table, **common)
+    assert all(g.channels_after % 4 == 0 for g in small.groups) and small.flops_after <= 0.5 * small.flops_before
+    with pytest.raises(UserError, match="cannot be met without emptying a group"):  # an explicit round_to is strict
+        greedyprune.prune(model, [x], round_to=16, **common)
 
 
 def test_bad_latency_allocation_options_are_one_line_errors(images):
