@@ -35,10 +35,10 @@ class PruneOptions:
                                           "at the same target, trade error for latency until they are not "
                                           "(docs/budget.md); False: the error-per-second ranking alone")
     latency_round_to: int | None = opt(None, "with allocation='latency' or a latency= target and round_to=1: the "
-                                             "multiple kept widths are rounded to (a group narrower than two of it: "
-                                             "the widest power of two leaving it two); None: the CPU's SIMD width in floats (16 with "
-                                             "AVX-512, 8 with AVX2: oneDNN computes channels in blocks of it), 1 on "
-                                             "a GPU; 1: any width")
+                                             "multiple kept widths are rounded to (a group narrower than two of "
+                                             "it: the widest power of two leaving it two); None: the CPU's SIMD "
+                                             "width in floats (16 with AVX-512, 8 with AVX2: oneDNN computes "
+                                             "channels in blocks of it), 1 on a GPU; 1: any width")
     latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
                                                          "report's options['latency_seconds']): the same allocation "
                                                          "again")
