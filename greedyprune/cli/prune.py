@@ -48,8 +48,8 @@ class _Options:
     latency_table: str | None = opt(None, "with --latency or --allocation latency: the node times of an earlier run's "
                                           "report (OUT.json) instead of measuring them, to get its widths again")
     latency_round_to: int | None = opt(None, "with --latency or --allocation latency and --round-to 1: kept widths "
-                                             "are multiples of this (a group narrower than two of it: the widest "
-                                             "power of two leaving it two); default: the CPU's SIMD width in "
+                                             "are multiples of this (a group narrower than it: the widest "
+                                             "power of two leaving it two steps); default: the CPU's SIMD width in "
                                              "floats (16 with AVX-512, 8 with AVX2; oneDNN computes channels in "
                                              "blocks of it), 1 on a GPU; 1: any width", between=(1, None))
     latency_cap_uniform: bool = opt(True, "--allocation latency with --flops/--params: if the widths it picks are "

@@ -35,8 +35,8 @@ class PruneOptions:
                                           "at the same target, trade error for latency until they are not "
                                           "(docs/budget.md); False: the error-per-second ranking alone")
     latency_round_to: int | None = opt(None, "with allocation='latency' or a latency= target and round_to=1: the "
-                                             "multiple kept widths are rounded to (a group narrower than two of "
-                                             "it: the widest power of two leaving it two); None: the CPU's SIMD "
+                                             "multiple kept widths are rounded to (a group narrower than it: the "
+                                             "widest power of two leaving it two steps); None: the CPU's SIMD "
                                              "width in floats (16 with AVX-512, 8 with AVX2: oneDNN computes "
                                              "channels in blocks of it), 1 on a GPU; 1: any width")
     latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
@@ -116,7 +116,7 @@ class PruneOptions:
     def granule(self, device: torch.device) -> int:
         """The ``round_to`` a pruning on ``device`` uses: ``round_to``, or for a latency budget with ``round_to=1``
         ``latency_round_to`` (None: :func:`greedyprune.latency.simd_channels` of ``device``) as
-        :class:`~greedyprune.costmodel.Blocks` (a group narrower than two blocks: smaller power-of-two steps)."""
+        :class:`~greedyprune.costmodel.Blocks` (a group narrower than a block: smaller power-of-two steps)."""
         by_latency = self.latency is not None or (self.allocation == "latency" and (self.flops or self.params))
         if self.round_to != 1 or not by_latency:
             return self.round_to

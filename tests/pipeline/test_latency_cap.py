@@ -150,13 +150,13 @@ def test_latency_allocation_rounds_to_simd_blocks_and_records_the_trade(images):
     assert by_flops.options["round_to"] == 1
 
 
-def test_groups_narrower_than_two_blocks_take_smaller_power_of_two_steps(images):
-    """Blocks of 16: a group of 32 or more in steps of 16, a narrower one in the widest power of two that leaves
-    it two steps; an explicit round_to is strict (a group narrower than it cannot shrink)."""
-    for width, step in [(64, 16), (32, 16), (31, 8), (24, 8), (16, 8), (12, 4), (8, 4), (5, 2), (3, 1)]:
+def test_groups_narrower_than_a_block_take_smaller_power_of_two_steps(images):
+    """Blocks of 16: a group of 16 or more in steps of 16 (or full), a narrower one in the widest power of two that
+    leaves it two steps; an explicit round_to is strict (a group narrower than it cannot shrink)."""
+    for width, step in [(64, 16), (32, 16), (24, 16), (16, 16), (15, 4), (12, 4), (8, 4), (5, 2), (3, 1)]:
         assert granularity(SimpleNamespace(width=width, partition=1), Blocks(16)) == step
         assert granularity(SimpleNamespace(width=width, partition=1), 16) == 16
-    assert granularity(SimpleNamespace(width=24, partition=3), Blocks(16)) == 24  # lcm with the partition count
+    assert granularity(SimpleNamespace(width=12, partition=3), Blocks(16)) == 12  # lcm with the partition count
     # small_cnn's groups are 8 and 12 channels wide: in steps of 4 they can shrink and meet the target
     model, x = small_cnn(), images(16, channels=1, size=16)
     common = dict(flops=0.5, refit=None, progress=False, allocation="latency")
