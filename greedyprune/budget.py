@@ -11,7 +11,9 @@ increase of relative reconstruction error per unit of cost saved,
 ``(e_g(w_g - s_g) - e_g(w_g)) / (cost(w) - cost(w - s_g 1_g))``, where ``e_g`` is the group's greedy
 (``reoptimized``) error curve -- until the target is met. Every method then prunes to the same widths,
 so comparisons are at matched cost. ``allocation="latency"`` ranks the steps by the *measured latency* they
-save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one; a ``latency=`` target
+save (:mod:`greedyprune.latency`) while the target stays a FLOPs / parameter one -- and, where that is
+slower by the latency model than one kept fraction everywhere, trades error for latency
+(:mod:`greedyprune.latency_allocation`, ``min sum_g e_g + weight * latency`` at the target); a ``latency=`` target
 ranks and stops by the latency model. ``allocation="uniform"`` instead finds one kept fraction for all
 groups (bisection) that meets the target. No group goes below one granule (one channel per partition).
 
@@ -68,6 +70,18 @@ def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
                      f"fraction is {floor:.3f}: raise the target above it (or prune more kinds of groups)")
 
 
+def _rises(errs: list[np.ndarray], model_cost: CostModel, widths: np.ndarray) -> np.ndarray:
+    """Each group's error rise for its next step (``inf`` where it cannot shrink); ``errs[g][n]`` after n picks."""
+    steps = model_cost.step_at(widths)
+    rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
+                     errs[g][w - s] - errs[g][-1]) for g, (w, s) in enumerate(zip(widths, steps))])
+    return np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)
+
+
+def _curves(curves: list[torch.Tensor]) -> list[np.ndarray]:
+    return [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # [n]: after n picks
+
+
 def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target: float,
                       kind: str = "cost", rank: CostModel | None = None) -> list[int]:
     """Greedy removal by smallest error increase per cost saved until ``cost <= target * full cost``.
@@ -78,18 +92,14 @@ def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target:
     rank = rank or model_cost
     widths = model_cost.full_widths.astype(int).copy()
     goal = target * model_cost.cost(widths)
-    errs = [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # errs[g][n] after n picks
+    errs = _curves(curves)
     while model_cost.cost(widths) > goal:
-        steps = model_cost.step_at(widths)
         saving = rank.saving_per_step(widths)
-        rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
-                         errs[g][w - s] - errs[g][-1]) for g, (w, s) in enumerate(zip(widths, steps))])
-        rise = np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)
-        ratio = np.where(saving > 0, rise / np.maximum(saving, 1e-300), np.inf)
+        ratio = np.where(saving > 0, _rises(errs, model_cost, widths) / np.maximum(saving, 1e-300), np.inf)
         if not np.isfinite(ratio).any():
             raise _unreachable(model_cost, target, kind)
         g = int(np.argmin(ratio))
-        widths[g] -= steps[g]
+        widths[g] -= model_cost.step_at(widths)[g]
     return widths.tolist()
 
 

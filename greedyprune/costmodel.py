@@ -194,8 +194,17 @@ def _latency_items(modules: dict[str, nn.Module], nodes: list[fx.Node], seconds:
     return fixed, items
 
 
+class Blocks(int):
+    """A ``round_to`` of SIMD blocks (a latency budget's ``latency_round_to``): as ``round_to`` for a group at least
+    one block wide; a narrower group (it runs in one padded block whatever its width) is rounded to the widest
+    power of two that leaves it two steps (12 channels in blocks of 16: steps of 4), so it can still shrink."""
+
+
 def granularity(group: ChannelGroup, round_to: int = 1) -> int:
-    """The multiple every kept width of ``group`` must be (its full width excepted): lcm(partition, round_to)."""
+    """The multiple every kept width of ``group`` must be (its full width excepted): lcm(partition, round_to)
+    (``round_to`` a :class:`Blocks` wider than the group: the largest power of two <= width / 2 instead)."""
+    if isinstance(round_to, Blocks) and group.width < round_to:
+        return math.lcm(group.partition, 1 << max(0, (group.width // 2).bit_length() - 1))
     return math.lcm(group.partition, round_to)
 
 

@@ -16,8 +16,8 @@ what it computes::
 A Conv2d / Linear node scales with its input columns and output rows, exactly as its FLOPs do
 (:mod:`greedyprune.costmodel`); any other node holding a group's channels (``ChannelGroup.tensors``)
 scales with the kept fraction of its channel axis (``r_in = 1``); every other node is ``fixed``. It is
-linear in the channels, so it ignores the block effects of channel-blocked kernels (``round_to`` covers
-those, docs/budget.md). Times are measured, so two runs may allocate slightly differently; the
+linear in the channels, so it ignores the block effects of channel-blocked kernels: latency budgets keep
+widths in whole blocks instead (``latency_round_to``, default :func:`simd_channels`; docs/budget.md). Times are measured, so two runs may allocate slightly differently; the
 measured table is recorded in the report and can be passed back (``latency_seconds=``) to repeat a run exactly.
 """
 
@@ -76,6 +76,19 @@ def check_seconds(nodes: list[fx.Node], seconds: dict[str, float]) -> None:
     bad = [k for k, v in seconds.items() if not (isinstance(v, (int, float)) and 0 <= v < float("inf"))]
     if bad:
         raise UserError(f"the latency table's time for {bad[0]} is {seconds[bad[0]]!r}; times are seconds >= 0")
+
+
+# float32 lanes of a CPU's widest vector unit (torch.backends.cpu.get_cpu_capability()): oneDNN's convolutions
+# compute channels in blocks of it (nChw16c with AVX-512), so a width just above a multiple costs about what the
+# next multiple does (experiments/bench_conv_widths.py, docs/budget.md)
+SIMD_FLOATS = {"AVX512": 16, "AVX2": 8}
+
+
+def simd_channels(device: torch.device) -> int:
+    """Channels per SIMD block of ``device``'s convolutions: 16 (AVX-512), 8 (AVX2), else 1 (GPU, other CPUs)."""
+    if torch.device(device).type != "cpu":
+        return 1
+    return SIMD_FLOATS.get(torch.backends.cpu.get_cpu_capability(), 1)
 
 
 def is_product(module: nn.Module) -> bool:

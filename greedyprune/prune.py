@@ -17,6 +17,7 @@ Pieces (each its own module under :mod:`greedyprune.pipeline`):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Callable, Iterable
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .budget import allocate_by_error, allocate_uniform, cost_model, keep_widths
 from .calibration import as_batches, check_on_every_rank, global_count, share_over_ranks
+from .latency_allocation import allocate_for_latency
 from .metrics import count_flops, count_parameters
 from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
@@ -56,7 +58,9 @@ class Pruner:
         options: see :class:`~greedyprune.pipeline.options.PruneOptions`: exactly one budget (``keep``,
             ``flops``, ``params``, ``latency`` (a fraction of the measured latency, :mod:`greedyprune.latency`)
             or ``widths``), ``allocation`` (``"error"``; ``"latency"``: a flops/params target with the steps
-            ranked by measured latency saved; ``"uniform"``), ``latency_seconds`` (a report's recorded node
+            ranked by measured latency saved, capped at the uniform allocation's modelled latency
+            (``latency_cap_uniform``); ``"uniform"``), ``latency_round_to`` (a latency budget's widths in whole
+            SIMD blocks; default the CPU's float lanes), ``latency_seconds`` (a report's recorded node
             times, to repeat its allocation), ``round_to`` (kept widths multiples of it,
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
@@ -83,6 +87,8 @@ class Pruner:
             tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
                        "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
         self.device = resolve_device(o.device or device_of(model))
+        if o.granule(self.device) != o.round_to:  # a latency budget: widths in whole SIMD blocks (latency_round_to)
+            self.options = o = dataclasses.replace(o, round_to=o.granule(self.device))
         self.product_dtype = torch.float64 if o.precision == "float64" else torch.float32
         self.batches = share_over_ranks(as_batches(calibration, self.device), o.shard_calibration)
         networks = Networks.build(model, self.device, self.batches[0])
@@ -102,7 +108,7 @@ class Pruner:
                                   options={"damping": o.damping, "precision": o.precision, "materialize": o.materialize,
                                            "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
                                            "objective": o.objective, "refit": o.refit_method,
-                                           "round_to": o.round_to, "cache_mb": o.cache_mb})
+                                           "round_to": int(o.round_to), "cache_mb": o.cache_mb})
         self.widths = self._widths(example)
         self.next_group = 0
         # called with the pruner after the last group, before BatchNorm recalibration (e.g. a global refit)
@@ -126,6 +132,10 @@ class Pruner:
         costs = latency if kind == "latency" else cost_model(self.original, self.groups, example, kind, o.round_to)
         if o.allocation == "uniform":
             widths = allocate_uniform(costs, target, kind)
+        elif latency is not None and kind != "latency":
+            widths, weight = allocate_for_latency(costs, self.error_curves(), target, latency, kind,
+                                                  cap_at_uniform=o.latency_cap_uniform)
+            self.report.options["latency_weight"] = weight  # 0: the ranking alone met the cap; None: uniform
         else:
             widths = allocate_by_error(costs, self.error_curves(), target, kind, rank=latency)
         if latency is not None:  # the latency model's kept fraction (a measured speed-up is the bench's)

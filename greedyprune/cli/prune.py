@@ -47,6 +47,14 @@ class _Options:
                           choices=list(ALLOCATIONS))
     latency_table: str | None = opt(None, "with --latency or --allocation latency: the node times of an earlier run's "
                                           "report (OUT.json) instead of measuring them, to get its widths again")
+    latency_round_to: int | None = opt(None, "with --latency or --allocation latency and --round-to 1: kept widths "
+                                             "are multiples of this (a group narrower than it: the widest "
+                                             "power of two leaving it two steps); default: the CPU's SIMD width in "
+                                             "floats (16 with AVX-512, 8 with AVX2; oneDNN computes channels in "
+                                             "blocks of it), 1 on a GPU; 1: any width", between=(1, None))
+    latency_cap_uniform: bool = opt(True, "--allocation latency with --flops/--params: if the widths it picks are "
+                                          "slower by the latency model than one kept fraction in every group at the "
+                                          "same target, trade error for latency until they are not (docs/budget.md)")
     round_to: int = opt(1, "kept widths are multiples of this (or a group's full width): 8 or 16 make CPU "
                            "convolutions faster at the same FLOPs (they compute channels in blocks; see docs/budget.md); "
                            "1: any width", between=(1, None))
@@ -131,7 +139,8 @@ def run(options: Options) -> None:
                                    **data_options(data, model))
     try:
         pruner = Pruner(model, batches, options.method, keep=options.keep, flops=options.flops, params=options.params,
-                        latency=options.latency, latency_seconds=latency_seconds, allocation=options.allocation, round_to=options.round_to, streams=options.streams, device=options.device or default_device(), seed=options.seed,
+                        latency=options.latency, latency_seconds=latency_seconds, allocation=options.allocation, round_to=options.round_to,
+                        latency_round_to=options.latency_round_to, latency_cap_uniform=options.latency_cap_uniform, streams=options.streams, device=options.device or default_device(), seed=options.seed,
                         precision=options.precision, recalibrate_bn=options.recalibrate_bn,
                         refit=options.refit, refit_iters=options.refit_iters, cache_mb=options.cache_mb,
                         progress=options.progress and is_main())

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import torch
+
 from ..budget import ALLOCATIONS, check_fraction, check_round_to
+from ..costmodel import Blocks
 from ..errors import UserError
+from ..latency import simd_channels
 from ..objective import registered_objectives
 from ..options import opt
 from ..refit import check_refit_options, resolve_refit
@@ -26,6 +30,15 @@ class PruneOptions:
                                    "rise per unit of the target's cost), 'latency' (per second of measured latency "
                                    "saved, for a flops/params target: faster models at the same FLOPs), 'uniform' "
                                    "(one kept fraction)", choices=list(ALLOCATIONS))
+    latency_cap_uniform: bool = opt(True, "allocation='latency' with a flops/params target: if the widths it picks "
+                                          "are slower by the latency model than one kept fraction in every group "
+                                          "at the same target, trade error for latency until they are not "
+                                          "(docs/budget.md); False: the error-per-second ranking alone")
+    latency_round_to: int | None = opt(None, "with allocation='latency' or a latency= target and round_to=1: the "
+                                             "multiple kept widths are rounded to (a group narrower than it: the "
+                                             "widest power of two leaving it two steps); None: the CPU's SIMD "
+                                             "width in floats (16 with AVX-512, 8 with AVX2: oneDNN computes "
+                                             "channels in blocks of it), 1 on a GPU; 1: any width")
     latency_seconds: dict[str, float] | None = opt(None, "measured node times to reuse instead of measuring (a "
                                                          "report's options['latency_seconds']): the same allocation "
                                                          "again")
@@ -77,6 +90,10 @@ class PruneOptions:
         if self.latency_seconds is not None and self.latency is None and self.allocation != "latency":
             raise UserError("latency_seconds is used only with a latency= target or allocation='latency'; drop it "
                             "or add one of those")
+        if self.latency_round_to is not None:
+            check_round_to(self.latency_round_to)
+        if not isinstance(self.latency_cap_uniform, bool):
+            raise UserError(f"latency_cap_uniform must be True or False, got {self.latency_cap_uniform!r}")
         if self.latency_seconds is not None and not isinstance(self.latency_seconds, dict):
             raise UserError(f"latency_seconds must be a dict of node name -> seconds (a report's "
                             f"options['latency_seconds']), got {type(self.latency_seconds).__name__}")
@@ -96,6 +113,15 @@ class PruneOptions:
             raise UserError(f"damping must be a number >= 0, got {self.damping!r}")
         return self
 
+    def granule(self, device: torch.device) -> int:
+        """The ``round_to`` a pruning on ``device`` uses: ``round_to``, or for a latency budget with ``round_to=1``
+        ``latency_round_to`` (None: :func:`greedyprune.latency.simd_channels` of ``device``) as
+        :class:`~greedyprune.costmodel.Blocks` (a group narrower than a block: smaller power-of-two steps)."""
+        by_latency = self.latency is not None or (self.allocation == "latency" and (self.flops or self.params))
+        if self.round_to != 1 or not by_latency:
+            return self.round_to
+        return Blocks(self.latency_round_to if self.latency_round_to is not None else simd_channels(device))
+
     @property
     def refit_method(self) -> str | None:
         """The refit asked for: ``refit``, with ``"auto"`` resolved to the method's registered default."""
@@ -111,4 +137,4 @@ class PruneOptions:
         """The budget given (for the report)."""
         return {k: v for k, v in {"keep": self.keep, "flops": self.flops, "params": self.params, "latency": self.latency,
                                    "allocation": self.allocation, "widths": self.widths,
-                                   "round_to": self.round_to if self.round_to != 1 else None}.items() if v is not None}
+                                   "round_to": int(self.round_to) if self.round_to != 1 else None}.items() if v is not None}
