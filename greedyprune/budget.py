@@ -36,6 +36,7 @@ from .graph.groups import ChannelGroup
 ALLOCATIONS = ("error", "latency", "uniform")
 
 __all__ = ["ALLOCATIONS", "CostModel", "allocate_by_error", "allocate_uniform", "check_fraction", "check_round_to", "cost_model",
+           "error_rises", "errors_after_picks", "unreachable_target",
            "keep_widths"]
 
 
@@ -61,7 +62,7 @@ def keep_widths(groups: list[ChannelGroup], keep: float, round_to: int = 1) -> l
     return [_rounded(keep, g.width, granularity(g, round_to)) for g in groups]
 
 
-def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
+def unreachable_target(model_cost: CostModel, target: float, kind: str) -> UserError:
     """The one-line error for a target below what one channel per group costs (it says what is reachable)."""
     floor = model_cost.floor()
     granule = f"{model_cost.round_to} channels (round_to)" if model_cost.round_to > 1 else "one channel (per partition)"
@@ -70,7 +71,7 @@ def _unreachable(model_cost: CostModel, target: float, kind: str) -> UserError:
                      f"fraction is {floor:.3f}: raise the target above it (or prune more kinds of groups)")
 
 
-def _rises(errs: list[np.ndarray], model_cost: CostModel, widths: np.ndarray) -> np.ndarray:
+def error_rises(errs: list[np.ndarray], model_cost: CostModel, widths: np.ndarray) -> np.ndarray:
     """Each group's error rise for its next step (``inf`` where it cannot shrink); ``errs[g][n]`` after n picks."""
     steps = model_cost.step_at(widths)
     rise = np.array([errs[g][w - s] - errs[g][w] if w < len(errs[g]) else (0.0 if w - s >= len(errs[g]) else
@@ -78,8 +79,9 @@ def _rises(errs: list[np.ndarray], model_cost: CostModel, widths: np.ndarray) ->
     return np.where(model_cost.can_shrink(widths), np.maximum(rise, 0.0), np.inf)
 
 
-def _curves(curves: list[torch.Tensor]) -> list[np.ndarray]:
-    return [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]  # [n]: after n picks
+def errors_after_picks(curves: list[torch.Tensor]) -> list[np.ndarray]:
+    """Each group's relative error as an array indexed by channels kept: ``[n]`` after ``n`` picks (``[0] = 1``)."""
+    return [np.concatenate([[1.0], c.detach().cpu().double().numpy()]) for c in curves]
 
 
 def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target: float,
@@ -92,12 +94,12 @@ def allocate_by_error(model_cost: CostModel, curves: list[torch.Tensor], target:
     rank = rank or model_cost
     widths = model_cost.full_widths.astype(int).copy()
     goal = target * model_cost.cost(widths)
-    errs = _curves(curves)
+    errs = errors_after_picks(curves)
     while model_cost.cost(widths) > goal:
         saving = rank.saving_per_step(widths)
-        ratio = np.where(saving > 0, _rises(errs, model_cost, widths) / np.maximum(saving, 1e-300), np.inf)
+        ratio = np.where(saving > 0, error_rises(errs, model_cost, widths) / np.maximum(saving, 1e-300), np.inf)
         if not np.isfinite(ratio).any():
-            raise _unreachable(model_cost, target, kind)
+            raise unreachable_target(model_cost, target, kind)
         g = int(np.argmin(ratio))
         widths[g] -= model_cost.step_at(widths)[g]
     return widths.tolist()
@@ -109,7 +111,7 @@ def allocate_uniform(model_cost: CostModel, target: float, kind: str = "cost") -
     goal = target * model_cost.cost(full)
     widths_of = lambda f: np.array([_rounded(f, w, s) for w, s in zip(full, steps)])  # noqa: E731
     if model_cost.cost(widths_of(0.0)) > goal:
-        raise _unreachable(model_cost, target, kind)
+        raise unreachable_target(model_cost, target, kind)
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = (lo + hi) / 2

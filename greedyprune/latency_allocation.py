@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .budget import _curves, _rises, _unreachable, allocate_by_error, allocate_uniform
+from .budget import allocate_by_error, allocate_uniform, error_rises, errors_after_picks, unreachable_target
 from .costmodel import CostModel
 
 __all__ = ["allocate_for_latency", "allocate_traded", "refill"]
@@ -34,13 +34,13 @@ def allocate_traded(model_cost: CostModel, curves: list[torch.Tensor], target: f
     widths = model_cost.full_widths.astype(int).copy()
     full_cost, full_latency = model_cost.cost(widths), latency.cost(widths)
     goal = target * full_cost
-    errs = _curves(curves)
+    errs = errors_after_picks(curves)
     while model_cost.cost(widths) > goal:
         saving = model_cost.saving_per_step(widths) / full_cost
-        change = _rises(errs, model_cost, widths) - weight * latency.saving_per_step(widths) / full_latency
+        change = error_rises(errs, model_cost, widths) - weight * latency.saving_per_step(widths) / full_latency
         score = np.where(saving > 0, change / np.maximum(saving, 1e-300), np.inf)
         if not np.isfinite(score).any():
-            raise _unreachable(model_cost, target, kind)
+            raise unreachable_target(model_cost, target, kind)
         g = int(np.argmin(score))
         widths[g] -= model_cost.step_at(widths)[g]
     return widths.tolist()
@@ -67,7 +67,7 @@ def allocate_for_latency(model_cost: CostModel, curves: list[torch.Tensor], targ
     cap = latency.cost(np.array(uniform))
     if latency.cost(np.array(widths)) <= cap:
         return refill(model_cost, curves, target, latency, widths, cap), 0.0
-    errs = _curves(curves)
+    errs = errors_after_picks(curves)
     error = lambda w: sum(_error_at(e, n) for e, n in zip(errs, w))  # noqa: E731 -- total relative error
     best: tuple[float, list[int], float | None] = (error(uniform), uniform, None)  # no slower than uniform: itself
 
@@ -99,7 +99,7 @@ def refill(model_cost: CostModel, curves: list[torch.Tensor], target: float, lat
     (up to the next multiple of the group's granularity, or its full width) to the group whose step lowers
     the error most per second of modelled latency it adds, among those that still fit; until none fits.
     """
-    errs = _curves(curves)
+    errs = errors_after_picks(curves)
     w = np.asarray(widths, dtype=int).copy()
     full, steps = model_cost.full_widths.astype(int), model_cost.steps.astype(int)
     goal = target * model_cost.cost(full)
