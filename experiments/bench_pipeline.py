@@ -53,7 +53,8 @@ from pathlib import Path
 import torch
 
 import greedyprune
-from greedyprune.io import save_json
+from greedyprune.errors import UserError
+from greedyprune.io import check_writable, save_json
 from greedyprune.metrics import count_flops, count_parameters, measure_latency
 from random_models import randomized
 import torch_pruning_match as tpm
@@ -438,6 +439,11 @@ def main() -> None:
                              "Torch-Pruning or smallest-FLOPs runs")
     parser.add_argument("--json", default=str(RESULTS))
     args = parser.parse_args()
+    if args.json:
+        try:
+            check_writable(args.json)  # before minutes of runs, not after them
+        except UserError as err:
+            raise SystemExit(f"error: --json: {err}") from None
     context = multiprocessing.get_context("spawn")
     result = {"model": args.model, "images": args.images, "size": args.size, "threads": args.threads,
               "torch": torch.__version__, "machine": platform.machine(), "load_average_before": os.getloadavg()}

@@ -87,8 +87,9 @@ class Pruner:
             tqdm.write("note: reoptimized-simplex solves one QP over all kept channels per pick (the slow path for "
                        "checking the convex-hull theory); expect it to be far slower than reoptimized", file=sys.stderr)
         self.device = resolve_device(o.device or device_of(model))
-        if o.granule(self.device) != o.round_to:  # a latency budget: widths in whole SIMD blocks (latency_round_to)
-            self.options = o = dataclasses.replace(o, round_to=o.granule(self.device))
+        granule = o.granule(self.device)
+        if granule != o.round_to:  # a latency budget: widths in whole SIMD blocks (latency_round_to)
+            self.options = o = dataclasses.replace(o, round_to=granule)
         self.product_dtype = torch.float64 if o.precision == "float64" else torch.float32
         self.batches = share_over_ranks(as_batches(calibration, self.device), o.shard_calibration)
         networks = Networks.build(model, self.device, self.batches[0])
