@@ -59,7 +59,8 @@ def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
     """``"reoptimized+streams+refit"`` -> ``("reoptimized", {"refit": "global", "refit_iters": N, "streams": True})``.
 
     ``+streams`` also prunes residual streams / block outputs; ``+lat`` allocates the widths by the measured
-    latency they save (``allocation="latency"``; the FLOPs target stays); ``+refit`` adds the global refit, and
+    latency they save (``allocation="latency"``; the FLOPs target stays); ``+bf16`` forms the statistics' products
+    from bfloat16-rounded operands (``precision="bfloat16"``); ``+refit`` adds the global refit, and
     without it there is none (``refit=None``, whatever the method's default), so a name means one thing.
     """
     base, *suffixes = method.split("+")
@@ -71,16 +72,19 @@ def method_options(method: str, refit_iters: int) -> tuple[str, dict]:
             extra.update(streams=True)
         elif suffix == "lat":
             extra.update(allocation="latency")
+        elif suffix == "bf16":
+            extra.update(precision="bfloat16")
         else:
-            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams, +lat and/or +refit")
+            raise SystemExit(f"unknown method suffix +{suffix} in {method!r}: use +streams, +lat, +bf16 and/or +refit")
     return base, extra
 
 
 def allocator(method: str) -> str:
     """The run whose widths ``method`` is matched to: ``reoptimized``, with ``+streams`` when it prunes streams and
-    ``+lat`` when its widths are allocated by the measured latency they save (``allocation="latency"``)."""
+    ``+lat`` when its widths are allocated by the measured latency they save (``allocation="latency"``), with
+    ``+bf16`` when its statistics are (its own allocation: whether the rounding changes the widths shows)."""
     suffixes = method.split("+")[1:]
-    return "reoptimized" + "".join(f"+{s}" for s in ("streams", "lat") if s in suffixes)
+    return "reoptimized" + "".join(f"+{s}" for s in ("streams", "lat", "bf16") if s in suffixes)
 
 
 def plot(results: dict, path: Path) -> None:

@@ -34,11 +34,13 @@ from .pipeline.group_step import prune_group
 from .pipeline.networks import Networks, device_of
 from .pipeline.options import PruneOptions
 from .pipeline.state import PruneState
-from .pipeline.widths import explicit_widths, latency_model
 from .pipeline.statistics import iter_group_problems
+from .pipeline.widths import explicit_widths, latency_model
 from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram
+from .stats.precision import effective as effective_precision
+from .stats.precision import product_dtype
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 from .walk import GraphWalker
@@ -65,7 +67,8 @@ class Pruner:
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
-            float64, or ``float64``), ``materialize`` (False zeroes removed channels at full width),
+            float64, ``float64``, or ``bfloat16``: operands rounded to bfloat16, about twice as fast on
+            CPUs with native bfloat16, :mod:`greedyprune.stats.precision`), ``materialize`` (False zeroes removed channels at full width),
             ``recalibrate_bn``, ``shard_calibration``, ``progress``, ``refit`` (``"global"``: after the
             last group refit the pruned groups' consumer weights and bias sinks jointly so the penultimate
             features match the original's on the calibration images, :mod:`greedyprune.refit`; ``"auto"``,
@@ -90,7 +93,7 @@ class Pruner:
         granule = o.granule(self.device)
         if granule != o.round_to:  # a latency budget: widths in whole SIMD blocks (latency_round_to)
             self.options = o = dataclasses.replace(o, round_to=granule)
-        self.product_dtype = torch.float64 if o.precision == "float64" else torch.float32
+        self.product_dtype = product_dtype(o.precision)
         self.batches = share_over_ranks(as_batches(calibration, self.device), o.shard_calibration)
         networks = Networks.build(model, self.device, self.batches[0])
         self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
@@ -106,7 +109,8 @@ class Pruner:
                                   flops_before=count_flops(self.original, example),
                                   calibration_images=global_count(self.batches), input_shape=list(example.shape[1:]),
                                   device=str(self.device), seed=o.seed,
-                                  options={"damping": o.damping, "precision": o.precision, "materialize": o.materialize,
+                                  options={"damping": o.damping, "precision": o.precision,
+                                           "products": effective_precision(o.precision), "materialize": o.materialize,
                                            "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
                                            "objective": o.objective, "refit": o.refit_method,
                                            "round_to": int(o.round_to), "cache_mb": o.cache_mb})
@@ -155,7 +159,8 @@ class Pruner:
                   for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
                                                                self.product_dtype, self.options.objective,
                                                                progress=self.options.progress, first=first,
-                                                               record=record, own_targets=True)]
+                                                               record=record, own_targets=True,
+                                                               precision=self.options.precision)]
         self.first_objective = first.get(self.groups[0].name) if self.groups else None
         if record.recorded:  # the latest visits within cache_mb: the prune pass reads their targets instead of
             self.walker.targets = record  # running the original network from the first of them on

@@ -66,7 +66,7 @@ def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker
             pass
     else:
         objective = registered_objectives[options.objective](group, state.views(group), product_dtype)
-        problem = collect(objective, walker, index)
+        problem = collect(objective, walker, index, options.precision)
     sel = select(problem, group, width, options, state, index)
     # every distinct pick is kept, also one a fixed-ranking refit gives weight 0 (a redundant or dead
     # channel magnitude/random chose): all methods then keep exactly the same widths

@@ -241,7 +241,7 @@ def test_torchvision_widths_and_image_sizes():
     _mostly_pruned(len(pruned), refusals, 0.6, "torchvision models", overall=0.3)
 
 
-@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("precision", ["float32", "float64", "bfloat16"])
 def test_one_pixel_images(precision):
     """1x1 images: deep activations differ only by float32 rounding, so a group may have nothing to select --
     then the run must stop with the documented one-line error, never prune a group to nothing."""
