@@ -60,10 +60,14 @@ from random_models import randomized
 import torch_pruning_match as tpm
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_pipeline.json"
-# variant -> options; "+lat": widths allocated by the measured latency they save (allocation="latency")
+# variant -> options; "+lat": widths allocated by the measured latency they save (allocation="latency");
+# "+bf16": the statistics' products in the bfloat16 math mode (precision="bfloat16", greedyprune.stats.precision)
 VARIANTS = {"internal": {"streams": False}, "streams": {"streams": True},
             "internal+lat": {"streams": False, "allocation": "latency"},
-            "streams+lat": {"streams": True, "allocation": "latency"}}
+            "streams+lat": {"streams": True, "allocation": "latency"},
+            "internal+bf16": {"streams": False, "precision": "bfloat16"},
+            "streams+bf16": {"streams": True, "precision": "bfloat16"},
+            "streams+lat+bf16": {"streams": True, "allocation": "latency", "precision": "bfloat16"}}
 
 
 def peak_rss_mb() -> float:
@@ -424,7 +428,8 @@ def main() -> None:
     parser.add_argument("--model", default="resnet50", help="part 1's model")
     parser.add_argument("--models", default="resnet50,mobilenet_v2", help="part 2's models ('' to skip part 2)")
     parser.add_argument("--flops", default="0.5,0.3", help="part 2's FLOPs targets")
-    parser.add_argument("--variants", default="internal,streams", help="part 2's greedyprune variants: internal, streams, internal+lat, streams+lat (+lat: allocation='latency')")
+    parser.add_argument("--variants", default="internal,streams", help="part 2's greedyprune variants: internal, streams, internal+lat, streams+lat, internal+bf16, "
+                             "streams+bf16, streams+lat+bf16 (+lat: allocation='latency'; +bf16: precision='bfloat16')")
     parser.add_argument("--round-to", default="1", help="part 2: greedyprune round_to values (and Torch-Pruning's), "
                                                         "e.g. 1,8: every row with and without rounding")
     parser.add_argument("--size", type=int, default=224, help="input images are SIZE x SIZE")

@@ -128,6 +128,9 @@ def run(options: Options) -> None:
             raise UserError(f"give one budget, not {' and '.join(budgets)}: --keep, --flops, --params or --latency")
         if options.latency_table and options.latency is None and options.allocation != "latency":
             raise UserError("--latency-table is used only with --latency F or --allocation latency; add one or drop it")
+        if options.latency_round_to is not None and options.latency is None and options.allocation != "latency":
+            raise UserError("--latency-round-to is used only with --latency F or --allocation latency (other budgets "
+                            "round to --round-to); add one or drop it")
         latency_seconds = read_latency_table(options.latency_table) if options.latency_table else None
         try:
             check_refit_options(options.refit, options.refit_iters)

@@ -95,6 +95,9 @@ class PruneOptions:
             raise UserError("latency_seconds is used only with a latency= target or allocation='latency'; drop it "
                             "or add one of those")
         if self.latency_round_to is not None:
+            if self.latency is None and self.allocation != "latency":
+                raise UserError("latency_round_to is used only with a latency= target or allocation='latency' (other "
+                                "budgets round to round_to); drop it or add one of those")
             check_round_to(self.latency_round_to)
         if not isinstance(self.latency_cap_uniform, bool):
             raise UserError(f"latency_cap_uniform must be True or False, got {self.latency_cap_uniform!r}")

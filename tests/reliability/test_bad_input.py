@@ -507,6 +507,16 @@ def test_latency_table_without_a_latency_budget(cli, files, tmp_path):
                       outputs=(out,))
 
 
+def test_latency_round_to_without_a_latency_budget(cli, files, tmp_path):
+    out = tmp_path / "out.pt"
+    assert_user_error(cli("prune", "--model", files.lenet, "--flops", "0.5", "--latency-round-to", "8", "--out", out,
+                          *CALIB), "prune", "--latency-round-to is used only with --latency F or --allocation latency",
+                      outputs=(out,))
+    with pytest.raises(UserError, match=r"latency_round_to is used only with a latency= target or allocation='latency'"):
+        greedyprune.prune(greedyprune.load(files.lenet), [torch.randn(8, 1, 28, 28)], flops=0.5, latency_round_to=8,
+                          progress=False)
+
+
 def test_latency_table_missing_from_the_report(cli, files, tmp_path):
     out, report = tmp_path / "out.pt", tmp_path / "other.json"
     report.write_text('{"options": {"damping": 0.0001}}')
