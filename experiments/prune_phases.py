@@ -6,6 +6,7 @@ bench_pipeline.py), then ``greedyprune.prune`` with timers wrapped around its pa
 statistics, layer runs and selections. Peak resident memory at the end.
 
     python experiments/prune_phases.py resnet50 --flops 0.5 --streams --images 64 --threads 1
+    python experiments/prune_phases.py resnet50 --flops 0.5 --streams --precision bfloat16   # the bfloat16 math mode
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--refit", default="none", choices=["none", "auto", "global"],
                         help="the global refit after selection (default none: the selection's cost, as bench_pipeline "
                              "measures; auto = the library default, whose L-BFGS passes show as 'PASS pruning + finish')")
+    parser.add_argument("--precision", default="float32", choices=["float32", "float64", "bfloat16"],
+                        help="the statistics' products (greedyprune.stats.precision)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spent: collections.Counter = collections.Counter()
@@ -88,9 +91,10 @@ def main() -> None:
     forward = min(passes)
     start = time.process_time()
     _, report = greedyprune.prune(model, batches, flops=args.flops, streams=args.streams, progress=False,
-                                  refit=None if args.refit == "none" else args.refit)
+                                  refit=None if args.refit == "none" else args.refit, precision=args.precision)
     seconds = time.process_time() - start
-    kind = ("streams" if args.streams else "internal") + ("" if args.refit == "none" else f", refit {args.refit}")
+    kind = ("streams" if args.streams else "internal") + ("" if args.refit == "none" else f", refit {args.refit}") \
+        + f", {args.precision} products ({report.options['products']})"
     print(f"{args.model} flops {args.flops} {kind}, {args.images} images at {args.size} px, {args.threads} thread(s): "
           f"forward {forward:.2f} s CPU, prune {seconds:.1f} s CPU = {seconds / forward:.2f} forwards "
           f"(FLOPs kept {report.flops_after / report.flops_before:.3f})")
