@@ -76,8 +76,15 @@ class PruneReport:
         if self.refit_skipped:
             lines.append(f"refit skipped: {self.refit_skipped}")
         lines.append(f"method {self.method}, {self.calibration_images} calibration images, "
-                     f"{self.seconds:.1f} s on {self.device}{ridge}")
+                     f"{self.seconds:.1f} s on {self.device}{ridge}{self._products_note()}")
         return "\n".join(lines)
+
+    def _products_note(self) -> str:
+        """How the statistics' products were formed, when not the default float32 (greedyprune.stats.precision)."""
+        asked, used = self.options.get("precision", "float32"), self.options.get("products")
+        if asked == "bfloat16" and used == "float32":
+            return "; precision bfloat16 asked, float32 products used (no native bfloat16 math mode here)"
+        return "" if (used or asked) == "float32" else f"; {used or asked} products"
 
 
 def versions() -> dict:

@@ -122,3 +122,15 @@ def test_an_unknown_precision_is_refused_in_one_line():
         from greedyprune import Pruner
         Pruner(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)), [torch.randn(2, 3, 8, 8)],
                keep=0.5, precision="bf16")
+
+
+def test_report_table_says_which_products_ran():
+    from greedyprune.report import PruneReport
+    common = dict(method="reoptimized", budget={}, groups=[], params_before=1, flops_before=1)
+    table = {asked_used: PruneReport(**common, options={"precision": asked_used[0], "products": asked_used[1]}).table()
+             for asked_used in [("float32", "float32"), ("bfloat16", "bfloat16"), ("bfloat16", "float32"),
+                                ("float64", "float64")]}
+    assert "products" not in table[("float32", "float32")]
+    assert table[("bfloat16", "bfloat16")].endswith("; bfloat16 products")
+    assert "precision bfloat16 asked, float32 products used" in table[("bfloat16", "float32")]
+    assert table[("float64", "float64")].endswith("; float64 products")
