@@ -67,8 +67,9 @@ class Pruner:
             or full: e.g. 8 or 16 for CPU convolutions), ``streams`` (also prune residual streams
             and block outputs), ``objective``, ``device``, ``seed``, ``damping`` (ridge relative to the mean
             diagonal of ``G``, default 1e-4), ``precision`` (``float32`` products per batch accumulated in
-            float64, ``float64``, or ``bfloat16``: operands rounded to bfloat16, about twice as fast on
-            CPUs with native bfloat16, :mod:`greedyprune.stats.precision`), ``materialize`` (False zeroes removed channels at full width),
+            float64, ``float64``, or ``bfloat16``: oneDNN's bfloat16 math mode, about twice as fast on
+            CPUs with native bfloat16, :mod:`greedyprune.stats.precision`), ``materialize`` (False zeroes
+            removed channels at full width),
             ``recalibrate_bn``, ``shard_calibration``, ``progress``, ``refit`` (``"global"``: after the
             last group refit the pruned groups' consumer weights and bias sinks jointly so the penultimate
             features match the original's on the calibration images, :mod:`greedyprune.refit`; ``"auto"``,

@@ -62,8 +62,9 @@ class _Options:
     streams: bool = opt(False, "also prune residual streams and block outputs (groups of kind 'stream': a ResNet "
                                "stage's stream, a MobileNet stage's block outputs); default: block-internal groups only")
     precision: str = opt("float32", "products of the statistics: float32 (fast, accumulated in float64), float64, "
-                                    "or bfloat16 (operands rounded to bfloat16: about 2x faster statistics on CPUs with "
-                                    "native bfloat16, float32 elsewhere; docs/calibration_cost.md)",
+                                    "or bfloat16 (oneDNN's bfloat16 math mode, products within ~1e-5: about 2x faster "
+                                    "statistics on CPUs with native bfloat16, float32 elsewhere; "
+                                    "docs/calibration_cost.md)",
                          choices=list(PRECISIONS))
     out: str | None = opt(None, "output model file, e.g. pruned.pt (required)")
     device: str | None = opt(None, "cpu or cuda (default: cuda when available)")

@@ -51,9 +51,10 @@ class PruneOptions:
     device: str | None = opt(None, "where to prune (cpu, cuda, cuda:N); default: the model's device")
     seed: int = opt(0, "seed of the random baseline (group i uses seed + i)")
     damping: float = opt(1e-4, "ridge of the least-squares refits, relative to mean diag(G)")
-    precision: str = opt("float32", "products per batch (sums are float64); bfloat16: operands rounded to bfloat16, "
-                                    "float32 sums per batch, about 2x faster statistics on CPUs with native bfloat16 "
-                                    "(AVX-512 BF16, AMX), float32 elsewhere (docs/calibration_cost.md)",
+    precision: str = opt("float32", "products per batch (sums are float64); bfloat16: float32 GEMMs in oneDNN's "
+                                    "bfloat16 math mode (products within ~1e-5), about 2x faster statistics on CPUs "
+                                    "with native bfloat16 (AVX-512 BF16, AMX), float32 elsewhere "
+                                    "(docs/calibration_cost.md)",
                          choices=list(PRECISIONS))
     materialize: bool = opt(True, "remove channels (False: zero them at full width, a test reference)")
     progress: bool = opt(True, "show progress bars")
