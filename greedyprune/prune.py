@@ -111,7 +111,7 @@ class Pruner:
                                   calibration_images=global_count(self.batches), input_shape=list(example.shape[1:]),
                                   device=str(self.device), seed=o.seed,
                                   options={"damping": o.damping, "precision": o.precision,
-                                           "products": effective_precision(o.precision), "materialize": o.materialize,
+                                           "products": effective_precision(o.precision, self.device), "materialize": o.materialize,
                                            "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
                                            "objective": o.objective, "refit": o.refit_method,
                                            "round_to": int(o.round_to), "cache_mb": o.cache_mb})

@@ -11,8 +11,10 @@
   bits; a plain rounding to bfloat16 would be off by up to 4e-3), and over the thousands of positions
   a batch gives, the errors of a Gram or cross product average to ~4e-6 of its largest entry, against
   ~7e-7 for float32. Before first use a probe product is checked against float64 (:func:`native_bfloat16`):
-  a oneDNN that rounds more coarsely (error above :data:`PROBE_TOLERANCE`) is not used. Elsewhere (GPUs,
-  other CPUs, torch builds without the setting) the products are float32, exactly as with ``float32``.
+  a oneDNN that rounds more coarsely (error above :data:`PROBE_TOLERANCE`) is not used. Elsewhere (other
+  CPUs, torch builds without the setting) the products are float32, exactly as with ``float32``; on a GPU
+  they are float32 GEMMs as torch's CUDA settings make them (TF32 if the user enabled it), for every
+  ``precision`` but ``float64``: this module only sets the CPU's.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ def native_bfloat16() -> bool:
     return bool(((got - exact).abs().max() / exact) <= PROBE_TOLERANCE)
 
 
-def effective(precision: str) -> str:
-    """The precision the products really get on this machine (``bfloat16`` without native support: float32)."""
-    return "float32" if precision == "bfloat16" and not native_bfloat16() else precision
+def effective(precision: str, device: torch.device | str = "cpu") -> str:
+    """The precision the products really get on ``device`` (``bfloat16`` off a CPU with native support: float32)."""
+    if precision == "bfloat16" and (torch.device(device).type != "cpu" or not native_bfloat16()):
+        return "float32"
+    return precision
 
 
 @contextlib.contextmanager

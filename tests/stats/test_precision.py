@@ -134,3 +134,9 @@ def test_report_table_says_which_products_ran():
     assert table[("bfloat16", "bfloat16")].endswith("; bfloat16 products")
     assert "precision bfloat16 asked, float32 products used" in table[("bfloat16", "float32")]
     assert table[("float64", "float64")].endswith("; float64 products")
+
+
+def test_bfloat16_is_reported_as_float32_off_the_cpu():
+    assert effective("bfloat16", "cuda") == "float32" and effective("bfloat16", torch.device("meta")) == "float32"
+    assert effective("float64", "cuda") == "float64" and effective("float32", "cpu") == "float32"
+    assert effective("bfloat16", "cpu") == ("bfloat16" if native_bfloat16() else "float32")
