@@ -1,22 +1,11 @@
 """bench_pipeline.py matches Torch-Pruning to each greedyprune row's own FLOPs (rows close together share one
 match), and judges each row against the Torch-Pruning rows matched to it."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_script
 
 
 def bench():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_pipeline", ROOT / "experiments" / "bench_pipeline.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
+    return load_script("bench_pipeline")
 
 
 def test_rows_far_apart_get_their_own_target_and_close_rows_share_one():

@@ -1,6 +1,5 @@
 """The experiment scripts' bfloat16 variants pass ``precision="bfloat16"`` on, and nothing else changes."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,17 +7,7 @@ import sys
 from greedyprune.stats.precision import effective
 
 from .conftest import REPO
-
-
-def script(name: str):
-    sys.path.insert(0, str(REPO / "experiments"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO / "experiments"))
+from .conftest import load_script as script
 
 
 def test_compare_methods_bf16_suffix_sets_the_precision_and_allocates_its_own_widths():
