@@ -74,7 +74,8 @@ def effective(precision: str, device: torch.device | str = "cpu") -> str:
 @contextlib.contextmanager
 def products_in(precision: str) -> Iterator[None]:
     """Run the enclosed float32 CPU matmuls as ``precision`` asks (module docstring); the previous setting
-    is restored on the way out, also after an error. Float64 products and other devices are untouched."""
+    is restored on the way out, also after an error. Float64 products and other devices are untouched.
+    torch's setting is process-wide: float32 matmuls other threads run meanwhile see it too."""
     setting = _cpu_matmul_setting()
     if setting is None:
         yield
