@@ -55,9 +55,8 @@ def group_statistics(model: nn.Module, calibration: Iterable, names: Iterable[st
                             f"{len(available)} groups: {', '.join(available[:4])}{', ...' if len(available) > 4 else ''}")
         if not wanted:
             raise UserError("no group names given; pass None for every group")
-    dtype = torch.float64 if precision == "float64" else torch.float32
     return [GroupStatistics(group.name, p.gram, p.cross, p.energy, scores=state.scores(group), depth=depth)
-            for depth, (group, p, state) in enumerate(model_group_problems(model, batches, wanted, streams, dtype,
+            for depth, (group, p, state) in enumerate(model_group_problems(model, batches, wanted, streams, precision,
                                                                            progress=progress))]
 
 

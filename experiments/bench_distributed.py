@@ -73,7 +73,7 @@ def worker(args: argparse.Namespace) -> None:
             _timed(ConsumerStatistics, name, totals)
         barrier()
         start = time.perf_counter()
-        groups = sum(1 for _ in model_group_problems(model, shard(batches), product_dtype=torch.float32))
+        groups = sum(1 for _ in model_group_problems(model, shard(batches), precision="float32"))
         barrier()
         seconds_stats = time.perf_counter() - start
         parts = {"accumulate_s": totals["add_batch"], "all_reduce_s": totals["reduce"],

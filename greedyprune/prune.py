@@ -40,7 +40,6 @@ from .refit.hook import plan_refit
 from .report import GroupReport, PruneReport
 from .selection import greedy_select_gram
 from .stats.precision import effective as effective_precision
-from .stats.precision import product_dtype
 from .train.batchnorm import recalibrate_batchnorm_on
 from .train.checkpoint import resolve_device
 from .walk import GraphWalker
@@ -94,7 +93,6 @@ class Pruner:
         granule = o.granule(self.device)
         if granule != o.round_to:  # a latency budget: widths in whole SIMD blocks (latency_round_to)
             self.options = o = dataclasses.replace(o, round_to=granule)
-        self.product_dtype = product_dtype(o.precision)
         self.batches = share_over_ranks(as_batches(calibration, self.device), o.shard_calibration)
         networks = Networks.build(model, self.device, self.batches[0])
         self.original, self.model, self.nodes = networks.original, networks.pruned, networks.nodes
@@ -111,8 +109,8 @@ class Pruner:
                                   calibration_images=global_count(self.batches), input_shape=list(example.shape[1:]),
                                   device=str(self.device), seed=o.seed,
                                   options={"damping": o.damping, "precision": o.precision,
-                                           "products": effective_precision(o.precision, self.device), "materialize": o.materialize,
-                                           "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
+                                           "products": effective_precision(o.precision, self.device),
+                                           "materialize": o.materialize, "recalibrate_bn": o.recalibrate_bn, "streams": o.streams,
                                            "objective": o.objective, "refit": o.refit_method,
                                            "round_to": int(o.round_to), "cache_mb": o.cache_mb})
         self.widths = self._widths(example)
@@ -158,10 +156,9 @@ class Pruner:
         curves = [problem.reported(greedy_select_gram(problem.gram, problem.cross, problem.energy, group.width,
                                                       damping=self.options.damping, partition=group.partition).errors)
                   for group, problem, _ in iter_group_problems(self.original, self.nodes, self.groups, self.batches,
-                                                               self.product_dtype, self.options.objective,
+                                                               self.options.precision, self.options.objective,
                                                                progress=self.options.progress, first=first,
-                                                               record=record, own_targets=True,
-                                                               precision=self.options.precision)]
+                                                               record=record, own_targets=True)]
         self.first_objective = first.get(self.groups[0].name) if self.groups else None
         if record.recorded:  # the latest visits within cache_mb: the prune pass reads their targets instead of
             self.walker.targets = record  # running the original network from the first of them on
@@ -176,7 +173,7 @@ class Pruner:
         collected = self.first_objective if index == 0 else None
         self.first_objective = None
         report = prune_group(self.groups[index], index, self.widths[index], self.walker, self.state, self.options,
-                             self.product_dtype, collected)
+                             collected)
         self.report.groups.append(report)
         self.next_group += 1
         return report

@@ -7,13 +7,14 @@ import time
 import torch
 
 from ..calibration import agree_on_selection
+from ..costmodel import granularity
 from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from ..objective import GroupProblem, registered_objectives
-from ..costmodel import granularity
 from ..report import GroupReport
 from ..selection import Selection, greedy_select_gram, registered_methods
 from ..selection.partition import pad_to_multiple
+from ..stats.precision import product_dtype
 from ..surgery import apply_selection
 from ..walk import GraphWalker
 from ..walk.reuse import slice_layout_ok
@@ -49,7 +50,7 @@ def agree(group: ChannelGroup, kept: torch.Tensor, coefficients: torch.Tensor,
 
 
 def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker, state: PruneState,
-                options: PruneOptions, product_dtype: torch.dtype, collected: tuple | None = None) -> GroupReport:
+                options: PruneOptions, collected: tuple | None = None) -> GroupReport:
     """Prune ``group`` (visit ``index`` of ``walker``) to ``width`` channels in ``state.pruned``; its report.
 
     ``collected``: ``(objective, problem)`` already gathered on exactly this group's inputs and targets
@@ -65,7 +66,8 @@ def prune_group(group: ChannelGroup, index: int, width: int, walker: GraphWalker
         for _ in walker.consumer_values(index):
             pass
     else:
-        objective = registered_objectives[options.objective](group, state.views(group), product_dtype)
+        objective = registered_objectives[options.objective](group, state.views(group),
+                                                             product_dtype(options.precision))
         problem = collect(objective, walker, index, options.precision)
     sel = select(problem, group, width, options, state, index)
     # every distinct pick is kept, also one a fixed-ranking refit gives weight 0 (a redundant or dead

@@ -14,7 +14,6 @@ from ..errors import UserError
 from ..graph.groups import ChannelGroup
 from ..latency import TIMED_OPS, node_seconds
 
-
 TIMING_BATCH = 8  # images the latency model is timed on: the batch the benchmarks measure latency at
 
 
